@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Quick start: install dependencies, ingest the bundled sample corpus into ./.quarry, answer a question.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export npm_config_nodedir="${npm_config_nodedir:-/usr}"   # node-gyp builds better-sqlite3 against local headers
+if [ ! -d node_modules/better-sqlite3/build/Release ]; then
+  npm ci --no-audit --no-fund
+fi
+node bin/quarry.js ingest samples/docs
+node bin/quarry.js ask "How does Quarry keep the store consistent when a process is killed during ingest?"

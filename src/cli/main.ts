@@ -1,0 +1,343 @@
+/**
+ * The `quarry` command line: a thin shell over the library core. Every command takes `--store` and `--json`;
+ * errors print what was wrong and exit with the code from the error table (src/errors.ts).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { describeError, isQuarryError, QuarryError } from '../errors.js';
+import { runEval } from '../eval/run-eval.js';
+import type { IngestReport } from '../ingest/ingest.js';
+import { Quarry } from '../pipeline/quarry.js';
+import type { Answer, TraceReport } from '../types.js';
+import { createProgressReporter } from './progress.js';
+
+const PARTIAL_INGEST_EXIT = 6;
+
+interface CommonOpts {
+  store?: string;
+  json?: boolean;
+}
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    return n;
+  };
+}
+
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    return n;
+  };
+}
+
+function list(v: string): string[] {
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function parseJsonOption(name: string, v: string | undefined): unknown {
+  if (v === undefined) return undefined;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch (e) {
+    throw new QuarryError(name === '--filter' ? 'INVALID_FILTER' : 'INVALID_ARGUMENT', `${name} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function print(out: NodeJS.WritableStream, text: string): void {
+  out.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function formatTrace(t: TraceReport): string {
+  const lines = [`trace: ${t.totalMs.toFixed(2)} ms total`];
+  for (const s of t.stages) lines.push(`  ${s.stage.padEnd(18)} ${s.durationMs.toFixed(3).padStart(9)} ms  ${JSON.stringify(s.detail)}`);
+  return lines.join('\n');
+}
+
+function formatIngest(r: IngestReport): string {
+  const lines = [
+    `ingested ${r.files} file(s) in ${(r.durationMs / 1000).toFixed(2)} s: ` +
+      `${r.added} added, ${r.updated} updated, ${r.unchanged} unchanged, ${r.removed} removed, ${r.failed} failed ` +
+      `(${r.chunks} chunks written)`,
+  ];
+  for (const e of r.errors) lines.push(`  error ${e.code}: ${e.path}${e.record ? ` [${e.record}]` : ''}: ${e.message}`);
+  return lines.join('\n');
+}
+
+function formatAnswer(a: Answer): string {
+  const lines = [a.text, ''];
+  if (a.citations.length > 0) {
+    lines.push('Sources:');
+    const byMarker = new Map<number, (typeof a.citations)[number]>();
+    for (const c of a.citations) if (!byMarker.has(c.marker)) byMarker.set(c.marker, c);
+    for (const [m, c] of byMarker) {
+      const section = c.sectionPath.length > 0 ? ` › ${c.sectionPath.join(' › ')}` : '';
+      lines.push(`  [${m}] ${c.title} — ${c.source}${section} (chunk ${c.chunkId}, chars ${c.start}–${c.end})`);
+    }
+  }
+  lines.push(`confidence ${a.confidence.toFixed(2)}${a.abstained ? ' (abstained)' : ''}`);
+  return lines.join('\n');
+}
+
+export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream }): Command {
+  const program = new Command('quarry')
+    .description('Quarry: ingest documents, search them with BM25, and answer questions with citations.')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
+
+  const withCommon = (cmd: Command): Command =>
+    cmd
+      .option('--store <dir>', 'store directory (default: $QUARRY_STORE or ./.quarry)')
+      .option('--json', 'print machine-readable JSON');
+
+  withCommon(program.command('ingest').argument('<paths...>', 'files and folders to ingest'))
+    .description('ingest files and folders (Markdown, text, HTML, PDF, DOCX, JSON/JSONL records)')
+    .option('--id-field <name>', 'record id field (JSON/JSONL)')
+    .option('--text-field <name>', 'record text field (JSON/JSONL)')
+    .option('--title-field <name>', 'record title field (JSON/JSONL)')
+    .option('--metadata-field <name>', 'record metadata object field (JSON/JSONL)')
+    .option('--tags <list>', 'comma-separated tags added to every document', list)
+    .option('--access-groups <list>', 'comma-separated access groups for every document', list)
+    .option('--no-prune', 'keep stored documents whose files disappeared from an ingested folder')
+    .option('--chunk-tokens <n>', 'maximum tokens per chunk (new stores)', int('--chunk-tokens'))
+    .option('--overlap-tokens <n>', 'overlap tokens between chunks', int('--overlap-tokens'))
+    .action(async (paths: string[], o: CommonOpts & Record<string, unknown>) => {
+      const q = openStore(o, {
+        chunking: {
+          ...(o.chunkTokens !== undefined ? { maxTokens: o.chunkTokens as number } : {}),
+          ...(o.overlapTokens !== undefined ? { overlapTokens: o.overlapTokens as number } : {}),
+        },
+      });
+      try {
+        const progress = o.json ? undefined : createProgressReporter(io.err);
+        const report = await q.ingest(paths, {
+          records: {
+            ...(o.idField ? { id: o.idField as string } : {}),
+            ...(o.textField ? { text: o.textField as string } : {}),
+            ...(o.titleField ? { title: o.titleField as string } : {}),
+            ...(o.metadataField ? { metadata: o.metadataField as string } : {}),
+          },
+          tags: o.tags as string[] | undefined,
+          accessGroups: o.accessGroups as string[] | undefined,
+          prune: o.prune as boolean,
+          onProgress: progress?.update,
+        });
+        progress?.stop();
+        print(io.out, o.json ? JSON.stringify(report) : formatIngest(report));
+        if (report.failed > 0) process.exitCode = PARTIAL_INGEST_EXIT;
+      } finally {
+        q.close();
+      }
+    });
+
+  withCommon(program.command('search').argument('<query>', 'search query'))
+    .description('retrieve the top-k chunks for a query')
+    .option('-k, --k <n>', 'number of results', int('--k'), 10)
+    .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
+    .option('--groups <list>', 'search as a caller in these access groups', list)
+    .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
+    .option('--b <x>', 'BM25 b for this query', num('--b'))
+    .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
+    .option('--trace', 'print a per-stage trace')
+    .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
+      const q = openStore(o, bm25Overrides(o));
+      try {
+        const r = await q.search(query, {
+          k: o.k as number,
+          filter: parseJsonOption('--filter', o.filter as string | undefined),
+          scope: o.groups ? { groups: o.groups as string[] } : undefined,
+          trace: o.trace === true,
+        });
+        if (o.json) {
+          print(io.out, JSON.stringify(r));
+          return;
+        }
+        if (r.hits.length === 0) print(io.out, 'no results');
+        for (const h of r.hits) {
+          const section = h.chunk.sectionPath.length > 0 ? ` › ${h.chunk.sectionPath.join(' › ')}` : '';
+          const snippet = h.chunk.text.replace(/\s+/g, ' ').slice(0, 200);
+          print(io.out, `${h.rank}. ${h.document.title} — ${h.document.source}${section}  (score ${h.score.toFixed(3)}, chunk ${h.chunk.id})\n   ${snippet}`);
+        }
+        if (r.trace) print(io.err, formatTrace(r.trace));
+      } finally {
+        q.close();
+      }
+    });
+
+  withCommon(program.command('ask').argument('<question>', 'question to answer'))
+    .description('answer a question from the indexed documents, with citations')
+    .option('-k, --k <n>', 'chunks to retrieve', int('--k'), 10)
+    .option('--filter <json>', 'metadata filter')
+    .option('--groups <list>', 'ask as a caller in these access groups', list)
+    .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
+    .option('--trace', 'print a per-stage trace')
+    .action(async (question: string, o: CommonOpts & Record<string, unknown>) => {
+      const q = openStore(o);
+      try {
+        const a = await q.ask(question, {
+          k: o.k as number,
+          filter: parseJsonOption('--filter', o.filter as string | undefined),
+          scope: o.groups ? { groups: o.groups as string[] } : undefined,
+          trace: o.trace === true,
+        });
+        if (o.json) {
+          print(io.out, JSON.stringify(a));
+          return;
+        }
+        print(io.out, formatAnswer(a));
+        if (a.trace) print(io.err, formatTrace(a.trace));
+      } finally {
+        q.close();
+      }
+    });
+
+  withCommon(program.command('eval').argument('<dataset>', 'BEIR-layout dataset directory'))
+    .description('evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency)')
+    .option('--split <name>', 'qrels split', 'test')
+    .option('--k1 <x>', 'BM25 k1', num('--k1'))
+    .option('--b <x>', 'BM25 b', num('--b'))
+    .option('--chunk-tokens <n>', 'chunk size; default keeps documents whole (up to 8192 tokens)', int('--chunk-tokens'))
+    .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit'))
+    .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
+    .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
+      const progress = o.json ? undefined : createProgressReporter(io.err);
+      const report = await runEval({
+        dataset,
+        split: o.split as string,
+        store: o.store,
+        k1: o.k1 as number | undefined,
+        b: o.b as number | undefined,
+        chunkTokens: o.chunkTokens as number | undefined,
+        limit: o.limit as number | undefined,
+        retriever: o.retriever as 'bm25',
+        onProgress: progress?.update,
+        onQueries: (done, total) => progress?.update({ filesDone: done, filesTotal: total, documents: 0, chunks: 0, elapsedMs: 0, label: 'queries' }),
+      });
+      progress?.stop();
+      if (o.json) {
+        print(io.out, JSON.stringify(report));
+        return;
+      }
+      const m = report.metrics;
+      print(
+        io.out,
+        [
+          `${report.dataset} (${report.split}): ${report.queries} queries over ${report.corpus.documents} documents / ${report.corpus.chunks} chunks`,
+          `retriever ${report.retriever}, k1=${report.bm25.k1} b=${report.bm25.b}, chunking: ${report.chunking.description}`,
+          `nDCG@10 ${m['ndcg@10']!.toFixed(4)}  Recall@10 ${m['recall@10']!.toFixed(4)}  Recall@100 ${m['recall@100']!.toFixed(4)}  MRR@10 ${m['mrr@10']!.toFixed(4)}  Hit@5 ${m['hit@5']!.toFixed(4)}`,
+          `latency ms: p50 ${report.latency_ms.p50.toFixed(3)}  p95 ${report.latency_ms.p95.toFixed(3)}  p99 ${report.latency_ms.p99.toFixed(3)}`,
+        ].join('\n'),
+      );
+    });
+
+  withCommon(program.command('stats'))
+    .description('store statistics')
+    .action((o: CommonOpts) => {
+      const q = openStore(o);
+      try {
+        const s = q.stats();
+        if (o.json) {
+          print(io.out, JSON.stringify(s));
+          return;
+        }
+        print(
+          io.out,
+          [
+            `store ${s.storeDir}`,
+            `documents ${s.documents}, sections ${s.sections}, chunks ${s.chunks}, tokens ${s.tokens}, characters ${s.characters}`,
+            `on disk ${(s.bytesOnDisk / 1024 / 1024).toFixed(2)} MiB, schema v${s.schemaVersion}, index version ${s.indexVersion}`,
+            `BM25 index: ${s.index.chunks} chunks, ${(s.index.memoryBytes / 1024 / 1024).toFixed(2)} MiB in memory, loaded from ${s.index.loadedFrom}`,
+          ].join('\n'),
+        );
+      } finally {
+        q.close();
+      }
+    });
+
+  withCommon(program.command('docs'))
+    .description('list documents (or show one with --id)')
+    .option('--id <id>', 'show one document with its text')
+    .option('--limit <n>', 'maximum documents to list', int('--limit'), 100)
+    .option('--offset <n>', 'skip this many documents', int('--offset'), 0)
+    .action((o: CommonOpts & Record<string, unknown>) => {
+      const q = openStore(o);
+      try {
+        if (typeof o.id === 'string') {
+          const d = q.getDocument(o.id);
+          if (d === undefined) throw new QuarryError('NOT_FOUND', `no document with id ${o.id}`, { id: o.id });
+          print(io.out, o.json ? JSON.stringify(d) : `${d.id} (${d.meta.doc_type}, v${d.meta.version}) ${d.meta.title}\n\n${d.text}`);
+          return;
+        }
+        const docs = q.listDocuments({ limit: o.limit as number, offset: o.offset as number });
+        if (o.json) {
+          print(io.out, JSON.stringify(docs));
+          return;
+        }
+        for (const d of docs) {
+          print(io.out, `${d.id}  ${d.meta.doc_type}  v${d.meta.version}  ${d.chunkCount} chunks  ${d.meta.title}`);
+        }
+      } finally {
+        q.close();
+      }
+    });
+
+  withCommon(program.command('delete').argument('[ids...]', 'document ids to delete'))
+    .description('delete documents by id, or everything from a source path with --source')
+    .option('--source <path>', 'delete every document whose source is this path or lies under it')
+    .action((ids: string[], o: CommonOpts & Record<string, unknown>) => {
+      if (ids.length === 0 && typeof o.source !== 'string') {
+        throw new QuarryError('INVALID_ARGUMENT', 'give document ids or --source <path>');
+      }
+      const q = openStore(o);
+      try {
+        const deleted = [...q.deleteDocuments(ids), ...(typeof o.source === 'string' ? q.deleteBySource(o.source) : [])];
+        const missing = ids.filter((id) => !deleted.includes(id));
+        if (o.json) print(io.out, JSON.stringify({ deleted, missing }));
+        else {
+          print(io.out, `deleted ${deleted.length} document(s)${deleted.length ? `: ${deleted.join(', ')}` : ''}`);
+          if (missing.length) print(io.err, `not found: ${missing.join(', ')}`);
+        }
+        if (deleted.length === 0 || missing.length > 0) process.exitCode = 4;
+      } finally {
+        q.close();
+      }
+    });
+
+  return program;
+}
+
+function bm25Overrides(o: Record<string, unknown>) {
+  return {
+    bm25: {
+      ...(o.k1 !== undefined ? { k1: o.k1 as number } : {}),
+      ...(o.b !== undefined ? { b: o.b as number } : {}),
+    },
+  };
+}
+
+function openStore(o: CommonOpts, config: Parameters<typeof Quarry.open>[0] extends infer P ? (P extends { config?: infer C } ? C : never) : never = {}): Quarry {
+  return Quarry.open({ store: o.store, config });
+}
+
+/** Run the CLI; returns the exit code (never calls process.exit, so tests can run it in-process). */
+export async function main(argv: string[], io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const program = buildProgram(io);
+  const wantsJson = argv.includes('--json');
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    const d = describeError(e);
+    if (wantsJson) io.out.write(`${JSON.stringify({ error: isQuarryError(e) ? e.toJSON() : d })}\n`);
+    io.err.write(`quarry: ${d.message}\n`);
+    return isQuarryError(e) ? e.exitCode : 1;
+  }
+}

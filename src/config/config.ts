@@ -1,0 +1,69 @@
+/**
+ * Quarry's configuration: one validated object with defaults for every stage. External input (files, CLI
+ * flags, API options) is parsed here once; stages receive typed, trusted values.
+ */
+import { z } from 'zod';
+import { QuarryError } from '../errors.js';
+import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
+
+export const ChunkingConfigSchema = z.object({
+  /** Maximum tokens per retrieval chunk (counted with a BPE tokenizer). */
+  maxTokens: z.number().int().min(16).max(8192).default(256),
+  /** Tokens of trailing sentences repeated at the start of the next chunk of a section. */
+  overlapTokens: z.number().int().min(0).max(1024).default(32),
+  /** Upper bound of a parent section handed to context assembly. */
+  parentMaxTokens: z.number().int().min(64).max(32768).default(1024),
+});
+
+export const Bm25ConfigSchema = z.object({
+  k1: z.number().min(0).max(10).default(0.9),
+  b: z.number().min(0).max(1).default(0.4),
+  lengthNorm: z.enum(['lucene', 'exact']).default('lucene'),
+  /** `flat`: title + body in one field (Anserini flat); `multifield`: separate fields, weighted sum. */
+  fields: z.enum(['flat', 'multifield']).default('flat'),
+  titleWeight: z.number().min(0).max(10).default(1),
+  bodyWeight: z.number().min(0).max(10).default(1),
+});
+
+export const IngestConfigSchema = z.object({
+  /** Files larger than this are rejected with FILE_TOO_LARGE (and the rest of the batch continues). */
+  maxFileBytes: z.number().int().min(1).default(50 * 1024 * 1024),
+  /** Documents written per transaction. */
+  batchSize: z.number().int().min(1).max(10_000).default(64),
+  /** Files parsed concurrently. */
+  concurrency: z.number().int().min(1).max(64).default(4),
+});
+
+export const AnswerConfigSchema = z.object({
+  /** Chunks the extractive answerer reads. */
+  topChunks: z.number().int().min(1).max(50).default(5),
+  /** Token budget of the extractive answer. */
+  maxTokens: z.number().int().min(16).max(4096).default(160),
+  /** Below this share of (idf-weighted) question terms found in the best sentences, abstain. */
+  minSupport: z.number().min(0).max(1).default(0.5),
+});
+
+export const QuarryConfigSchema = z.object({
+  chunking: ChunkingConfigSchema.default(ChunkingConfigSchema.parse({})),
+  analyzer: AnalyzerConfigSchema.default(AnalyzerConfigSchema.parse({})),
+  bm25: Bm25ConfigSchema.default(Bm25ConfigSchema.parse({})),
+  ingest: IngestConfigSchema.default(IngestConfigSchema.parse({})),
+  answer: AnswerConfigSchema.default(AnswerConfigSchema.parse({})),
+});
+
+export type QuarryConfig = z.infer<typeof QuarryConfigSchema>;
+export type ChunkingConfig = z.infer<typeof ChunkingConfigSchema>;
+
+/** Deep-partial user input for `QuarryConfig`. */
+export type QuarryConfigInput = {
+  [K in keyof QuarryConfig]?: Partial<QuarryConfig[K]>;
+};
+
+export function resolveConfig(input: unknown = {}): QuarryConfig {
+  const parsed = QuarryConfigSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new QuarryError('INVALID_CONFIG', issues, { issues: parsed.error.issues });
+  }
+  return parsed.data;
+}

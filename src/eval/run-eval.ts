@@ -1,0 +1,115 @@
+/**
+ * `quarry eval`: ingest a BEIR-layout corpus into a store (temporary unless `--store`), run every judged
+ * query through the same search path users get, rank documents by their best chunk, and report IR metrics
+ * and latency as versioned JSON (later: baselines, regression gates and answer-quality metrics).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { QuarryError } from '../errors.js';
+import { Quarry } from '../pipeline/quarry.js';
+import type { ProgressUpdate } from '../cli/progress.js';
+import { loadBeirDataset } from './beir.js';
+import { evaluateRun, latencySummary, type Run } from './metrics.js';
+
+export const EVAL_METRICS = ['ndcg@10', 'recall@10', 'recall@100', 'mrr@10', 'hit@5'] as const;
+
+export interface EvalOptions {
+  dataset: string;
+  split?: string;
+  /** Store directory to ingest into and keep; default: a temporary store removed afterwards. */
+  store?: string;
+  k1?: number;
+  b?: number;
+  /** Chunk size in tokens; default keeps documents whole (up to 8,192 tokens), as BEIR baselines do. */
+  chunkTokens?: number;
+  /** Evaluate only the first n judged queries. */
+  limit?: number;
+  retriever?: 'bm25';
+  onProgress?: (p: ProgressUpdate) => void;
+  onQueries?: (done: number, total: number) => void;
+}
+
+export interface EvalReport {
+  /** Report format version: bump when fields change meaning. */
+  version: 1;
+  dataset: string;
+  split: string;
+  queries: number;
+  retriever: string;
+  bm25: { k1: number; b: number; lengthNorm: string; fields: string };
+  chunking: { maxTokens: number; overlapTokens: number; description: string };
+  corpus: { documents: number; chunks: number; ingestMs: number; documentsPerSecond: number };
+  metrics: Record<(typeof EVAL_METRICS)[number], number> & Record<string, number>;
+  latency_ms: { p50: number; p95: number; p99: number; mean: number; max: number };
+  perQuery?: Record<string, Record<string, number>>;
+}
+
+const WHOLE_DOCUMENT_TOKENS = 8192;
+
+export async function runEval(opts: EvalOptions): Promise<EvalReport> {
+  const dataset = await loadBeirDataset(opts.dataset, opts.split ?? 'test');
+  const queries = opts.limit !== undefined ? dataset.queries.slice(0, Math.max(0, opts.limit)) : dataset.queries;
+  if (queries.length === 0) throw new QuarryError('DATASET', `${opts.dataset}: no judged queries in split ${dataset.split}`);
+  const maxTokens = opts.chunkTokens ?? WHOLE_DOCUMENT_TOKENS;
+  const overlapTokens = opts.chunkTokens === undefined ? 0 : Math.min(32, Math.floor(maxTokens / 8));
+  const tempStore = opts.store === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-eval-')) : undefined;
+  const quarry = Quarry.open({
+    store: opts.store ?? tempStore,
+    config: {
+      chunking: { maxTokens, overlapTokens, parentMaxTokens: Math.max(maxTokens * 4, 1024) },
+      bm25: { ...(opts.k1 !== undefined ? { k1: opts.k1 } : {}), ...(opts.b !== undefined ? { b: opts.b } : {}) },
+      ingest: { batchSize: 512 },
+    },
+  });
+  try {
+    const ingest = await quarry.ingest([dataset.corpusPath], { onProgress: opts.onProgress });
+    if (ingest.errors.length > 0 && ingest.added + ingest.unchanged + ingest.updated === 0) {
+      throw new QuarryError('DATASET', `${dataset.corpusPath}: no document could be ingested (${ingest.errors[0]?.message})`);
+    }
+    const run: Run = new Map();
+    const latencies: number[] = [];
+    queries.forEach((q, i) => {
+      const t0 = performance.now();
+      const result = quarry.searchSync(q.text, { k: 100, collapseDocuments: true });
+      latencies.push(performance.now() - t0);
+      run.set(
+        q.id,
+        result.hits.map((h) => ({ docId: h.chunk.docId, score: h.score })),
+      );
+      if (i % 50 === 0) opts.onQueries?.(i, queries.length);
+    });
+    const judged = new Map([...dataset.qrels].filter(([qid]) => run.has(qid)));
+    const evaluation = evaluateRun(judged, run, [...EVAL_METRICS]);
+    const stats = quarry.stats();
+    const lat = latencySummary(latencies);
+    const params = quarry.lexical.bm25.params;
+    return {
+      version: 1,
+      dataset: dataset.name,
+      split: dataset.split,
+      queries: evaluation.queryCount,
+      retriever: opts.retriever ?? 'bm25',
+      bm25: { k1: params.k1, b: params.b, lengthNorm: params.lengthNorm, fields: quarry.config.bm25.fields },
+      chunking: {
+        maxTokens,
+        overlapTokens,
+        description:
+          opts.chunkTokens === undefined
+            ? `whole documents (up to ${WHOLE_DOCUMENT_TOKENS} tokens per chunk); a document scores by its best chunk`
+            : `${maxTokens}-token chunks, ${overlapTokens}-token overlap; a document scores by its best chunk`,
+      },
+      corpus: {
+        documents: stats.documents,
+        chunks: stats.chunks,
+        ingestMs: ingest.durationMs,
+        documentsPerSecond: ingest.durationMs > 0 ? Math.round((ingest.added / ingest.durationMs) * 1000) : 0,
+      },
+      metrics: evaluation.mean as EvalReport['metrics'],
+      latency_ms: { p50: lat.p50, p95: lat.p95, p99: lat.p99, mean: lat.mean, max: lat.max },
+    };
+  } finally {
+    quarry.close();
+    if (tempStore !== undefined) fs.rmSync(tempStore, { recursive: true, force: true });
+  }
+}

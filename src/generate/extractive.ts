@@ -1,0 +1,183 @@
+/**
+ * The answerer Quarry uses when no LLM is configured: it quotes the sentences of the top chunks that best
+ * cover the question, each with a citation to its exact span, and abstains when the retrieved text does not
+ * cover the question well enough. Quoting (not paraphrasing) makes every cited span verifiable.
+ */
+import type { Citation, SearchHit } from '../types.js';
+
+export const NOT_ENOUGH_INFORMATION =
+  "I don't have enough information in the indexed documents to answer that question.";
+
+export interface SentenceSpan {
+  /** Offsets relative to the chunk text (end exclusive). */
+  start: number;
+  end: number;
+  text: string;
+}
+
+export interface ExtractiveOptions {
+  /** Chunks (top of the ranking) to read sentences from. */
+  topChunks: number;
+  /** Token budget for the quoted sentences. */
+  maxTokens: number;
+  /** Minimum idf-weighted share of question terms the chosen sentences must contain. */
+  minSupport: number;
+  /** At most this many sentences. */
+  maxSentences?: number;
+}
+
+export interface ExtractiveDeps {
+  analyze(text: string): string[];
+  idf(term: string): number;
+  countTokens(text: string): number;
+}
+
+export interface ScoredSentence extends SentenceSpan {
+  hit: SearchHit;
+  score: number;
+  coverage: number;
+  matched: string[];
+}
+
+export interface ExtractiveResult {
+  text: string;
+  citations: Citation[];
+  abstained: boolean;
+  confidence: number;
+  /** For the trace: the best-scoring sentences considered, chosen or not. */
+  considered: ScoredSentence[];
+  support: number;
+  tokens: number;
+}
+
+let sentenceSegmenter: Intl.Segmenter | undefined;
+
+// Markdown block markers are not part of a sentence's claim; skip them so quotes read as prose.
+const LEADING_MARKUP = /^(?:\s|#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>\s?|\|)+/;
+const HEADING_LINE = /^#{1,6}\s/;
+
+/** Sentences of `text` with exact offsets, markup trimmed, one line at most per sentence. */
+export function splitSentences(text: string): SentenceSpan[] {
+  sentenceSegmenter ??= new Intl.Segmenter('en', { granularity: 'sentence' });
+  const out: SentenceSpan[] = [];
+  for (const seg of sentenceSegmenter.segment(text)) {
+    // Segments can span several lines of Markdown (a heading followed by a line); split at newlines.
+    let lineStart = seg.index;
+    const segEnd = seg.index + seg.segment.length;
+    for (let i = seg.index; i <= segEnd; i++) {
+      if (i < segEnd && text.charCodeAt(i) !== 10) continue;
+      let s = lineStart;
+      let e = i;
+      const raw = text.slice(s, e);
+      if (HEADING_LINE.test(raw.trimStart())) {
+        lineStart = i + 1;
+        continue;
+      }
+      const lead = LEADING_MARKUP.exec(raw);
+      if (lead) s += lead[0].length;
+      while (e > s && /\s/.test(text[e - 1]!)) e--;
+      if (e - s >= 12) out.push({ start: s, end: e, text: text.slice(s, e) });
+      lineStart = i + 1;
+    }
+  }
+  return out;
+}
+
+export function answerExtractively(
+  question: string,
+  hits: SearchHit[],
+  opts: ExtractiveOptions,
+  deps: ExtractiveDeps,
+): ExtractiveResult {
+  const qTerms = [...new Set(deps.analyze(question))];
+  const weights = new Map(qTerms.map((t) => [t, Math.max(deps.idf(t), 0.05)]));
+  const totalWeight = [...weights.values()].reduce((a, b) => a + b, 0);
+  const abstain = (considered: ScoredSentence[], support: number): ExtractiveResult => ({
+    text: NOT_ENOUGH_INFORMATION,
+    citations: [],
+    abstained: true,
+    confidence: 0,
+    considered,
+    support,
+    tokens: 0,
+  });
+  if (qTerms.length === 0 || hits.length === 0) return abstain([], 0);
+
+  const scored: ScoredSentence[] = [];
+  hits.slice(0, opts.topChunks).forEach((hit, i) => {
+    for (const s of splitSentences(hit.chunk.text)) {
+      const terms = deps.analyze(s.text);
+      if (terms.length === 0) continue;
+      const present = new Set(terms);
+      const matched = qTerms.filter((t) => present.has(t));
+      if (matched.length === 0) continue;
+      const coverage = matched.reduce((a, t) => a + weights.get(t)!, 0) / totalWeight;
+      // Coverage dominates; chunk rank and term density break ties between similar sentences.
+      const density = matched.length / terms.length;
+      const score = coverage + 0.1 / (i + 1) + 0.05 * density;
+      scored.push({ ...s, hit, score, coverage, matched });
+    }
+  });
+  scored.sort((a, b) => b.score - a.score);
+  const considered = scored.slice(0, 10);
+  const best = scored[0];
+  if (best === undefined) return abstain(considered, 0);
+
+  // Greedy selection under the token budget, skipping duplicates from overlapping chunks.
+  const chosen: ScoredSentence[] = [];
+  const seen = new Set<string>();
+  const covered = new Set<string>();
+  let tokens = 0;
+  const maxSentences = opts.maxSentences ?? 3;
+  for (const s of scored) {
+    if (chosen.length >= maxSentences) break;
+    if (s.score < best.score * 0.6) break;
+    const key = `${s.hit.chunk.docId}:${s.hit.chunk.start + s.start}`;
+    const normalized = s.text.replace(/\s+/g, ' ').toLowerCase();
+    if (seen.has(key) || seen.has(normalized)) continue;
+    const cost = deps.countTokens(s.text);
+    if (tokens + cost > opts.maxTokens && chosen.length > 0) continue;
+    seen.add(key);
+    seen.add(normalized);
+    chosen.push(s);
+    tokens += cost;
+    for (const t of s.matched) covered.add(t);
+  }
+  const support = [...covered].reduce((a, t) => a + weights.get(t)!, 0) / totalWeight;
+  if (support < opts.minSupport) return abstain(considered, support);
+
+  const markers = new Map<number, number>();
+  const citations: Citation[] = [];
+  const parts: string[] = [];
+  for (const s of chosen) {
+    const c = s.hit.chunk;
+    let marker = markers.get(c.id);
+    if (marker === undefined) {
+      marker = markers.size + 1;
+      markers.set(c.id, marker);
+    }
+    parts.push(`${s.text} [${marker}]`);
+    citations.push({
+      marker,
+      docId: c.docId,
+      source: s.hit.document.source,
+      title: s.hit.document.title,
+      sectionPath: c.sectionPath,
+      chunkId: c.id,
+      start: c.start + s.start,
+      end: c.start + s.end,
+      chunkStart: s.start,
+      chunkEnd: s.end,
+      quote: s.text,
+    });
+  }
+  return {
+    text: parts.join(' '),
+    citations,
+    abstained: false,
+    confidence: Math.round(Math.min(1, support) * 1000) / 1000,
+    considered,
+    support,
+    tokens,
+  };
+}

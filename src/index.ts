@@ -1,0 +1,25 @@
+/**
+ * Quarry's public library API. Everything a program needs to ingest, search, answer and evaluate.
+ *
+ * @example
+ * const quarry = await createQuarry({ store: '.quarry' });
+ * await quarry.ingest(['docs/']);
+ * const answer = await quarry.ask('How do I rotate keys?');
+ */
+export { type QuarryConfig, type QuarryConfigInput, resolveConfig } from './config/config.js';
+export { ERRORS, type ErrorCode, QuarryError } from './errors.js';
+export { type EvalOptions, type EvalReport, runEval } from './eval/run-eval.js';
+export { NOT_ENOUGH_INFORMATION } from './generate/extractive.js';
+export type { IngestFileError, IngestOptions, IngestReport } from './ingest/ingest.js';
+export {
+  type AskOptions,
+  createQuarry,
+  Quarry,
+  type QuarryOptions,
+  type QuarryStats,
+  resolveStoreDir,
+  type SearchOptions,
+  type SearchResult,
+} from './pipeline/quarry.js';
+export { compileFilter, type Filter } from './retrieve/filter.js';
+export type * from './types.js';

@@ -1,0 +1,611 @@
+/**
+ * The in-memory BM25 inverted index — Quarry's hot retrieval path. Postings live in typed arrays (a packed
+ * CSR "base" segment plus a small append-only "delta" for recent writes), deletes are tombstones, and scoring
+ * is exhaustive term-at-a-time with a reused accumulator, so results are exactly BM25's top-k.
+ *
+ * Scoring follows Lucene's BM25Similarity (which Anserini's published BEIR baselines use):
+ *   idf = ln(1 + (N − df + 0.5) / (df + 0.5)),  score = Σ qtf · idf · tf / (tf + k1 · (1 − b + b · dl / avgdl))
+ * with dl taken from Lucene's one-byte length encoding by default (`lengthNorm: 'lucene'`).
+ *
+ * Documents of this index are chunks; each carries a numeric `group` (its document's key) so filters and
+ * access checks can be evaluated per document, inside top-k selection rather than after it.
+ */
+import { LENGTH_TABLE, lengthToByte } from './lucene-norms.js';
+
+export interface Bm25Params {
+  k1: number;
+  b: number;
+  /** `lucene`: one-byte lossy lengths, as Lucene/Anserini; `exact`: true token counts. */
+  lengthNorm: 'lucene' | 'exact';
+}
+
+export interface FieldSpec {
+  name: string;
+  /** Weight of this field's BM25 score in the sum (multi-field BM25). */
+  weight: number;
+}
+
+/** Analyzed chunk ready for indexing: terms per field, in text order. */
+export interface IndexableChunk {
+  chunkId: number;
+  group: number;
+  fields: Record<string, string[]>;
+}
+
+export interface ScoredChunk {
+  chunkId: number;
+  group: number;
+  score: number;
+}
+
+/** Decides per document group whether its chunks may be returned (metadata filter ∧ access scope). */
+export type GroupPredicate = (group: number) => boolean;
+
+export interface SearchOptions {
+  k: number;
+  allowGroup?: GroupPredicate;
+  /** Collapse to the best chunk per group (a document scores by its best chunk). */
+  collapseGroups?: boolean;
+}
+
+export interface SearchStats {
+  /** Query terms that exist in the index, with their document frequency and idf. */
+  terms: Array<{ term: string; df: number; idf: number; field: string }>;
+  /** Chunks with a non-zero score (before filtering and top-k). */
+  matched: number;
+  /** Matched chunks rejected by the group predicate. */
+  filteredOut: number;
+}
+
+const INITIAL_CAPACITY = 1024;
+
+function grow<T extends Uint32Array | Uint16Array | Uint8Array | Float64Array>(a: T, need: number): T {
+  if (need <= a.length) return a;
+  let cap = Math.max(a.length * 2, INITIAL_CAPACITY);
+  while (cap < need) cap *= 2;
+  const b = new (a.constructor as new (n: number) => T)(cap);
+  b.set(a);
+  return b;
+}
+
+/** One field's postings. Internal doc numbers are shared with the owning index. */
+class FieldPostings {
+  readonly terms: string[] = [];
+  readonly termIds = new Map<string, number>();
+  /** Live document frequency per term. */
+  df = new Uint32Array(INITIAL_CAPACITY);
+  // Packed base segment (CSR): postings of term t are [offsets[t], offsets[t+1]) in docs/tfs.
+  offsets: Uint32Array<ArrayBufferLike> = new Uint32Array(1);
+  docs: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+  tfs: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
+  // Delta segment: postings appended since the last merge, per term.
+  delta = new Map<number, { docs: number[]; tfs: number[] }>();
+  deltaPostings = 0;
+  /** Field length per internal doc (token count) and its Lucene byte. */
+  lengths = new Uint32Array(INITIAL_CAPACITY);
+  normBytes = new Uint8Array(INITIAL_CAPACITY);
+  totalLength = 0;
+  /** k1·(1 − b + b·len/avgdl) for each of the 256 length bytes; recomputed when avgdl changes. */
+  readonly normCache = new Float64Array(256);
+
+  constructor(readonly spec: FieldSpec) {}
+
+  termId(term: string): number {
+    let id = this.termIds.get(term);
+    if (id === undefined) {
+      id = this.terms.length;
+      this.terms.push(term);
+      this.termIds.set(term, id);
+      this.df = grow(this.df, id + 1);
+    }
+    return id;
+  }
+
+  add(doc: number, terms: readonly string[]): void {
+    const counts = new Map<number, number>();
+    for (const t of terms) {
+      const id = this.termId(t);
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    for (const [id, tf] of counts) {
+      let p = this.delta.get(id);
+      if (p === undefined) {
+        p = { docs: [], tfs: [] };
+        this.delta.set(id, p);
+      }
+      p.docs.push(doc);
+      p.tfs.push(Math.min(tf, 0xffff));
+      this.df[id]! += 1;
+    }
+    this.deltaPostings += counts.size;
+    this.lengths = grow(this.lengths, doc + 1);
+    this.normBytes = grow(this.normBytes, doc + 1);
+    this.lengths[doc] = terms.length;
+    this.normBytes[doc] = lengthToByte(terms.length);
+    this.totalLength += terms.length;
+  }
+
+  /** Undo a doc's contribution to df and length statistics (its postings become dead weight until merge). */
+  remove(doc: number): void {
+    const forEachPosting = (fn: (termId: number) => void): void => {
+      const nBase = this.offsets.length - 1;
+      for (let t = 0; t < nBase; t++) {
+        const from = this.offsets[t]!;
+        const to = this.offsets[t + 1]!;
+        if (from === to || this.docs[from]! > doc || this.docs[to - 1]! < doc) continue;
+        if (binarySearch(this.docs, from, to, doc) >= 0) fn(t);
+      }
+      for (const [t, p] of this.delta) if (p.docs.includes(doc)) fn(t);
+    };
+    forEachPosting((t) => {
+      this.df[t]! -= 1;
+    });
+    this.totalLength -= this.lengths[doc]!;
+  }
+
+  /** Fold the delta into the packed base, dropping postings of dead docs and renumbering with `remap`. */
+  rebuild(remap: Int32Array | null, alive: Uint8Array): void {
+    const nTerms = this.terms.length;
+    const counts = new Uint32Array(nTerms + 1);
+    const nBase = this.offsets.length - 1;
+    const live = (d: number): boolean => alive[d] === 1;
+    for (let t = 0; t < nBase; t++) {
+      for (let i = this.offsets[t]!; i < this.offsets[t + 1]!; i++) if (live(this.docs[i]!)) counts[t]! += 1;
+    }
+    for (const [t, p] of this.delta) for (const d of p.docs) if (live(d)) counts[t]! += 1;
+    const offsets = new Uint32Array(nTerms + 1);
+    for (let t = 0; t < nTerms; t++) offsets[t + 1] = offsets[t]! + counts[t]!;
+    const total = offsets[nTerms]!;
+    const docs = new Uint32Array(total);
+    const tfs = new Uint16Array(total);
+    const mapDoc = (d: number): number => (remap === null ? d : remap[d]!);
+    for (let t = 0; t < nTerms; t++) {
+      let w = offsets[t]!;
+      if (t < nBase) {
+        for (let i = this.offsets[t]!; i < this.offsets[t + 1]!; i++) {
+          const d = this.docs[i]!;
+          if (!live(d)) continue;
+          docs[w] = mapDoc(d);
+          tfs[w++] = this.tfs[i]!;
+        }
+      }
+      const p = this.delta.get(t);
+      if (p !== undefined) {
+        for (let i = 0; i < p.docs.length; i++) {
+          const d = p.docs[i]!;
+          if (!live(d)) continue;
+          docs[w] = mapDoc(d);
+          tfs[w++] = p.tfs[i]!;
+        }
+      }
+    }
+    this.offsets = offsets;
+    this.docs = docs;
+    this.tfs = tfs;
+    this.delta.clear();
+    this.deltaPostings = 0;
+    if (remap !== null) {
+      const lengths = new Uint32Array(Math.max(this.lengths.length, INITIAL_CAPACITY));
+      const normBytes = new Uint8Array(lengths.length);
+      for (let d = 0; d < remap.length; d++) {
+        const to = remap[d]!;
+        if (to < 0) continue;
+        lengths[to] = this.lengths[d]!;
+        normBytes[to] = this.normBytes[d]!;
+      }
+      this.lengths = lengths;
+      this.normBytes = normBytes;
+    }
+  }
+}
+
+function binarySearch(a: Uint32Array, from: number, to: number, x: number): number {
+  let lo = from;
+  let hi = to - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = a[mid]!;
+    if (v < x) lo = mid + 1;
+    else if (v > x) hi = mid - 1;
+    else return mid;
+  }
+  return -1;
+}
+
+export interface Bm25IndexSnapshot {
+  params: Bm25Params;
+  fields: FieldSpec[];
+  count: number;
+  chunkIds: Uint32Array;
+  groups: Uint32Array;
+  perField: Array<{
+    terms: string[];
+    df: Uint32Array;
+    offsets: Uint32Array;
+    docs: Uint32Array;
+    tfs: Uint16Array;
+    lengths: Uint32Array;
+    normBytes: Uint8Array;
+    totalLength: number;
+  }>;
+}
+
+export class Bm25Index {
+  private readonly fieldPostings: FieldPostings[];
+  /** Internal doc number → store chunk id / document group; `alive` marks undeleted docs. */
+  private chunkIds = new Uint32Array(INITIAL_CAPACITY);
+  private groups = new Uint32Array(INITIAL_CAPACITY);
+  private alive = new Uint8Array(INITIAL_CAPACITY);
+  private readonly internalOf = new Map<number, number>();
+  /** Internal docs allocated so far (live + dead). */
+  private count = 0;
+  private liveCount = 0;
+  private normsDirty = true;
+  // Per-query scratch, reused across queries to keep the hot path allocation-free.
+  private acc = new Float64Array(INITIAL_CAPACITY);
+  private touched = new Uint32Array(INITIAL_CAPACITY);
+
+  constructor(
+    private bm25Params: Bm25Params,
+    readonly fields: FieldSpec[],
+  ) {
+    if (fields.length === 0) throw new Error('Bm25Index needs at least one field');
+    this.fieldPostings = fields.map((f) => new FieldPostings(f));
+  }
+
+  get params(): Bm25Params {
+    return this.bm25Params;
+  }
+
+  /** k1, b and the length norm are query-time parameters: changing them needs no re-index. */
+  setParams(params: Bm25Params): void {
+    this.bm25Params = { ...params };
+    this.normsDirty = true;
+  }
+
+  get size(): number {
+    return this.liveCount;
+  }
+
+  has(chunkId: number): boolean {
+    return this.internalOf.has(chunkId);
+  }
+
+  add(chunk: IndexableChunk): void {
+    if (this.internalOf.has(chunk.chunkId)) this.remove(chunk.chunkId);
+    const doc = this.count++;
+    this.chunkIds = grow(this.chunkIds, doc + 1);
+    this.groups = grow(this.groups, doc + 1);
+    this.alive = grow(this.alive, doc + 1);
+    this.chunkIds[doc] = chunk.chunkId;
+    this.groups[doc] = chunk.group;
+    this.alive[doc] = 1;
+    this.internalOf.set(chunk.chunkId, doc);
+    for (const fp of this.fieldPostings) fp.add(doc, chunk.fields[fp.spec.name] ?? []);
+    this.liveCount++;
+    this.normsDirty = true;
+    this.maybeMerge();
+  }
+
+  /** Remove a chunk; returns false if it was not indexed. */
+  remove(chunkId: number): boolean {
+    const doc = this.internalOf.get(chunkId);
+    if (doc === undefined) return false;
+    for (const fp of this.fieldPostings) fp.remove(doc);
+    this.alive[doc] = 0;
+    this.internalOf.delete(chunkId);
+    this.liveCount--;
+    this.normsDirty = true;
+    return true;
+  }
+
+  /** Remove many chunks at once (one pass over the postings instead of one per chunk). */
+  removeMany(chunkIds: Iterable<number>): number {
+    const docs: number[] = [];
+    for (const id of chunkIds) {
+      const doc = this.internalOf.get(id);
+      if (doc !== undefined) docs.push(doc);
+    }
+    if (docs.length === 0) return 0;
+    if (docs.length < 8) {
+      let n = 0;
+      for (const id of chunkIds) if (this.remove(id)) n++;
+      return n;
+    }
+    // Bulk path: decrement df/lengths by scanning postings once.
+    const dead = new Uint8Array(this.count);
+    for (const d of docs) dead[d] = 1;
+    for (const fp of this.fieldPostings) {
+      const nBase = fp.offsets.length - 1;
+      for (let t = 0; t < nBase; t++) {
+        for (let i = fp.offsets[t]!; i < fp.offsets[t + 1]!; i++) if (dead[fp.docs[i]!] === 1) fp.df[t]! -= 1;
+      }
+      for (const [t, p] of fp.delta) for (const d of p.docs) if (dead[d] === 1) fp.df[t]! -= 1;
+      for (const d of docs) fp.totalLength -= fp.lengths[d]!;
+    }
+    for (const d of docs) {
+      this.alive[d] = 0;
+      this.internalOf.delete(this.chunkIds[d]!);
+    }
+    this.liveCount -= docs.length;
+    this.normsDirty = true;
+    return docs.length;
+  }
+
+  private maybeMerge(): void {
+    for (const fp of this.fieldPostings) {
+      if (fp.deltaPostings > 50_000 && fp.deltaPostings > fp.docs.length / 4) {
+        this.compact();
+        return;
+      }
+    }
+  }
+
+  /** Pack every field into CSR form and drop dead docs, renumbering internal ids densely. */
+  compact(): void {
+    const remap = new Int32Array(this.count).fill(-1);
+    let next = 0;
+    for (let d = 0; d < this.count; d++) if (this.alive[d] === 1) remap[d] = next++;
+    for (const fp of this.fieldPostings) fp.rebuild(remap, this.alive);
+    const chunkIds = new Uint32Array(Math.max(next, INITIAL_CAPACITY));
+    const groups = new Uint32Array(chunkIds.length);
+    for (let d = 0; d < this.count; d++) {
+      const to = remap[d]!;
+      if (to < 0) continue;
+      chunkIds[to] = this.chunkIds[d]!;
+      groups[to] = this.groups[d]!;
+    }
+    this.chunkIds = chunkIds;
+    this.groups = groups;
+    this.alive = new Uint8Array(chunkIds.length);
+    this.alive.fill(1, 0, next);
+    this.count = next;
+    this.internalOf.clear();
+    for (let d = 0; d < next; d++) this.internalOf.set(chunkIds[d]!, d);
+    this.normsDirty = true;
+  }
+
+  private refreshNorms(): void {
+    const { k1, b } = this.params;
+    for (const fp of this.fieldPostings) {
+      const avgdl = this.liveCount > 0 ? fp.totalLength / this.liveCount : 1;
+      const safeAvg = avgdl > 0 ? avgdl : 1;
+      for (let i = 0; i < 256; i++) fp.normCache[i] = k1 * (1 - b + (b * LENGTH_TABLE[i]!) / safeAvg);
+    }
+    if (this.acc.length < this.count) {
+      this.acc = new Float64Array(this.chunkIds.length);
+      this.touched = new Uint32Array(this.chunkIds.length);
+    }
+    this.normsDirty = false;
+  }
+
+  /** Live document frequency of `term` in `field` (0 when absent). */
+  documentFrequency(field: string, term: string): number {
+    const fp = this.fieldPostings.find((f) => f.spec.name === field);
+    const id = fp?.termIds.get(term);
+    return fp === undefined || id === undefined ? 0 : fp.df[id]!;
+  }
+
+  /** Inverse document frequency of a term in a field, Lucene's formula. */
+  idf(df: number): number {
+    return Math.log(1 + (this.liveCount - df + 0.5) / (df + 0.5));
+  }
+
+  /**
+   * Exact BM25 top-k. `queryTerms` are analyzed terms per field (duplicates weight the term, as Anserini's
+   * bag-of-words queries do). Only chunks whose group passes `allowGroup` can enter the top-k.
+   */
+  search(queryTerms: Record<string, string[]>, opts: SearchOptions, stats?: SearchStats): ScoredChunk[] {
+    if (this.normsDirty) this.refreshNorms();
+    const acc = this.acc;
+    const touched = this.touched;
+    const alive = this.alive;
+    let nTouched = 0;
+    const exact = this.params.lengthNorm === 'exact';
+    const { k1, b } = this.params;
+
+    for (const fp of this.fieldPostings) {
+      const terms = queryTerms[fp.spec.name];
+      if (terms === undefined || terms.length === 0 || fp.spec.weight === 0) continue;
+      const qtf = new Map<number, number>();
+      for (const t of terms) {
+        const id = fp.termIds.get(t);
+        if (id !== undefined) qtf.set(id, (qtf.get(id) ?? 0) + 1);
+      }
+      const normCache = fp.normCache;
+      const normBytes = fp.normBytes;
+      const lengths = fp.lengths;
+      const avgdl = this.liveCount > 0 ? fp.totalLength / this.liveCount || 1 : 1;
+      for (const [termId, count] of qtf) {
+        const df = fp.df[termId]!;
+        if (df === 0) continue;
+        const idf = this.idf(df);
+        stats?.terms.push({ term: fp.terms[termId]!, df, idf, field: fp.spec.name });
+        const w = fp.spec.weight * count * idf;
+        const scorePostings = (docs: ArrayLike<number>, tfs: ArrayLike<number>, from: number, to: number): void => {
+          for (let i = from; i < to; i++) {
+            const d = docs[i]!;
+            if (alive[d] === 0) continue;
+            const tf = tfs[i]!;
+            const norm = exact ? k1 * (1 - b + (b * lengths[d]!) / avgdl) : normCache[normBytes[d]!]!;
+            const s = (w * tf) / (tf + norm);
+            if (acc[d] === 0) touched[nTouched++] = d;
+            acc[d]! += s;
+          }
+        };
+        if (termId < fp.offsets.length - 1) {
+          scorePostings(fp.docs, fp.tfs, fp.offsets[termId]!, fp.offsets[termId + 1]!);
+        }
+        const p = fp.delta.get(termId);
+        if (p !== undefined) scorePostings(p.docs, p.tfs, 0, p.docs.length);
+      }
+    }
+    if (stats) stats.matched = nTouched;
+    const result = this.selectTopK(nTouched, opts, stats);
+    for (let i = 0; i < nTouched; i++) acc[touched[i]!] = 0;
+    return result;
+  }
+
+  private selectTopK(nTouched: number, opts: SearchOptions, stats?: SearchStats): ScoredChunk[] {
+    const k = Math.max(0, Math.floor(opts.k));
+    if (k === 0 || nTouched === 0) return [];
+    const acc = this.acc;
+    const touched = this.touched;
+    const groups = this.groups;
+    const allow = opts.allowGroup;
+    const verdicts = allow ? new Map<number, boolean>() : null;
+    // Min-heap of (score, doc); ties prefer the earlier-indexed chunk (lower internal id) for determinism.
+    const heapScore = new Float64Array(k);
+    const heapDoc = new Uint32Array(k);
+    let size = 0;
+    const worse = (i: number, j: number): boolean =>
+      heapScore[i]! < heapScore[j]! || (heapScore[i] === heapScore[j] && heapDoc[i]! > heapDoc[j]!);
+    const swap = (i: number, j: number): void => {
+      const s = heapScore[i]!;
+      heapScore[i] = heapScore[j]!;
+      heapScore[j] = s;
+      const d = heapDoc[i]!;
+      heapDoc[i] = heapDoc[j]!;
+      heapDoc[j] = d;
+    };
+    const siftDown = (start: number): void => {
+      let i = start;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < size && worse(l, m)) m = l;
+        if (r < size && worse(r, m)) m = r;
+        if (m === i) return;
+        swap(i, m);
+        i = m;
+      }
+    };
+    let filteredOut = 0;
+    // Collapsing keeps one (best) chunk per group: the group's current heap entry is tracked by score.
+    const bestOfGroup = opts.collapseGroups ? new Map<number, number>() : null;
+    const candidates: Uint32Array = bestOfGroup ? this.collapse(nTouched, bestOfGroup) : touched;
+    const nCandidates = bestOfGroup ? bestOfGroup.size : nTouched;
+    for (let i = 0; i < nCandidates; i++) {
+      const d = candidates[i]!;
+      const s = acc[d]!;
+      if (size === k && (s < heapScore[0]! || (s === heapScore[0] && d > heapDoc[0]!))) continue;
+      if (verdicts !== null && allow !== undefined) {
+        const g = groups[d]!;
+        let ok = verdicts.get(g);
+        if (ok === undefined) {
+          ok = allow(g);
+          verdicts.set(g, ok);
+        }
+        if (!ok) {
+          filteredOut++;
+          continue;
+        }
+      }
+      if (size < k) {
+        heapScore[size] = s;
+        heapDoc[size] = d;
+        size++;
+        // sift up
+        let c = size - 1;
+        while (c > 0) {
+          const parent = (c - 1) >> 1;
+          if (worse(c, parent)) {
+            swap(c, parent);
+            c = parent;
+          } else break;
+        }
+      } else {
+        heapScore[0] = s;
+        heapDoc[0] = d;
+        siftDown(0);
+      }
+    }
+    if (stats) stats.filteredOut = filteredOut;
+    const out: ScoredChunk[] = new Array(size);
+    for (let i = size - 1; i >= 0; i--) {
+      out[i] = { chunkId: this.chunkIds[heapDoc[0]!]!, group: groups[heapDoc[0]!]!, score: heapScore[0]! };
+      heapScore[0] = heapScore[size - 1]!;
+      heapDoc[0] = heapDoc[size - 1]!;
+      size--;
+      siftDown(0);
+    }
+    return out;
+  }
+
+  /** Best chunk per group among touched docs; returns the winners in a scratch array. */
+  private collapse(nTouched: number, best: Map<number, number>): Uint32Array {
+    const acc = this.acc;
+    for (let i = 0; i < nTouched; i++) {
+      const d = this.touched[i]!;
+      const g = this.groups[d]!;
+      const cur = best.get(g);
+      if (cur === undefined || acc[d]! > acc[cur]! || (acc[d] === acc[cur] && d < cur)) best.set(g, d);
+    }
+    return Uint32Array.from(best.values());
+  }
+
+  /** Packed, dead-free arrays for persistence (compacts first). */
+  snapshot(): Bm25IndexSnapshot {
+    this.compact();
+    return {
+      params: this.params,
+      fields: this.fields,
+      count: this.count,
+      chunkIds: this.chunkIds.subarray(0, this.count),
+      groups: this.groups.subarray(0, this.count),
+      perField: this.fieldPostings.map((fp) => ({
+        terms: fp.terms,
+        df: fp.df.subarray(0, fp.terms.length),
+        offsets: fp.offsets,
+        docs: fp.docs,
+        tfs: fp.tfs,
+        lengths: fp.lengths.subarray(0, this.count),
+        normBytes: fp.normBytes.subarray(0, this.count),
+        totalLength: fp.totalLength,
+      })),
+    };
+  }
+
+  static fromSnapshot(s: Bm25IndexSnapshot): Bm25Index {
+    const index = new Bm25Index(s.params, s.fields);
+    const cap = Math.max(s.count, INITIAL_CAPACITY);
+    index.count = s.count;
+    index.liveCount = s.count;
+    index.chunkIds = new Uint32Array(cap);
+    index.chunkIds.set(s.chunkIds);
+    index.groups = new Uint32Array(cap);
+    index.groups.set(s.groups);
+    index.alive = new Uint8Array(cap);
+    index.alive.fill(1, 0, s.count);
+    for (let d = 0; d < s.count; d++) index.internalOf.set(s.chunkIds[d]!, d);
+    s.perField.forEach((f, i) => {
+      const fp = index.fieldPostings[i]!;
+      for (const t of f.terms) fp.termId(t);
+      fp.df.set(f.df);
+      fp.offsets = f.offsets;
+      fp.docs = f.docs;
+      fp.tfs = f.tfs;
+      fp.lengths = new Uint32Array(cap);
+      fp.lengths.set(f.lengths);
+      fp.normBytes = new Uint8Array(cap);
+      fp.normBytes.set(f.normBytes);
+      fp.totalLength = f.totalLength;
+    });
+    index.acc = new Float64Array(cap);
+    index.touched = new Uint32Array(cap);
+    return index;
+  }
+
+  /** Approximate heap bytes held by the index's arrays (for stats and benchmarks). */
+  memoryBytes(): number {
+    let bytes = this.chunkIds.byteLength + this.groups.byteLength + this.alive.byteLength;
+    bytes += this.acc.byteLength + this.touched.byteLength + this.internalOf.size * 16;
+    for (const fp of this.fieldPostings) {
+      bytes += fp.offsets.byteLength + fp.docs.byteLength + fp.tfs.byteLength + fp.df.byteLength;
+      bytes += fp.lengths.byteLength + fp.normBytes.byteLength + fp.deltaPostings * 16;
+      for (const t of fp.terms) bytes += 40 + t.length * 2;
+    }
+    return bytes;
+  }
+}

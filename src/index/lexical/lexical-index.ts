@@ -1,0 +1,135 @@
+/**
+ * Keeps the BM25 index in step with the store: builds index entries from stored chunks (title field + body),
+ * applies each committed write's removed/added chunks, and persists/loads snapshots tagged with the store's
+ * index version. If the snapshot is missing or stale, the index is rebuilt from the store.
+ */
+import { createHash } from 'node:crypto';
+import type { DocumentStore, WriteOutcome } from '../../store/types.js';
+import type { StoredChunk } from '../../types.js';
+import { type Analyzer, type AnalyzerConfig, createAnalyzer } from './analyzer.js';
+import { type Bm25Params, Bm25Index, type FieldSpec, type IndexableChunk } from './bm25-index.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
+
+const SNAPSHOT_NAME = 'bm25.snapshot';
+
+/**
+ * `flat`: title and body in one field (Anserini's "flat" BEIR setting).
+ * `multifield`: title and body as separate fields whose BM25 scores add up.
+ */
+export type FieldLayout = 'flat' | 'multifield';
+
+export function fieldSpecs(layout: FieldLayout, weights: { title: number; body: number }): FieldSpec[] {
+  return layout === 'flat'
+    ? [{ name: 'contents', weight: 1 }]
+    : [
+        { name: 'title', weight: weights.title },
+        { name: 'body', weight: weights.body },
+      ];
+}
+
+export class LexicalIndex {
+  readonly analyzer: Analyzer;
+  private index: Bm25Index;
+  private version = -1;
+  /** How the index got into memory on open: for stats and traces. */
+  loadedFrom: 'snapshot' | 'rebuild' | 'empty' = 'empty';
+
+  constructor(
+    private readonly store: DocumentStore,
+    analyzerConfig: Partial<AnalyzerConfig>,
+    readonly layout: FieldLayout,
+    private readonly params: Bm25Params,
+    private readonly weights: { title: number; body: number } = { title: 1, body: 1 },
+  ) {
+    this.analyzer = createAnalyzer(analyzerConfig);
+    this.index = new Bm25Index(params, fieldSpecs(layout, weights));
+  }
+
+  /** Identifies everything that shapes postings; a snapshot built under another fingerprint is not used. */
+  get fingerprint(): string {
+    return createHash('sha256')
+      .update(JSON.stringify({ analyzer: this.analyzer.config, layout: this.layout }))
+      .digest('hex')
+      .slice(0, 16);
+  }
+
+  get bm25(): Bm25Index {
+    return this.index;
+  }
+
+  get indexVersion(): number {
+    return this.version;
+  }
+
+  /** Bring the in-memory index to the store's current version: snapshot if valid, else rebuild. */
+  open(): void {
+    const storeVersion = this.store.indexVersion();
+    const buf = this.store.readArtifact(SNAPSHOT_NAME);
+    const loaded = buf === undefined ? undefined : decodeSnapshot(buf, storeVersion, this.fingerprint);
+    if (loaded !== undefined) {
+      loaded.setParams(this.params);
+      this.index = loaded;
+      this.version = storeVersion;
+      this.loadedFrom = 'snapshot';
+      return;
+    }
+    this.rebuild();
+    this.loadedFrom = 'rebuild';
+    this.persist();
+  }
+
+  /** Reload if another process (or a crash-recovered write) moved the store past us. */
+  refreshIfStale(): boolean {
+    if (this.store.indexVersion() === this.version) return false;
+    this.open();
+    return true;
+  }
+
+  rebuild(): void {
+    const version = this.store.indexVersion();
+    const index = new Bm25Index(this.params, fieldSpecs(this.layout, this.weights));
+    for (const chunk of this.store.iterateChunks()) index.add(this.toIndexable(chunk, chunk.docKey));
+    index.compact();
+    this.index = index;
+    this.version = version;
+  }
+
+  /** Mirror a committed write: drop removed chunks, add new ones. */
+  apply(outcome: WriteOutcome): void {
+    const removed: number[] = [];
+    for (const r of outcome.results) removed.push(...r.removedChunkIds);
+    this.index.removeMany(removed);
+    for (const r of outcome.results) for (const c of r.addedChunks) this.index.add(this.toIndexable(c, r.key));
+    this.version = outcome.indexVersion;
+  }
+
+  persist(): void {
+    this.store.writeArtifact(SNAPSHOT_NAME, encodeSnapshot(this.index, this.version, this.fingerprint));
+  }
+
+  /** idf of an analyzed term in the body text (what sentence scoring weighs terms by). */
+  idf(term: string): number {
+    const field = this.layout === 'flat' ? 'contents' : 'body';
+    return this.index.idf(this.index.documentFrequency(field, term));
+  }
+
+  /** Analyzed query terms per field of this index. */
+  analyzeQuery(query: string): Record<string, string[]> {
+    const terms = this.analyzer.analyze(query);
+    return this.layout === 'flat' ? { contents: terms } : { title: terms, body: terms };
+  }
+
+  /** The text a chunk is indexed under: its document title and section headings, then its body. */
+  toIndexable(chunk: StoredChunk, group: number): IndexableChunk {
+    // Section headings travel with every chunk of the section, like the title: they say what it is about.
+    const title = chunk.sectionPath.length > 0 ? `${chunk.title} ${chunk.sectionPath.join(' ')}` : chunk.title;
+    if (this.layout === 'flat') {
+      return { chunkId: chunk.id, group, fields: { contents: this.analyzer.analyze(`${title} ${chunk.text}`) } };
+    }
+    return {
+      chunkId: chunk.id,
+      group,
+      fields: { title: this.analyzer.analyze(title), body: this.analyzer.analyze(chunk.text) },
+    };
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Ingest entry point for one file: picks the parser from the extension (or sniffs the bytes), enforces the
+ * input rules (size, emptiness, binary, UTF-8) as QuarryErrors naming the file, and returns either one
+ * document or, for JSON/JSONL record files, one result per record.
+ */
+import { extname } from 'node:path';
+import { isQuarryError, QuarryError } from '../errors.js';
+import type { ParsedDocument } from '../types.js';
+import { parseDocx } from './parsers/docx.js';
+import { parseHtml, parseHtmlBuffer } from './parsers/html.js';
+import { parseMarkdown } from './parsers/markdown.js';
+import { parsePdf } from './parsers/pdf.js';
+import {
+  liftMeta,
+  parseJsonFile,
+  parseJsonLines,
+  type RecordFieldMap,
+  type RecordResult,
+  type SourceMeta,
+} from './parsers/records.js';
+import { decodeText, looksLikeText, parseText } from './parsers/text.js';
+
+export type {
+  ParsedRecord,
+  RecordError,
+  RecordFieldMap,
+  RecordResult,
+  SourceMeta,
+} from './parsers/records.js';
+
+export type FileFormat = 'markdown' | 'text' | 'html' | 'pdf' | 'docx' | 'json' | 'jsonl';
+
+const EXTENSIONS: Record<string, FileFormat> = {
+  '.md': 'markdown',
+  '.markdown': 'markdown',
+  '.mdx': 'markdown',
+  '.txt': 'text',
+  '.text': 'text',
+  '.rst': 'text',
+  '.log': 'text',
+  '.csv': 'text',
+  '.html': 'html',
+  '.htm': 'html',
+  '.xhtml': 'html',
+  '.pdf': 'pdf',
+  '.docx': 'docx',
+  '.json': 'json',
+  '.jsonl': 'jsonl',
+  '.ndjson': 'jsonl',
+};
+
+/** Extensions parseFile understands (lower-case, with the dot); other files are sniffed for UTF-8 text. */
+export const SUPPORTED_EXTENSIONS: readonly string[] = Object.keys(EXTENSIONS);
+
+/** The `doc_type` each format gets unless the source overrides it (front matter / record `doc_type`). */
+const DOC_TYPE: Record<FileFormat, string> = {
+  markdown: 'markdown',
+  text: 'text',
+  html: 'html',
+  pdf: 'pdf',
+  docx: 'docx',
+  json: 'record',
+  jsonl: 'record',
+};
+
+export function formatForPath(path: string): FileFormat | undefined {
+  return EXTENSIONS[extname(path).toLowerCase()];
+}
+
+export interface ParseOptions {
+  /** Byte limit per document: the whole file, except JSONL where it bounds each line (each is a document). */
+  maxBytes: number;
+  /** Field mapping for JSON/JSONL records; BEIR defaults when absent. */
+  records?: RecordFieldMap;
+}
+
+/** A file that is one document. */
+export interface ParsedDocumentFile {
+  kind: 'document';
+  format: FileFormat;
+  /** The format's doc type; `meta.doc_type`, when set by the source, should win over it. */
+  docType: string;
+  doc: ParsedDocument;
+  /** Quarry metadata lifted from `doc.fields` (front matter); `meta.fields` is the rest. */
+  meta: SourceMeta;
+}
+
+/** A JSON/JSONL file: each record is its own document, or a per-record error (never thrown). */
+export interface ParsedRecordsFile {
+  kind: 'records';
+  format: 'json' | 'jsonl';
+  docType: 'record';
+  records: RecordResult[];
+}
+
+export type ParsedFile = ParsedDocumentFile | ParsedRecordsFile;
+
+/**
+ * Parses one file's bytes. Throws QuarryError for a file-level failure (FILE_TOO_LARGE, EMPTY_DOCUMENT,
+ * BINARY_FILE, INVALID_UTF8, PARSE_FAILED, UNSUPPORTED_FILE); record-level failures come back in `records`.
+ */
+export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions): Promise<ParsedFile> {
+  const format = formatForPath(path) ?? sniff(path, bytes);
+  if (bytes.length === 0) {
+    throw new QuarryError('EMPTY_DOCUMENT', `${path} is empty (0 bytes)`, { file: path });
+  }
+  if (format !== 'jsonl' && bytes.length > opts.maxBytes) {
+    throw new QuarryError(
+      'FILE_TOO_LARGE',
+      `${path} is ${bytes.length} bytes, over the ${opts.maxBytes}-byte limit (raise the limit to ingest it)`,
+      { file: path, bytes: bytes.length, maxBytes: opts.maxBytes },
+    );
+  }
+
+  try {
+    if (format === 'json' || format === 'jsonl') {
+      const records =
+        format === 'jsonl'
+          ? parseJsonLines(path, bytes, opts.maxBytes, opts.records)
+          : parseJsonFile(path, bytes, opts.maxBytes, opts.records);
+      if (records.length === 0) {
+        throw new QuarryError('EMPTY_DOCUMENT', `${path} contains no records`, { file: path });
+      }
+      return { kind: 'records', format, docType: 'record', records };
+    }
+
+    const doc = await parseDocument(path, format, bytes);
+    if (!doc.blocks.some((b) => /\S/.test(doc.text.slice(b.start, b.end)))) {
+      const hint = format === 'pdf' ? ' (a scanned PDF needs OCR first)' : '';
+      throw new QuarryError('EMPTY_DOCUMENT', `${path} has no text after extraction${hint}`, { file: path });
+    }
+    const meta = liftMeta(doc.fields ?? {});
+    if (typeof meta === 'string') {
+      throw new QuarryError('PARSE_FAILED', `${path}: front matter ${meta}`, { file: path, format });
+    }
+    return { kind: 'document', format, docType: DOC_TYPE[format], doc, meta };
+  } catch (e) {
+    if (isQuarryError(e)) throw e;
+    // A parser library blowing up on malformed input is still a file problem, not a Quarry bug to crash on.
+    throw new QuarryError(
+      'PARSE_FAILED',
+      `${path}: ${e instanceof Error ? e.message : String(e)}`,
+      { file: path, format },
+      e,
+    );
+  }
+}
+
+async function parseDocument(path: string, format: FileFormat, bytes: Buffer): Promise<ParsedDocument> {
+  switch (format) {
+    case 'markdown':
+      return parseMarkdown(decodeText(path, bytes));
+    case 'html':
+      return parseHtmlBytes(path, bytes);
+    case 'pdf':
+      return parsePdf(path, bytes);
+    case 'docx':
+      return parseDocx(path, bytes);
+    default:
+      return parseText(decodeText(path, bytes));
+  }
+}
+
+/** HTML may legitimately declare a legacy charset or be UTF-16; only undeclared non-UTF-8 is an error. */
+function parseHtmlBytes(path: string, bytes: Buffer): ParsedDocument {
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+  if (utf16) return parseHtmlBuffer(bytes);
+  try {
+    return parseHtml(decodeText(path, bytes));
+  } catch (e) {
+    if (isQuarryError(e) && e.code === 'INVALID_UTF8' && declaresLegacyCharset(bytes))
+      return parseHtmlBuffer(bytes);
+    throw e;
+  }
+}
+
+function declaresLegacyCharset(bytes: Buffer): boolean {
+  const head = bytes.subarray(0, 4096).toString('latin1');
+  const m = /<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head);
+  return m !== null && !/^utf-?8$/i.test(m[1]!);
+}
+
+function sniff(path: string, bytes: Buffer): FileFormat {
+  if (bytes.subarray(0, 5).toString('latin1') === '%PDF-') return 'pdf';
+  if (looksLikeText(bytes)) return 'text';
+  const ext = extname(path);
+  throw new QuarryError(
+    'UNSUPPORTED_FILE',
+    `${path}: ${ext ? `"${ext}" files are not supported` : 'no file extension'} and the content is not UTF-8 text`,
+    { file: path, ...(ext ? { extension: ext } : {}) },
+  );
+}

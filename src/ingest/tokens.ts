@@ -1,0 +1,16 @@
+/**
+ * Token counting for the chunker and the answer budget: one tokenizer (o200k, via gpt-tokenizer, offline)
+ * so "tokens" means the same thing everywhere in Quarry.
+ */
+import { countTokens as countBpeTokens } from 'gpt-tokenizer';
+
+/** Anything that measures text in tokens; the chunker takes one so tests can plug in a cheap counter. */
+export type TokenCounter = (text: string) => number;
+
+// Documents are data, not prompts: a literal "<|endoftext|>" in a file must count as ordinary text instead
+// of making the tokenizer throw (its default is to reject special tokens).
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
+export function countTokens(text: string): number {
+  return text.length === 0 ? 0 : countBpeTokens(text, PLAIN_TEXT);
+}

@@ -1,0 +1,58 @@
+/**
+ * One trace per request: every stage reports its inputs, candidates with scores, token counts and timing
+ * here, so "worse answers" can be pinned on retrieval, ranking or answering. A disabled trace costs one
+ * branch per stage; OpenTelemetry spans will be emitted from the same stage boundaries later.
+ */
+import type { StageName, StageReport, TraceReport } from '../types.js';
+
+export class Trace {
+  private readonly started = performance.now();
+  private readonly stages: StageReport[] = [];
+
+  constructor(
+    readonly query: string,
+    readonly enabled: boolean,
+  ) {}
+
+  /** Run `fn` as stage `name`; `detail` is called only when tracing is on, after the stage finished. */
+  stage<T>(name: StageName, fn: () => T, detail?: (result: T) => Record<string, unknown>): T {
+    if (!this.enabled) return fn();
+    const t0 = performance.now();
+    const result = fn();
+    const t1 = performance.now();
+    this.stages.push({
+      stage: name,
+      offsetMs: round(t0 - this.started),
+      durationMs: round(t1 - t0),
+      detail: detail ? detail(result) : {},
+    });
+    return result;
+  }
+
+  /** Async variant of `stage`. */
+  async stageAsync<T>(
+    name: StageName,
+    fn: () => Promise<T>,
+    detail?: (result: T) => Record<string, unknown>,
+  ): Promise<T> {
+    if (!this.enabled) return fn();
+    const t0 = performance.now();
+    const result = await fn();
+    const t1 = performance.now();
+    this.stages.push({
+      stage: name,
+      offsetMs: round(t0 - this.started),
+      durationMs: round(t1 - t0),
+      detail: detail ? detail(result) : {},
+    });
+    return result;
+  }
+
+  report(): TraceReport {
+    return { query: this.query, totalMs: round(performance.now() - this.started), stages: this.stages };
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

@@ -1,0 +1,298 @@
+/**
+ * The library core: wires store, index, retriever, answerer and validation into one pipeline
+ * (ingest → index → retrieve → answer → validate). The CLI and, later, the HTTP server are thin shells on it.
+ */
+import path from 'node:path';
+import { type QuarryConfig, type QuarryConfigInput, resolveConfig } from '../config/config.js';
+import { QuarryError } from '../errors.js';
+import { answerExtractively } from '../generate/extractive.js';
+import { LexicalIndex } from '../index/lexical/lexical-index.js';
+import { countTokens } from '../ingest/tokens.js';
+import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
+import { Trace } from '../observability/trace.js';
+import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
+import { DocumentCatalog } from '../retrieve/catalog.js';
+import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { DocumentStore, StoreStats } from '../store/types.js';
+import type { AccessScope, Answer, DocumentDraft, SearchHit, StoredDocument, TraceReport } from '../types.js';
+import { checkCitations } from '../validate/citations.js';
+
+export interface QuarryOptions {
+  /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
+  store?: string;
+  config?: QuarryConfigInput;
+}
+
+export interface SearchOptions {
+  /** Results to return (default 10). */
+  k?: number;
+  /** Metadata filter (MongoDB-style JSON, or its string form). Invalid filters throw INVALID_FILTER. */
+  filter?: unknown;
+  /** Caller's access groups; undefined = trusted local caller. */
+  scope?: AccessScope;
+  /** Collect a per-stage trace. */
+  trace?: boolean;
+  /** One hit per document (its best chunk). */
+  collapseDocuments?: boolean;
+}
+
+export interface SearchResult {
+  query: string;
+  hits: SearchHit[];
+  indexVersion: number;
+  trace?: TraceReport;
+}
+
+export interface AskOptions extends SearchOptions {}
+
+export interface QuarryStats extends StoreStats {
+  storeDir: string;
+  index: { chunks: number; memoryBytes: number; loadedFrom: string; version: number };
+  config: QuarryConfig;
+}
+
+/** Resolve the store directory the same way everywhere (CLI, library, tests). */
+export function resolveStoreDir(store?: string): string {
+  return path.resolve(store ?? process.env.QUARRY_STORE ?? '.quarry');
+}
+
+export class Quarry {
+  private readonly retriever: Retriever;
+  private catalog: DocumentCatalog;
+
+  private constructor(
+    readonly config: QuarryConfig,
+    readonly store: DocumentStore,
+    readonly lexical: LexicalIndex,
+  ) {
+    this.catalog = new DocumentCatalog(store.catalog());
+    this.retriever = createBm25Retriever(lexical);
+  }
+
+  /** Open or create a store and load its index (from snapshot, or rebuilt from the store if stale). */
+  static open(options: QuarryOptions = {}): Quarry {
+    const config = resolveConfig(options.config ?? {});
+    const dir = resolveStoreDir(options.store);
+    const store = SqliteStore.open(dir, {
+      settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
+    });
+    try {
+      const lexical = new LexicalIndex(
+        store,
+        config.analyzer,
+        config.bm25.fields,
+        { k1: config.bm25.k1, b: config.bm25.b, lengthNorm: config.bm25.lengthNorm },
+        { title: config.bm25.titleWeight, body: config.bm25.bodyWeight },
+      );
+      lexical.open();
+      return new Quarry(config, store, lexical);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /** Ingest files and folders (see `IngestOptions`); returns added/updated/unchanged/removed and errors. */
+  async ingest(paths: string[], options: IngestOptions = {}): Promise<IngestReport> {
+    this.ensureFresh();
+    return ingestPaths(this.ingestContext(), paths, options);
+  }
+
+  /** Write already-prepared documents (library use): same transactional path as file ingestion. */
+  async addDocuments(drafts: DocumentDraft[]): Promise<IngestReport> {
+    this.ensureFresh();
+    return writeDrafts(this.ingestContext(), drafts);
+  }
+
+  /** Delete documents by id; returns the ids that existed. Nothing of them stays retrievable. */
+  deleteDocuments(ids: string[]): string[] {
+    this.ensureFresh();
+    const outcome = this.store.write({ upserts: [], deletes: ids });
+    this.applyOutcome(outcome);
+    this.lexical.persist();
+    return outcome.results.map((r) => r.id);
+  }
+
+  /** Delete every document whose source is `source` or lies under it. */
+  deleteBySource(source: string): string[] {
+    const normalized = normalizeSource(source);
+    const ids = this.store.documentsUnderSource(normalized).map((d) => d.id);
+    return ids.length === 0 ? [] : this.deleteDocuments(ids);
+  }
+
+  listDocuments(opts: { limit?: number; offset?: number } = {}): StoredDocument[] {
+    return this.store.listDocuments(opts);
+  }
+
+  getDocument(id: string): (StoredDocument & { text: string }) | undefined {
+    return this.store.getDocument(id);
+  }
+
+  /** Retrieve the top-k chunks for `query` (BM25 today), with metadata filters applied inside retrieval. */
+  async search(query: string, options: SearchOptions = {}): Promise<SearchResult> {
+    return this.searchSync(query, options);
+  }
+
+  /** Synchronous search (the embedded path has no I/O wait); used by eval and benchmarks. */
+  searchSync(query: string, options: SearchOptions = {}, trace = new Trace(query, options.trace === true)): SearchResult {
+    this.ensureFresh();
+    const k = options.k ?? 10;
+    if (!Number.isInteger(k) || k < 1 || k > 10_000) {
+      throw new QuarryError('INVALID_ARGUMENT', `k must be an integer from 1 to 10000, got ${String(options.k)}`);
+    }
+    const filter: CompiledFilter | undefined = trace.stage(
+      'filter.compile',
+      () => (options.filter === undefined ? undefined : compileFilter(options.filter)),
+      (f) => ({ filter: f?.source ?? null, scope: options.scope ?? null }),
+    );
+    const allowGroup = this.catalog.predicate(filter, options.scope);
+    const retrieved = trace.stage(
+      'retrieve.bm25',
+      () =>
+        this.retriever.retrieve({
+          query,
+          k,
+          allowGroup,
+          collapseDocuments: options.collapseDocuments,
+        }),
+      (r) => ({
+        k,
+        params: this.lexical.bm25.params,
+        queryTerms: r.queryTerms,
+        termStats: r.stats.terms,
+        matchedChunks: r.stats.matched,
+        filteredOut: r.stats.filteredOut,
+        candidates: r.candidates.map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score) })),
+      }),
+    );
+    const hits = trace.stage(
+      'hits.load',
+      () => {
+        const chunks = this.store.getChunks(retrieved.candidates.map((c) => c.chunkId));
+        const out: SearchHit[] = [];
+        for (const c of retrieved.candidates) {
+          const chunk = chunks.get(c.chunkId);
+          const doc = this.catalog.get(c.group);
+          // A candidate without its chunk would mean index/store drift: never return it.
+          if (chunk === undefined || doc === undefined) continue;
+          out.push({
+            rank: out.length + 1,
+            score: c.score,
+            chunk,
+            document: doc,
+            scores: { bm25: { score: c.score, rank: c.rank } },
+          });
+        }
+        return out;
+      },
+      (h) => ({ loaded: h.length, tokens: h.reduce((a, x) => a + x.chunk.tokenCount, 0) }),
+    );
+    return { query, hits, indexVersion: this.lexical.indexVersion, trace: trace.enabled ? trace.report() : undefined };
+  }
+
+  /** Answer `question` from the indexed documents, with citations; abstains when the sources do not support it. */
+  async ask(question: string, options: AskOptions = {}): Promise<Answer> {
+    const trace = new Trace(question, options.trace === true);
+    const cfg = this.config.answer;
+    const { hits } = this.searchSync(question, { ...options, k: Math.max(options.k ?? 10, cfg.topChunks) }, trace);
+    const result = trace.stage(
+      'answer.extractive',
+      () =>
+        answerExtractively(question, hits, cfg, {
+          analyze: (t) => this.lexical.analyzer.analyze(t),
+          idf: (t) => this.lexical.idf(t),
+          countTokens,
+        }),
+      (r) => ({
+        abstained: r.abstained,
+        support: round(r.support),
+        minSupport: cfg.minSupport,
+        answerTokens: r.tokens,
+        tokenBudget: cfg.maxTokens,
+        sentences: r.considered.map((s) => ({
+          chunkId: s.hit.chunk.id,
+          score: round(s.score),
+          coverage: round(s.coverage),
+          matched: s.matched,
+          text: s.text.length > 160 ? `${s.text.slice(0, 157)}...` : s.text,
+        })),
+      }),
+    );
+    const context = new Map(hits.slice(0, cfg.topChunks).map((h) => [h.chunk.id, h.chunk]));
+    const check = trace.stage(
+      'answer.validate',
+      () => checkCitations(result.citations, context),
+      (c) => ({ ...c }),
+    );
+    if (!check.ok) {
+      // The extractive answerer quotes spans it just read; a failure here is a bug, never shown as an answer.
+      throw new QuarryError('INVALID_ARGUMENT', `citation check failed: ${JSON.stringify(check.problems)}`);
+    }
+    return {
+      question,
+      text: result.text,
+      citations: result.citations,
+      abstained: result.abstained,
+      confidence: result.confidence,
+      answerer: 'extractive',
+      hits,
+      trace: trace.enabled ? trace.report() : undefined,
+    };
+  }
+
+  stats(): QuarryStats {
+    return {
+      ...this.store.stats(),
+      storeDir: this.store.dir,
+      index: {
+        chunks: this.lexical.bm25.size,
+        memoryBytes: this.lexical.bm25.memoryBytes(),
+        loadedFrom: this.lexical.loadedFrom,
+        version: this.lexical.indexVersion,
+      },
+      config: this.config,
+    };
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  private ingestContext() {
+    return {
+      store: this.store,
+      config: this.config,
+      apply: (outcome: Parameters<Quarry['applyOutcome']>[0]) => this.applyOutcome(outcome),
+      persist: () => this.lexical.persist(),
+    };
+  }
+
+  private applyOutcome(outcome: import('../store/types.js').WriteOutcome): void {
+    this.lexical.apply(outcome);
+    this.catalog.apply(outcome);
+  }
+
+  /** Another process may have written to the store since we loaded: catch up before serving. */
+  private ensureFresh(): void {
+    if (this.lexical.refreshIfStale()) this.catalog = new DocumentCatalog(this.store.catalog());
+  }
+}
+
+/** Open a Quarry instance (library entry point). */
+export async function createQuarry(options: QuarryOptions = {}): Promise<Quarry> {
+  return Quarry.open(options);
+}
+
+/** Sources are stored as posix paths relative to the working directory when inside it. */
+export function normalizeSource(p: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) return p;
+  const abs = path.resolve(p);
+  const rel = path.relative(process.cwd(), abs);
+  const chosen = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : abs;
+  return chosen.split(path.sep).join('/');
+}
+
+function round(x: number): number {
+  return Math.round(x * 10000) / 10000;
+}

@@ -1,0 +1,47 @@
+/**
+ * The lexical retriever: analyzes the query with the collection's analyzer and asks the BM25 index for the
+ * top-k chunks that pass the document predicate. Dense and hybrid retrievers will sit beside it behind the
+ * same `Retriever` shape.
+ */
+import type { SearchStats } from '../index/lexical/bm25-index.js';
+import type { LexicalIndex } from '../index/lexical/lexical-index.js';
+import type { Candidate } from '../types.js';
+
+export interface RetrieveRequest {
+  query: string;
+  k: number;
+  allowGroup?: (group: number) => boolean;
+  /** One chunk per document (its best), for document-level ranking such as BEIR evaluation. */
+  collapseDocuments?: boolean;
+}
+
+export interface RetrieveResult {
+  candidates: Array<Candidate & { group: number }>;
+  queryTerms: string[];
+  stats: SearchStats;
+}
+
+export interface Retriever {
+  readonly name: string;
+  retrieve(req: RetrieveRequest): RetrieveResult;
+}
+
+export function createBm25Retriever(lexical: LexicalIndex): Retriever {
+  return {
+    name: 'bm25',
+    retrieve(req) {
+      const terms = lexical.analyzeQuery(req.query);
+      const stats: SearchStats = { terms: [], matched: 0, filteredOut: 0 };
+      const scored = lexical.bm25.search(
+        terms,
+        { k: req.k, allowGroup: req.allowGroup, collapseGroups: req.collapseDocuments },
+        stats,
+      );
+      return {
+        candidates: scored.map((s, i) => ({ chunkId: s.chunkId, group: s.group, score: s.score, rank: i + 1, retriever: 'bm25' })),
+        queryTerms: Object.values(terms)[0] ?? [],
+        stats,
+      };
+    },
+  };
+}

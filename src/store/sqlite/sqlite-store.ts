@@ -1,0 +1,435 @@
+/**
+ * The embedded store: one directory with a SQLite database (WAL mode) and index snapshot files. Every write
+ * batch is one transaction, so a process killed mid-ingest leaves each document fully present or absent.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { QuarryError } from '../../errors.js';
+import type { DocumentDraft, DocumentMetadata, StoredChunk, StoredDocument } from '../../types.js';
+import type {
+  CatalogEntry,
+  DocumentState,
+  DocumentStore,
+  DocumentWriteResult,
+  StoreIndexSettings,
+  StoreStats,
+  WriteBatch,
+  WriteOutcome,
+} from '../types.js';
+import { migrate, SCHEMA_VERSION } from './migrations.js';
+
+const DB_FILE = 'quarry.db';
+const ARTIFACT_DIR = 'artifacts';
+
+interface DocumentRow {
+  key: number;
+  id: string;
+  hash: string;
+  source: string;
+  title: string;
+  created_at: string;
+  updated_at: string;
+  version: number;
+  doc_type: string;
+  tags: string;
+  access_groups: string;
+  fields: string;
+}
+
+interface ChunkRow {
+  id: number;
+  doc_key: number;
+  doc_id: string;
+  ordinal: number;
+  section: number;
+  start: number;
+  end: number;
+  token_count: number;
+  text: string;
+  title: string;
+  path: string | null;
+}
+
+function rowToMeta(r: DocumentRow): DocumentMetadata {
+  return {
+    source: r.source,
+    title: r.title,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+    version: r.version,
+    doc_type: r.doc_type,
+    tags: JSON.parse(r.tags) as string[],
+    access_groups: JSON.parse(r.access_groups) as string[],
+    fields: JSON.parse(r.fields) as Record<string, unknown>,
+  };
+}
+
+function rowToChunk(r: ChunkRow): StoredChunk {
+  return {
+    id: r.id,
+    docId: r.doc_id,
+    ordinal: r.ordinal,
+    sectionOrdinal: r.section,
+    sectionPath: r.path === null ? [] : (JSON.parse(r.path) as string[]),
+    start: r.start,
+    end: r.end,
+    text: r.text,
+    tokenCount: r.token_count,
+    title: r.title,
+  };
+}
+
+const CHUNK_SELECT = `
+  SELECT c.id, c.doc_key, d.id AS doc_id, c.ordinal, c.section, c.start, c."end" AS "end", c.token_count, c.text,
+         d.title, s.path
+  FROM chunks c
+  JOIN documents d ON d.key = c.doc_key
+  LEFT JOIN sections s ON s.doc_key = c.doc_key AND s.ordinal = c.section`;
+
+export interface SqliteStoreOptions {
+  /** Settings to record when the store is created; when opening, they must match (or be omitted). */
+  settings: StoreIndexSettings;
+  readonly?: boolean;
+}
+
+export class SqliteStore implements DocumentStore {
+  readonly dir: string;
+  readonly settings: StoreIndexSettings;
+  private readonly db: Database.Database;
+  private readonly file: string;
+  private readonly stmts;
+
+  private constructor(dir: string, db: Database.Database, file: string, settings: StoreIndexSettings) {
+    this.dir = dir;
+    this.db = db;
+    this.file = file;
+    this.settings = settings;
+    this.stmts = {
+      getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      docState: db.prepare<[string], DocumentState>(
+        'SELECT key, id, hash, source, version, created_at FROM documents WHERE id = ?',
+      ),
+      insertDoc: db.prepare(`INSERT INTO documents
+        (id, hash, source, title, created_at, updated_at, version, doc_type, tags, access_groups, fields, text)
+        VALUES (@id, @hash, @source, @title, @created_at, @updated_at, @version, @doc_type, @tags, @access_groups, @fields, @text)`),
+      updateDoc: db.prepare(`UPDATE documents SET hash=@hash, source=@source, title=@title, updated_at=@updated_at,
+        version=@version, doc_type=@doc_type, tags=@tags, access_groups=@access_groups, fields=@fields, text=@text
+        WHERE key=@key`),
+      deleteDoc: db.prepare('DELETE FROM documents WHERE key = ?'),
+      chunkIdsOf: db.prepare<[number], { id: number }>('SELECT id FROM chunks WHERE doc_key = ? ORDER BY id'),
+      deleteChunksOf: db.prepare('DELETE FROM chunks WHERE doc_key = ?'),
+      deleteSectionsOf: db.prepare('DELETE FROM sections WHERE doc_key = ?'),
+      insertSection: db.prepare('INSERT INTO sections (doc_key, ordinal, path, start, "end") VALUES (?, ?, ?, ?, ?)'),
+      insertChunk: db.prepare(
+        'INSERT INTO chunks (doc_key, ordinal, section, start, "end", token_count, text) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+    };
+  }
+
+  /** Open (creating if needed) the store in `dir`. */
+  static open(dir: string, opts: SqliteStoreOptions): SqliteStore {
+    const abs = path.resolve(dir);
+    try {
+      fs.mkdirSync(path.join(abs, ARTIFACT_DIR), { recursive: true });
+    } catch (e) {
+      throw new QuarryError('STORE_OPEN', `cannot create directory ${abs}`, { dir: abs }, e);
+    }
+    const file = path.join(abs, DB_FILE);
+    let db: Database.Database;
+    try {
+      db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a commit is atomic and durable across process crashes; an OS crash may lose
+      // the last commits but never corrupts the database.
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      migrate(db, file);
+    } catch (e) {
+      if (e instanceof QuarryError) throw e;
+      throw new QuarryError('STORE_OPEN', `${file}: ${(e as Error).message}`, { file }, e);
+    }
+    const existing = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('settings');
+    let settings = opts.settings;
+    if (existing === undefined) {
+      const now = new Date().toISOString();
+      const set = db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)');
+      db.transaction(() => {
+        set.run('settings', JSON.stringify(settings));
+        set.run('index_version', '0');
+        set.run('created_at', now);
+      })();
+    } else {
+      const stored = JSON.parse(existing.value) as StoreIndexSettings;
+      if (JSON.stringify(stored) !== JSON.stringify(settings)) {
+        db.close();
+        throw new QuarryError(
+          'STORE_CONFIG_MISMATCH',
+          `${abs} was created with ${JSON.stringify(stored)}, but ${JSON.stringify(settings)} was requested; ` +
+            'use the stored settings or ingest into a new store',
+          { dir: abs, stored, requested: settings },
+        );
+      }
+      settings = stored;
+    }
+    return new SqliteStore(abs, db, file, settings);
+  }
+
+  /** Read the settings a store was created with, without opening it for writes (undefined if none). */
+  static readSettings(dir: string): StoreIndexSettings | undefined {
+    const file = path.join(path.resolve(dir), DB_FILE);
+    if (!fs.existsSync(file)) return undefined;
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('settings');
+      return row === undefined ? undefined : (JSON.parse(row.value) as StoreIndexSettings);
+    } catch {
+      return undefined;
+    } finally {
+      db.close();
+    }
+  }
+
+  indexVersion(): number {
+    return Number(this.stmts.getMeta.get('index_version')?.value ?? '0');
+  }
+
+  documentStates(ids: string[]): Map<string, DocumentState> {
+    const out = new Map<string, DocumentState>();
+    for (const id of ids) {
+      const s = this.stmts.docState.get(id);
+      if (s !== undefined) out.set(id, s);
+    }
+    return out;
+  }
+
+  documentsUnderSource(source: string): DocumentState[] {
+    const prefix = source.endsWith('/') ? source : `${source}/`;
+    return this.db
+      .prepare<[string, number, string], DocumentState>(
+        `SELECT key, id, hash, source, version, created_at FROM documents
+         WHERE source = ? OR substr(source, 1, ?) = ? ORDER BY key`,
+      )
+      .all(source, prefix.length, prefix);
+  }
+
+  write(batch: WriteBatch): WriteOutcome {
+    const now = new Date().toISOString();
+    const results: DocumentWriteResult[] = [];
+    const run = this.db.transaction(() => {
+      for (const id of batch.deletes) {
+        const state = this.stmts.docState.get(id);
+        if (state === undefined) continue;
+        const removed = this.stmts.chunkIdsOf.all(state.key).map((r) => r.id);
+        this.stmts.deleteDoc.run(state.key);
+        results.push({ id, key: state.key, status: 'deleted', removedChunkIds: removed, addedChunks: [] });
+      }
+      for (const draft of batch.upserts) results.push(this.upsert(draft, now));
+      const version = this.indexVersion() + 1;
+      this.stmts.setMeta.run('index_version', String(version));
+      return version;
+    });
+    const indexVersion = run.immediate();
+    return { results, indexVersion };
+  }
+
+  private upsert(draft: DocumentDraft, now: string): DocumentWriteResult {
+    const state = this.stmts.docState.get(draft.id);
+    const m = draft.meta;
+    const row = {
+      id: draft.id,
+      hash: draft.hash,
+      source: m.source,
+      title: m.title,
+      created_at: m.created_at ?? state?.created_at ?? now,
+      updated_at: m.updated_at ?? now,
+      version: (state?.version ?? 0) + 1,
+      doc_type: m.doc_type,
+      tags: JSON.stringify(m.tags),
+      access_groups: JSON.stringify(m.access_groups),
+      fields: JSON.stringify(m.fields),
+      text: draft.text,
+    };
+    let key: number;
+    let removed: number[] = [];
+    if (state === undefined) {
+      key = Number(this.stmts.insertDoc.run(row).lastInsertRowid);
+    } else {
+      key = state.key;
+      removed = this.stmts.chunkIdsOf.all(key).map((r) => r.id);
+      this.stmts.deleteChunksOf.run(key);
+      this.stmts.deleteSectionsOf.run(key);
+      this.stmts.updateDoc.run({ ...row, key });
+    }
+    for (const s of draft.sections) {
+      this.stmts.insertSection.run(key, s.ordinal, JSON.stringify(s.path), s.start, s.end);
+    }
+    const added: StoredChunk[] = [];
+    for (const c of draft.chunks) {
+      const id = Number(
+        this.stmts.insertChunk.run(key, c.ordinal, c.section, c.start, c.end, c.tokenCount, c.text).lastInsertRowid,
+      );
+      added.push({
+        id,
+        docId: draft.id,
+        ordinal: c.ordinal,
+        sectionOrdinal: c.section,
+        sectionPath: draft.sections[c.section]?.path ?? [],
+        start: c.start,
+        end: c.end,
+        text: c.text,
+        tokenCount: c.tokenCount,
+        title: m.title,
+      });
+    }
+    const meta: DocumentMetadata = {
+      source: row.source,
+      title: row.title,
+      created_at: row.created_at,
+      updated_at: row.updated_at,
+      version: row.version,
+      doc_type: row.doc_type,
+      tags: m.tags,
+      access_groups: m.access_groups,
+      fields: m.fields,
+    };
+    return {
+      id: draft.id,
+      key,
+      status: state === undefined ? 'added' : 'updated',
+      removedChunkIds: removed,
+      addedChunks: added,
+      meta,
+    };
+  }
+
+  getChunks(ids: number[]): Map<number, StoredChunk> {
+    const out = new Map<number, StoredChunk>();
+    if (ids.length === 0) return out;
+    // Chunked IN lists keep us under SQLite's parameter limit.
+    for (let i = 0; i < ids.length; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const rows = this.db
+        .prepare<number[], ChunkRow>(`${CHUNK_SELECT} WHERE c.id IN (${part.map(() => '?').join(',')})`)
+        .all(...part);
+      for (const r of rows) out.set(r.id, rowToChunk(r));
+    }
+    return out;
+  }
+
+  getDocument(id: string): (StoredDocument & { text: string }) | undefined {
+    const r = this.db
+      .prepare<[string], DocumentRow & { text: string; chunk_count: number }>(
+        `SELECT d.*, (SELECT count(*) FROM chunks c WHERE c.doc_key = d.key) AS chunk_count
+         FROM documents d WHERE d.id = ?`,
+      )
+      .get(id);
+    if (r === undefined) return undefined;
+    return {
+      id: r.id,
+      hash: r.hash,
+      meta: rowToMeta(r),
+      chunkCount: r.chunk_count,
+      charCount: r.text.length,
+      text: r.text,
+    };
+  }
+
+  listDocuments(opts: { limit?: number; offset?: number } = {}): StoredDocument[] {
+    const rows = this.db
+      .prepare<[number, number], DocumentRow & { chunk_count: number; char_count: number }>(
+        `SELECT d.key, d.id, d.hash, d.source, d.title, d.created_at, d.updated_at, d.version, d.doc_type, d.tags,
+                d.access_groups, d.fields, length(d.text) AS char_count,
+                (SELECT count(*) FROM chunks c WHERE c.doc_key = d.key) AS chunk_count
+         FROM documents d ORDER BY d.id LIMIT ? OFFSET ?`,
+      )
+      .all(opts.limit ?? -1, opts.offset ?? 0);
+    return rows.map((r) => ({
+      id: r.id,
+      hash: r.hash,
+      meta: rowToMeta(r),
+      chunkCount: r.chunk_count,
+      charCount: r.char_count,
+    }));
+  }
+
+  *catalog(): Iterable<CatalogEntry> {
+    const stmt = this.db.prepare<[], DocumentRow>(
+      `SELECT key, id, hash, source, title, created_at, updated_at, version, doc_type, tags, access_groups, fields
+       FROM documents ORDER BY key`,
+    );
+    for (const r of stmt.iterate()) yield { key: r.key, id: r.id, meta: rowToMeta(r) };
+  }
+
+  *iterateChunks(): Iterable<StoredChunk & { docKey: number }> {
+    const stmt = this.db.prepare<[], ChunkRow>(`${CHUNK_SELECT} ORDER BY c.id`);
+    for (const r of stmt.iterate()) yield { ...rowToChunk(r), docKey: r.doc_key };
+  }
+
+  stats(): StoreStats {
+    const one = <T>(sql: string): T => this.db.prepare<[], T>(sql).get() as T;
+    const docs = one<{ n: number; chars: number }>('SELECT count(*) AS n, coalesce(sum(length(text)),0) AS chars FROM documents');
+    const chunks = one<{ n: number; tokens: number }>(
+      'SELECT count(*) AS n, coalesce(sum(token_count),0) AS tokens FROM chunks',
+    );
+    const sections = one<{ n: number }>('SELECT count(*) AS n FROM sections');
+    return {
+      documents: docs.n,
+      chunks: chunks.n,
+      sections: sections.n,
+      characters: docs.chars,
+      tokens: chunks.tokens,
+      bytesOnDisk: dirSize(this.dir),
+      schemaVersion: SCHEMA_VERSION,
+      indexVersion: this.indexVersion(),
+      createdAt: this.stmts.getMeta.get('created_at')?.value ?? '',
+    };
+  }
+
+  readArtifact(name: string): Buffer | undefined {
+    const file = path.join(this.dir, ARTIFACT_DIR, name);
+    try {
+      return fs.readFileSync(file);
+    } catch {
+      return undefined;
+    }
+  }
+
+  writeArtifact(name: string, data: Buffer | Uint8Array[]): void {
+    const file = path.join(this.dir, ARTIFACT_DIR, name);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      for (const part of Array.isArray(data) ? data : [data]) {
+        let off = 0;
+        while (off < part.byteLength) off += fs.writeSync(fd, part, off);
+      }
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    // rename is atomic: readers see the old snapshot or the new one, never a torn file.
+    fs.renameSync(tmp, file);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Path of the database file (for diagnostics and tests). */
+  get databaseFile(): string {
+    return this.file;
+  }
+}
+
+function dirSize(dir: string): number {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += dirSize(p);
+    else if (entry.isFile()) total += fs.statSync(p).size;
+  }
+  return total;
+}

@@ -1,0 +1,86 @@
+/**
+ * The store contract: the durable record of documents, sections and chunks that every index is derived from.
+ * The embedded SQLite store implements it today; a Postgres store will implement the same interface, so no
+ * SQL or file layout leaks into the pipeline stages.
+ */
+import type { DocumentDraft, DocumentMetadata, StoredChunk, StoredDocument } from '../types.js';
+
+/** Index-relevant settings fixed when a store is created (changing them requires a re-index). */
+export interface StoreIndexSettings {
+  analyzer: Record<string, unknown>;
+  fields: 'flat' | 'multifield';
+}
+
+export interface DocumentState {
+  key: number;
+  id: string;
+  hash: string;
+  source: string;
+  version: number;
+  created_at: string;
+}
+
+/** A stored document's metadata with its numeric key (the index's group id). */
+export interface CatalogEntry {
+  key: number;
+  id: string;
+  meta: DocumentMetadata;
+}
+
+export type WriteStatus = 'added' | 'updated' | 'deleted';
+
+export interface DocumentWriteResult {
+  id: string;
+  key: number;
+  status: WriteStatus;
+  /** Chunk ids that no longer exist after this write (to drop from every index). */
+  removedChunkIds: number[];
+  /** Chunks written (to add to every index). Empty for deletes. */
+  addedChunks: StoredChunk[];
+  meta?: DocumentMetadata;
+}
+
+export interface WriteBatch {
+  upserts: DocumentDraft[];
+  deletes: string[];
+}
+
+export interface WriteOutcome {
+  results: DocumentWriteResult[];
+  indexVersion: number;
+}
+
+export interface StoreStats {
+  documents: number;
+  chunks: number;
+  sections: number;
+  characters: number;
+  tokens: number;
+  bytesOnDisk: number;
+  schemaVersion: number;
+  indexVersion: number;
+  createdAt: string;
+}
+
+export interface DocumentStore {
+  readonly dir: string;
+  readonly settings: StoreIndexSettings;
+  /** Bumped by every committed write; indexes tag themselves with it to detect staleness. */
+  indexVersion(): number;
+  documentStates(ids: string[]): Map<string, DocumentState>;
+  /** Documents whose source equals `source` or lies under it (`source/…`). */
+  documentsUnderSource(source: string): DocumentState[];
+  /** Apply upserts and deletes in ONE transaction: all of it is visible afterwards, or none of it. */
+  write(batch: WriteBatch): WriteOutcome;
+  getChunks(ids: number[]): Map<number, StoredChunk>;
+  getDocument(id: string): (StoredDocument & { text: string }) | undefined;
+  listDocuments(opts?: { limit?: number; offset?: number }): StoredDocument[];
+  catalog(): Iterable<CatalogEntry>;
+  /** Every chunk with its document key, in id order (for rebuilding derived indexes). */
+  iterateChunks(): Iterable<StoredChunk & { docKey: number }>;
+  stats(): StoreStats;
+  /** Opaque named blobs stored beside the data (index snapshots), written atomically. */
+  readArtifact(name: string): Buffer | undefined;
+  writeArtifact(name: string, data: Buffer | Uint8Array[]): void;
+  close(): void;
+}

@@ -1,0 +1,183 @@
+/**
+ * The pipeline's shared contract. Every stage (ingest → index → retrieve → answer → validate) and every
+ * backend (embedded SQLite today, Postgres later) speaks these types; stages never reach into each other.
+ */
+
+/** Document metadata that Quarry understands, plus arbitrary user fields in `fields`. */
+export interface DocumentMetadata {
+  /** Where the document came from: a file path (posix, relative to the working directory) or a URI. */
+  source: string;
+  title: string;
+  /** ISO-8601 timestamps. `created_at` is set on first ingest; `updated_at` on every content change. */
+  created_at: string;
+  updated_at: string;
+  /** Monotonic per-document version, bumped whenever the content hash changes. */
+  version: number;
+  /** e.g. `markdown`, `html`, `pdf`, `docx`, `text`, `record`. */
+  doc_type: string;
+  tags: string[];
+  /** Groups allowed to read the document. Empty = readable by everyone. */
+  access_groups: string[];
+  /** Arbitrary user fields (nested JSON allowed). Addressable in filters by name or `fields.<name>`. */
+  fields: Record<string, unknown>;
+}
+
+/** A heading-delimited region of a document; the "parent" that small retrieval chunks belong to. */
+export interface Section {
+  /** Ordinal of the section within its document (0-based). */
+  ordinal: number;
+  /** Heading hierarchy, outermost first; empty for text before the first heading. */
+  path: string[];
+  /** Character offsets into the document text, end exclusive. */
+  start: number;
+  end: number;
+}
+
+/** A retrieval unit: an exact slice `documentText.slice(start, end)` of its document. */
+export interface ChunkDraft {
+  ordinal: number;
+  /** Index into the document's `sections`. */
+  section: number;
+  start: number;
+  end: number;
+  text: string;
+  tokenCount: number;
+}
+
+/** What a parser hands the chunker: the document's canonical text and its structure. */
+export interface ParsedDocument {
+  /** Canonical text; every offset in sections and chunks refers to this string. */
+  text: string;
+  title?: string;
+  /** Block structure in text order; headings drive the section tree. */
+  blocks: Block[];
+  /** Metadata the format itself carries (HTML <meta>, PDF info, front matter). */
+  fields?: Record<string, unknown>;
+}
+
+export type BlockKind = 'heading' | 'paragraph' | 'list' | 'code' | 'table' | 'quote' | 'page';
+
+export interface Block {
+  kind: BlockKind;
+  /** Heading level 1–6 (only for headings). */
+  level?: number;
+  /** Heading text (only for headings), without markup. */
+  heading?: string;
+  start: number;
+  end: number;
+}
+
+/** A document ready to be written: metadata, text, sections and chunks, with its content hash. */
+export interface DocumentDraft {
+  id: string;
+  hash: string;
+  text: string;
+  meta: Omit<DocumentMetadata, 'created_at' | 'updated_at' | 'version'> &
+    Partial<Pick<DocumentMetadata, 'created_at' | 'updated_at'>>;
+  sections: Section[];
+  chunks: ChunkDraft[];
+}
+
+/** A document as stored. */
+export interface StoredDocument {
+  id: string;
+  hash: string;
+  meta: DocumentMetadata;
+  chunkCount: number;
+  charCount: number;
+}
+
+/** A chunk as stored, with the context a citation needs. */
+export interface StoredChunk {
+  /** Store-wide numeric id, never reused (a changed document gets new chunk ids). */
+  id: number;
+  docId: string;
+  ordinal: number;
+  sectionOrdinal: number;
+  sectionPath: string[];
+  start: number;
+  end: number;
+  text: string;
+  tokenCount: number;
+  /** The document title, indexed with every chunk (title field). */
+  title: string;
+}
+
+/** One retriever's opinion of a chunk. */
+export interface Candidate {
+  chunkId: number;
+  score: number;
+  /** 1-based rank within the retriever's list. */
+  rank: number;
+  retriever: string;
+}
+
+/** A search result: the chunk, its document metadata and the scores that put it there. */
+export interface SearchHit {
+  rank: number;
+  score: number;
+  chunk: StoredChunk;
+  document: DocumentMetadata & { id: string };
+  /** Per-retriever scores/ranks (one entry today; several once fusion lands). */
+  scores: Record<string, { score: number; rank: number }>;
+}
+
+/** A verifiable pointer from answer text into a source chunk. */
+export interface Citation {
+  /** 1-based source number as written in the answer, e.g. `[1]`. */
+  marker: number;
+  docId: string;
+  source: string;
+  title: string;
+  sectionPath: string[];
+  chunkId: number;
+  /** Span in the document text (end exclusive). `document.text.slice(start, end) === quote`. */
+  start: number;
+  end: number;
+  /** The same span relative to the chunk text. */
+  chunkStart: number;
+  chunkEnd: number;
+  quote: string;
+}
+
+export interface Answer {
+  question: string;
+  text: string;
+  citations: Citation[];
+  /** True when the sources did not support an answer and Quarry said so instead of guessing. */
+  abstained: boolean;
+  /** 0–1: how well the retrieved text covers the question. */
+  confidence: number;
+  answerer: string;
+  hits: SearchHit[];
+  trace?: TraceReport;
+}
+
+/** Names of the pipeline stages that report into a trace (a closed list, also used for spans later). */
+export type StageName =
+  | 'query.analyze'
+  | 'filter.compile'
+  | 'retrieve.bm25'
+  | 'hits.load'
+  | 'answer.extractive'
+  | 'answer.validate';
+
+export interface StageReport {
+  stage: StageName;
+  /** Milliseconds from the trace start to the stage start. */
+  offsetMs: number;
+  durationMs: number;
+  /** Stage-specific facts: inputs, candidate lists with scores, token counts, decisions. */
+  detail: Record<string, unknown>;
+}
+
+export interface TraceReport {
+  query: string;
+  totalMs: number;
+  stages: StageReport[];
+}
+
+/** Access scope of the caller. `undefined` groups = trusted local caller (sees everything). */
+export interface AccessScope {
+  groups?: string[];
+}
