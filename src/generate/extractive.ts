@@ -37,6 +37,8 @@ export interface ScoredSentence extends SentenceSpan {
   score: number;
   coverage: number;
   matched: string[];
+  /** Question terms found only in the chunk's title or section path. */
+  contextMatched: string[];
 }
 
 export interface ExtractiveResult {
@@ -75,7 +77,7 @@ export function splitSentences(text: string): SentenceSpan[] {
       }
       const lead = LEADING_MARKUP.exec(raw);
       if (lead) s += lead[0].length;
-      while (e > s && /\s/.test(text[e - 1]!)) e--;
+      while (e > s && /[\s|]/.test(text[e - 1]!)) e--;
       if (e - s >= 12) out.push({ start: s, end: e, text: text.slice(s, e) });
       lineStart = i + 1;
     }
@@ -105,17 +107,23 @@ export function answerExtractively(
 
   const scored: ScoredSentence[] = [];
   hits.slice(0, opts.topChunks).forEach((hit, i) => {
+    // A sentence under the heading "Defaults" of a document titled "Chunking" is about chunking defaults:
+    // question terms found only in the title or section path count, at half weight.
+    const context = new Set(deps.analyze(`${hit.document.title} ${hit.chunk.sectionPath.join(' ')}`));
     for (const s of splitSentences(hit.chunk.text)) {
       const terms = deps.analyze(s.text);
       if (terms.length === 0) continue;
       const present = new Set(terms);
       const matched = qTerms.filter((t) => present.has(t));
       if (matched.length === 0) continue;
-      const coverage = matched.reduce((a, t) => a + weights.get(t)!, 0) / totalWeight;
+      const fromContext = qTerms.filter((t) => !present.has(t) && context.has(t));
+      const coverage =
+        (matched.reduce((a, t) => a + weights.get(t)!, 0) + 0.5 * fromContext.reduce((a, t) => a + weights.get(t)!, 0)) /
+        totalWeight;
       // Coverage dominates; chunk rank and term density break ties between similar sentences.
       const density = matched.length / terms.length;
       const score = coverage + 0.1 / (i + 1) + 0.05 * density;
-      scored.push({ ...s, hit, score, coverage, matched });
+      scored.push({ ...s, hit, score, coverage, matched, contextMatched: fromContext });
     }
   });
   scored.sort((a, b) => b.score - a.score);
@@ -127,6 +135,7 @@ export function answerExtractively(
   const chosen: ScoredSentence[] = [];
   const seen = new Set<string>();
   const covered = new Set<string>();
+  const contextOnly = new Set<string>();
   let tokens = 0;
   const maxSentences = opts.maxSentences ?? 3;
   for (const s of scored) {
@@ -142,8 +151,12 @@ export function answerExtractively(
     chosen.push(s);
     tokens += cost;
     for (const t of s.matched) covered.add(t);
+    for (const t of s.contextMatched) if (!covered.has(t)) contextOnly.add(t);
   }
-  const support = [...covered].reduce((a, t) => a + weights.get(t)!, 0) / totalWeight;
+  for (const t of covered) contextOnly.delete(t);
+  const support =
+    ([...covered].reduce((a, t) => a + weights.get(t)!, 0) + 0.5 * [...contextOnly].reduce((a, t) => a + weights.get(t)!, 0)) /
+    totalWeight;
   if (support < opts.minSupport) return abstain(considered, support);
 
   const markers = new Map<number, number>();
