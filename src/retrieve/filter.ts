@@ -1,7 +1,8 @@
 /**
- * Metadata filters: a MongoDB-style JSON language over document metadata. Retrieval applies the compiled filter
- * inside candidate selection, before top-k truncation (a filtered search still returns k hits when k documents
- * match), and the same semantics compile to SQLite SQL. Invalid filters fail closed: INVALID_FILTER, never "no filter".
+ * Metadata filters: a MongoDB-style JSON language over document metadata. Retrieval applies the compiled
+ * predicate inside candidate selection, before top-k truncation, so a filtered search still returns k hits when k
+ * documents match. Invalid filters fail closed (INVALID_FILTER naming the path), never "no filter".
+ * `filterToSql` compiles the same semantics to SQLite.
  *
  * Semantics (shared by `compileFilter(...).matches` and `filterToSql`):
  * - `{}` matches every document, explicitly. Several keys in one object are ANDed; `$and`/`$or` take a non-empty
@@ -364,6 +365,9 @@ function twoDigits(s: string, i: number): number {
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+/** 9999-12-31T23:59:59.999Z: SQLite's date functions reject later instants (e.g. `9999-12-31T23:00-14:00`). */
+const MAX_INSTANT = 253_402_300_799_999;
+
 function daysFromCivil(y: number, m: number, d: number): number {
   const yy = m <= 2 ? y - 1 : y;
   const era = Math.floor(yy / 400);
@@ -375,7 +379,8 @@ function daysFromCivil(y: number, m: number, d: number): number {
 
 /**
  * Epoch milliseconds of an ISO-8601 date or datetime string, NaN if `s` is not one. Accepted:
- * `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM[:SS[.fraction]][Z|±HH:MM]` (offset hours ≤ 14; no offset = UTC).
+ * `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM[:SS[.fraction]][Z|±HH:MM]` (offset hours ≤ 14; no offset = UTC), up to
+ * 9999-12-31T23:59:59.999Z.
  * Sub-millisecond rounding mirrors SQLite's date functions exactly so that SQL and JS agree.
  */
 function dateKey(s: string): number {
@@ -430,9 +435,13 @@ function dateKey(s: string): number {
       return Number.NaN;
     }
   }
-  return (
-    base + hour * 3_600_000 + minute * 60_000 + Math.trunc((sec + frac) * 1000 + 0.5) - offsetMinutes * 60_000
-  );
+  const ms =
+    base +
+    hour * 3_600_000 +
+    minute * 60_000 +
+    Math.trunc((sec + frac) * 1000 + 0.5) -
+    offsetMinutes * 60_000;
+  return ms > MAX_INSTANT ? Number.NaN : ms;
 }
 
 /** Epoch milliseconds of a string the filter language treats as a date, `undefined` if it is not one. */
@@ -606,10 +615,18 @@ function compileNode(node: Node): Matcher {
   }
 }
 
-const compiledNodes = new WeakMap<CompiledFilter, Node>();
+const compiledNodes = new WeakMap<object, Node>();
 
-/** Validates a filter (object or JSON string) and compiles it once into a predicate over document metadata. */
+function isCompiled(v: unknown): v is CompiledFilter {
+  return typeof v === 'object' && v !== null && compiledNodes.has(v);
+}
+
+/**
+ * Validates a filter (object or JSON string) and compiles it once into a predicate over document metadata.
+ * An already compiled filter is returned as is.
+ */
 export function compileFilter(input: unknown): CompiledFilter {
+  if (isCompiled(input)) return input;
   const { source, node, fields } = parse(input);
   const matches = compileNode(node);
   const compiled: CompiledFilter = Object.freeze({ source, fields, matches });
@@ -669,7 +686,18 @@ interface Elem {
 
 /** 1 when `v` is a string the filter language treats as an ISO date (mirrors `dateKey`), else 0. */
 function isDateSql(v: Sql): Sql {
-  return sql`(CASE WHEN typeof(${v}) = 'text' AND ${v} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND ${v} NOT GLOB '*[^0-9T:.Z+-]*' AND (length(${v}) = 10 OR (substr(${v}, 11, 6) GLOB 'T[0-9][0-9]:[0-9][0-9]' AND substr(${v}, 12, 2) <= '23')) AND date(substr(${v}, 1, 10)) = substr(${v}, 1, 10) AND unixepoch(${v}, 'subsec') IS NOT NULL THEN 1 ELSE 0 END)`;
+  const conditions = [
+    sql`typeof(${v}) = 'text'`,
+    sql`${v} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'`,
+    // SQLite's own parser is laxer (spaces, lowercase z, a lone trailing T, hour 24): exclude those forms.
+    sql`${v} NOT GLOB '*[^0-9T:.Z+-]*'`,
+    sql`(length(${v}) = 10 OR (substr(${v}, 11, 6) GLOB 'T[0-9][0-9]:[0-9][0-9]' AND substr(${v}, 12, 2) <= '23'))`,
+    // SQLite rolls 2024-02-30 over to March; a real calendar date survives the round trip.
+    sql`date(substr(${v}, 1, 10)) = substr(${v}, 1, 10)`,
+    // Time, fraction and offset syntax and ranges.
+    sql`unixepoch(${v}, 'subsec') IS NOT NULL`,
+  ];
+  return sql`(CASE WHEN ${joinSql(conditions, ' AND ')} THEN 1 ELSE 0 END)`;
 }
 
 function epochMsSql(v: Sql): Sql {
@@ -809,7 +837,8 @@ const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * Compiles a filter (object, JSON string or `CompiledFilter`) to a SQLite boolean expression over the `documents`
  * table (`id, source, title, created_at, updated_at, version, doc_type`, JSON-text `tags`, `access_groups`,
  * `fields`), with the same semantics as `matches` (needs SQLite ≥ 3.42 for `unixepoch(…, 'subsec')`).
- * Values and JSON paths are always bound parameters. One known difference: SQLite orders strings by UTF-8 bytes
+ * Values and JSON paths are always bound parameters (a `$in` list costs one or two parameters per element, so
+ * lists beyond ~16k elements exceed SQLite's default variable limit). One known difference: SQLite orders strings by UTF-8 bytes
  * (code point order), JS by UTF-16 code units; they disagree only when comparing a character above U+FFFF with
  * one in U+E000–U+FFFF via $gt/$gte/$lt/$lte.
  */
@@ -823,9 +852,7 @@ export function filterToSql(filter: unknown, dialect: 'sqlite', options: FilterS
   if (!SQL_IDENTIFIER.test(table)) {
     throw new QuarryError('INVALID_ARGUMENT', `invalid SQL table name ${JSON.stringify(table)}`, { table });
   }
-  const known =
-    typeof filter === 'object' && filter !== null ? compiledNodes.get(filter as CompiledFilter) : undefined;
-  const node = known ?? parse(filter).node;
+  const node = isCompiled(filter) ? compiledNodes.get(filter)! : parse(filter).node;
   const out = new SqlCompiler(table).node(node);
   return { where: out.text, params: [...out.params] };
 }
