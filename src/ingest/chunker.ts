@@ -28,6 +28,10 @@ interface Range {
   end: number;
 }
 
+interface Unit extends Range {
+  heading: boolean;
+}
+
 interface Piece extends Range {
   tokens: number;
 }
@@ -113,7 +117,7 @@ function rawSections(text: string, blocks: Block[]): Array<Range & { path: strin
   const stack: Array<{ level: number; text: string }> = [];
   for (const b of blocks) {
     if (b.kind !== 'heading') continue;
-    const level = Math.min(6, Math.max(1, b.level ?? 1));
+    const level = Number.isFinite(b.level) ? Math.min(6, Math.max(1, b.level!)) : 1;
     while (stack.length > 0 && stack[stack.length - 1]!.level >= level) stack.pop();
     stack.push({ level, text: b.heading ?? headingFromMarkup(text.slice(b.start, b.end)) });
     starts.push({ start: b.start, path: stack.map((h) => h.text) });
@@ -177,11 +181,11 @@ class Chunker {
   }
 
   /** The blocks inside `range`, plus any non-blank text between them (so nothing a parser skipped is lost). */
-  private units(range: Range, blocks: Block[]): Range[] {
-    const units: Range[] = [];
-    const push = (s: number, e: number): void => {
+  private units(range: Range, blocks: Block[]): Unit[] {
+    const units: Unit[] = [];
+    const push = (s: number, e: number, heading = false): void => {
       const r = trim(this.text, s, e);
-      if (r) units.push(r);
+      if (r) units.push({ ...r, heading });
     };
     let cursor = range.start;
     for (let i = firstBlockEndingAfter(blocks, range.start); i < blocks.length; i++) {
@@ -190,7 +194,7 @@ class Chunker {
       const s = Math.max(b.start, cursor);
       const e = Math.min(b.end, range.end);
       if (s > cursor) push(cursor, s);
-      if (e > s) push(s, e);
+      if (e > s) push(s, e, b.kind === 'heading');
       cursor = Math.max(cursor, e);
     }
     if (cursor < range.end) push(cursor, range.end);
@@ -202,10 +206,49 @@ class Chunker {
    * then sentences, then whitespace-separated runs, then characters. Pieces are trimmed, in order, and
    * together cover every non-whitespace character of the units; each carries its exact token count.
    */
-  private pieces(units: Range[], limit: number): Piece[] {
+  private pieces(units: Unit[], limit: number): Piece[] {
     const out: Piece[] = [];
-    for (const u of units) this.split(u, limit, 'paragraph', out);
+    for (let u = 0; u < units.length; u++) {
+      const unit = units[u]!;
+      const next = units[u + 1];
+      if (!unit.heading || !next || next.heading) {
+        this.split(unit, limit, 'paragraph', out);
+        continue;
+      }
+      // A heading alone is a useless retrieval unit: when it cannot share a chunk with the whole next piece,
+      // cut that piece finer (sentences, then words) so the heading travels with the start of its content.
+      const heading: Piece[] = [];
+      this.split(unit, limit, 'paragraph', heading);
+      let rest: Piece[] = [];
+      this.split(next, limit, 'paragraph', rest);
+      const last = heading[heading.length - 1]!;
+      for (;;) {
+        const first = rest[0];
+        if (!first || last.tokens + this.joinCost(last.end, first.start) + first.tokens <= limit) break;
+        const finer = this.refine(first, limit);
+        if (!finer) break;
+        rest = [...finer, ...rest.slice(1)];
+      }
+      out.push(...heading, ...rest);
+      u++;
+    }
     return out;
+  }
+
+  /** The same text as `p` in smaller pieces (sentences, else single words), or undefined if it is one word. */
+  private refine(p: Piece, limit: number): Piece[] | undefined {
+    let parts = this.sentences(p);
+    if (parts.length < 2) parts = wordRanges(this.text, p);
+    if (parts.length < 2) return undefined;
+    const out: Piece[] = [];
+    for (const part of parts) this.split(part, limit, 'word', out);
+    return out;
+  }
+
+  /** Estimated tokens added by joining two pieces: a newline gap costs one, a space merges into the word. */
+  private joinCost(end: number, start: number): number {
+    for (let k = end; k < start; k++) if (this.text.charCodeAt(k) === 10) return 1;
+    return 0;
   }
 
   private split(r: Range, limit: number, stage: 'paragraph' | 'sentence' | 'word', out: Piece[]): void {
@@ -240,12 +283,7 @@ class Chunker {
 
   /** Greedy runs of whole words, each the longest that fits (galloping + binary search on exact counts). */
   private splitWords(r: Range, limit: number, out: Piece[]): void {
-    const words: Range[] = [];
-    const re = /\S+/g;
-    const slice = this.text.slice(r.start, r.end);
-    for (let m = re.exec(slice); m !== null; m = re.exec(slice)) {
-      words.push({ start: r.start + m.index, end: r.start + m.index + m[0].length });
-    }
+    const words = wordRanges(this.text, r);
     let i = 0;
     while (i < words.length) {
       const first = words[i]!;
@@ -325,13 +363,17 @@ class Chunker {
       let placed: Piece | undefined;
       let next = i + 1;
       for (const cand of candidates) {
-        const joinCost = cand.start === first.start ? 0 : 1;
-        let est = cand.tokens + joinCost + first.tokens;
+        const join = cand.start === first.start || !prev ? 0 : this.joinCost(prev.end, first.start);
+        let est = cand.tokens + join + first.tokens;
         if (est > limit) continue;
         let j = i;
-        while (j + 1 < pieces.length && est + 1 + pieces[j + 1]!.tokens <= limit) {
+        for (;;) {
+          const following = pieces[j + 1];
+          if (!following) break;
+          const add = this.joinCost(pieces[j]!.end, following.start) + following.tokens;
+          if (est + add > limit) break;
+          est += add;
           j++;
-          est += 1 + pieces[j]!.tokens;
         }
         const measure = (k: number): number =>
           cand.start === first.start && k === i ? first.tokens : this.count(cand.start, pieces[k]!.end);
@@ -360,7 +402,8 @@ class Chunker {
     let tokens = 0;
     for (let k = sentences.length - 1; k >= 1; k--) {
       const s = sentences[k]!;
-      tokens += this.count(s.start, s.end) + (out.length > 0 ? 1 : 0);
+      const after = sentences[k + 1];
+      tokens += this.count(s.start, s.end) + (after ? this.joinCost(s.end, after.start) : 0);
       if (tokens > overlap) break;
       out.push({ start: s.start, tokens });
     }
@@ -378,6 +421,16 @@ function firstBlockEndingAfter(blocks: Block[], offset: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+function wordRanges(text: string, r: Range): Range[] {
+  const words: Range[] = [];
+  const re = /\S+/g;
+  const slice = text.slice(r.start, r.end);
+  for (let m = re.exec(slice); m !== null; m = re.exec(slice)) {
+    words.push({ start: r.start + m.index, end: r.start + m.index + m[0].length });
+  }
+  return words;
 }
 
 function isHighSurrogate(code: number): boolean {

@@ -145,17 +145,21 @@ export async function ingestPaths(
       walk(abs, tasks, errors);
     } else tasks.push({ abs, source: toSource(abs) });
   }
-  const writer = new BatchWriter(ctx, opts.onProgress, tasks.length, started);
+  // The same file reached twice (a folder and a file in it, overlapping folders) is ingested once.
+  const files = [...new Map(tasks.map((t) => [t.abs, t])).values()];
+  const writer = new BatchWriter(ctx, opts.onProgress, files.length, started);
   const seen = new Set<string>();
+  /** Record id → the record file that supplied it in this run (ids must be unique across files too). */
+  const claimed = new Map<string, string>();
   const recordSources = new Set<string>();
   const chunkingFingerprint = JSON.stringify({
     chunking: ctx.config.chunking,
     extra: [opts.tags, opts.accessGroups, opts.fields],
   });
 
-  await pool(tasks, ctx.config.ingest.concurrency, async (task) => {
+  await pool(files, ctx.config.ingest.concurrency, async (task) => {
     try {
-      await ingestFile(ctx, task, opts, chunkingFingerprint, writer, seen, recordSources, errors);
+      await ingestFile(ctx, task, opts, chunkingFingerprint, writer, seen, recordSources, claimed, errors);
     } catch (e) {
       const d = describeError(e);
       errors.push({ path: task.source, code: d.code, message: d.message });
@@ -178,7 +182,7 @@ export async function ingestPaths(
   }
   await writer.flush();
   if (writer.wrote) ctx.persist();
-  return writer.report(tasks.length, errors, performance.now() - started);
+  return writer.report(files.length, errors, performance.now() - started);
 }
 
 async function ingestFile(
@@ -189,6 +193,7 @@ async function ingestFile(
   writer: BatchWriter,
   seen: Set<string>,
   recordSources: Set<string>,
+  claimed: Map<string, string>,
   errors: IngestFileError[],
 ): Promise<void> {
   const max = ctx.config.ingest.maxFileBytes;
@@ -245,7 +250,11 @@ async function ingestFile(
   recordSources.add(task.source);
   const ids = parsed.records.filter((r) => r.ok).map((r) => r.id);
   const states = ctx.store.documentStates(ids);
-  const inFile = new Set<string>();
+  // A record that failed before its id was known may be one that is stored: keep everything stored from
+  // this file rather than prune a document because its line went bad (as for a file that fails as a whole).
+  if (parsed.records.some((r) => !r.ok && r.id === undefined)) {
+    for (const s of ctx.store.documentsUnderSource(task.source)) seen.add(s.id);
+  }
   for (const r of parsed.records) {
     if (!r.ok) {
       errors.push({
@@ -257,16 +266,18 @@ async function ingestFile(
       if (r.id !== undefined) seen.add(r.id);
       continue;
     }
-    if (inFile.has(r.id)) {
+    const owner = claimed.get(r.id);
+    if (owner !== undefined) {
+      // Writing both would flip the stored document between the files on every run.
       errors.push({
         path: task.source,
         record: r.id,
         code: 'INVALID_RECORD',
-        message: `Invalid JSON record: duplicate id ${r.id} in ${task.source}`,
+        message: `Invalid JSON record: duplicate id ${r.id} in ${task.source}${owner === task.source ? '' : ` (already read from ${owner})`}`,
       });
       continue;
     }
-    inFile.add(r.id);
+    claimed.set(r.id, task.source);
     seen.add(r.id);
     const hash = sha256(JSON.stringify([r.doc.text, r.doc.title, r.meta]), fingerprint);
     if (states.get(r.id)?.hash === hash) {

@@ -100,11 +100,11 @@ export type ParsedFile = ParsedDocumentFile | ParsedRecordsFile;
  * BINARY_FILE, INVALID_UTF8, PARSE_FAILED, UNSUPPORTED_FILE); record-level failures come back in `records`.
  */
 export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions): Promise<ParsedFile> {
-  const format = formatForPath(path) ?? sniff(path, bytes);
+  const known = formatForPath(path);
   if (bytes.length === 0) {
     throw new QuarryError('EMPTY_DOCUMENT', `${path} is empty (0 bytes)`, { file: path });
   }
-  if (format !== 'jsonl' && bytes.length > opts.maxBytes) {
+  if (known !== 'jsonl' && bytes.length > opts.maxBytes) {
     throw new QuarryError(
       'FILE_TOO_LARGE',
       `${path} is ${bytes.length} bytes, over the ${opts.maxBytes}-byte limit (raise the limit to ingest it)`,
@@ -112,6 +112,7 @@ export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions)
     );
   }
 
+  const format = known ?? sniff(path, bytes);
   try {
     if (format === 'json' || format === 'jsonl') {
       const records =

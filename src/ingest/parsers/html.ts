@@ -92,7 +92,7 @@ function extract($: cheerio.CheerioAPI): ParsedDocument {
 
   const walk = (node: DomNode): void => {
     if (node.type === 'text') {
-      inline.push(node.data ?? '');
+      inline.push(collapse(node.data));
       return;
     }
     if (node.type !== 'tag' && node.type !== 'root') return; // comments, scripts, styles, directives
@@ -158,7 +158,7 @@ function extract($: cheerio.CheerioAPI): ParsedDocument {
 function lines(node: DomNode): string {
   const parts: string[] = [];
   const walk = (n: DomNode): void => {
-    if (n.type === 'text') parts.push(n.data ?? '');
+    if (n.type === 'text') parts.push(collapse(n.data));
     if (n.type !== 'tag') return;
     const name = n.name?.toLowerCase() ?? '';
     if (DROP.has(name)) return;
@@ -209,6 +209,11 @@ function tableText(node: DomNode): string {
   };
   node.children?.forEach(visit);
   return rows.filter(Boolean).join('\n');
+}
+
+/** Source line breaks are just whitespace in HTML; only <br> and block edges (inserted as \n) break lines. */
+function collapse(data: string | undefined): string {
+  return (data ?? '').replace(/\s+/g, ' ');
 }
 
 function cleanLines(s: string): string {

@@ -30,6 +30,8 @@ export function parseMarkdown(text: string): ParsedDocument {
     if (start === undefined || end === undefined || end <= start) continue;
     if (node.type === 'heading') {
       const heading = inlineText(node as InlineNode);
+      // An empty `#` is an authoring slip, not a label: it must not open a section with a blank path.
+      if (!heading) continue;
       if (node.depth === 1 && firstH1 === undefined && heading) firstH1 = heading;
       blocks.push({ kind: 'heading', level: node.depth, heading, start, end });
       continue;

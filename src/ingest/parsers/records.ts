@@ -68,8 +68,8 @@ const LIFTED = ['tags', 'access_groups', 'doc_type', 'created_at', 'updated_at']
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * JSON Lines: decoded line by line straight from the bytes, so a corpus bigger than V8's maximum string
- * length still streams through, and `maxBytes` bounds each record rather than the file.
+ * JSON Lines: decoded line by line straight from the bytes, so a corpus larger than V8's maximum string
+ * length (~512 MB) still parses, and `maxBytes` bounds each record (each is a document) rather than the file.
  */
 export function parseJsonLines(
   path: string,
@@ -181,7 +181,7 @@ function dedupe(result: RecordResult, seen: Map<string, string>, where: Where): 
   return {
     ok: false,
     index: result.index,
-    line: result.line,
+    ...(result.line === undefined ? {} : { line: result.line }),
     id: result.id,
     error: recordError('INVALID_RECORD', where, `duplicate id "${result.id}" (first seen at ${first})`, {
       id: result.id,
