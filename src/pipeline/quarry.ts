@@ -7,8 +7,8 @@ import { type QuarryConfig, type QuarryConfigInput, resolveConfig } from '../con
 import { QuarryError } from '../errors.js';
 import { answerExtractively } from '../generate/extractive.js';
 import { LexicalIndex } from '../index/lexical/lexical-index.js';
-import { countTokens } from '../ingest/tokens.js';
 import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
+import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
 import { DocumentCatalog } from '../retrieve/catalog.js';
@@ -108,6 +108,9 @@ export class Quarry {
   /** Delete documents by id; returns the ids that existed. Nothing of them stays retrievable. */
   deleteDocuments(ids: string[]): string[] {
     this.ensureFresh();
+    // Deleting nothing must not bump the index version (that would make every other instance reload).
+    const states = this.store.documentStates(ids);
+    if (states.size === 0) return [];
     const outcome = this.store.write({ upserts: [], deletes: ids });
     this.applyOutcome(outcome);
     this.lexical.persist();
@@ -135,11 +138,18 @@ export class Quarry {
   }
 
   /** Synchronous search (the embedded path has no I/O wait); used by eval and benchmarks. */
-  searchSync(query: string, options: SearchOptions = {}, trace = new Trace(query, options.trace === true)): SearchResult {
+  searchSync(
+    query: string,
+    options: SearchOptions = {},
+    trace = new Trace(query, options.trace === true),
+  ): SearchResult {
     this.ensureFresh();
     const k = options.k ?? 10;
     if (!Number.isInteger(k) || k < 1 || k > 10_000) {
-      throw new QuarryError('INVALID_ARGUMENT', `k must be an integer from 1 to 10000, got ${String(options.k)}`);
+      throw new QuarryError(
+        'INVALID_ARGUMENT',
+        `k must be an integer from 1 to 10000, got ${String(options.k)}`,
+      );
     }
     const filter: CompiledFilter | undefined = trace.stage(
       'filter.compile',
@@ -188,14 +198,23 @@ export class Quarry {
       },
       (h) => ({ loaded: h.length, tokens: h.reduce((a, x) => a + x.chunk.tokenCount, 0) }),
     );
-    return { query, hits, indexVersion: this.lexical.indexVersion, trace: trace.enabled ? trace.report() : undefined };
+    return {
+      query,
+      hits,
+      indexVersion: this.lexical.indexVersion,
+      trace: trace.enabled ? trace.report() : undefined,
+    };
   }
 
   /** Answer `question` from the indexed documents, with citations; abstains when the sources do not support it. */
   async ask(question: string, options: AskOptions = {}): Promise<Answer> {
     const trace = new Trace(question, options.trace === true);
     const cfg = this.config.answer;
-    const { hits } = this.searchSync(question, { ...options, k: Math.max(options.k ?? 10, cfg.topChunks) }, trace);
+    const { hits } = this.searchSync(
+      question,
+      { ...options, k: Math.max(options.k ?? 10, cfg.topChunks) },
+      trace,
+    );
     const result = trace.stage(
       'answer.extractive',
       () =>
@@ -242,6 +261,8 @@ export class Quarry {
   }
 
   stats(): QuarryStats {
+    // Report the index this instance would search with, not one another process has since made stale.
+    this.ensureFresh();
     return {
       ...this.store.stats(),
       storeDir: this.store.dir,
@@ -269,6 +290,13 @@ export class Quarry {
   }
 
   private applyOutcome(outcome: import('../store/types.js').WriteOutcome): void {
+    if (outcome.indexVersion !== this.lexical.indexVersion + 1) {
+      // Another instance committed between our last refresh and this write. Mirroring only our own outcome
+      // would miss its changes, and tag (and later persist) the index with a version it does not reflect.
+      this.lexical.rebuild();
+      this.catalog = new DocumentCatalog(this.store.catalog());
+      return;
+    }
     this.lexical.apply(outcome);
     this.catalog.apply(outcome);
   }

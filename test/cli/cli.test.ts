@@ -1,0 +1,278 @@
+/**
+ * The real command line, run as a child process (`node bin/quarry.js …` from the repository root) against a
+ * temporary store: exit codes, JSON output and error messages as a user or script sees them.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+const SAMPLE_DOCS = 'samples/docs';
+const SAMPLE_COUNT = fs
+  .readdirSync(path.join(REPO_ROOT, SAMPLE_DOCS))
+  .filter((f) => !f.startsWith('.')).length;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let tmp: string;
+let store: string;
+
+/** Runs the CLI with `args` (plus `--store <store>` unless one is given) and waits for it to exit. */
+function quarry(args: string[], opts: { store?: string } = {}): Run {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.QUARRY_STORE;
+  const r = spawnSync(process.execPath, ['bin/quarry.js', ...args, '--store', opts.store ?? store], {
+    cwd: REPO_ROOT,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Parses the command's stdout as one JSON value, with the whole run in the failure message. */
+function json<T = Record<string, unknown>>(r: Run): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\nstderr:\n${r.stderr}`);
+  }
+}
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-cli-'));
+  store = path.join(tmp, 'store');
+});
+
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+interface IngestJson {
+  files: number;
+  added: number;
+  updated: number;
+  unchanged: number;
+  removed: number;
+  failed: number;
+  chunks: number;
+  errors: Array<{ path: string; code: string; message: string }>;
+  documents: { added: string[] };
+}
+
+interface HitJson {
+  rank: number;
+  score: number;
+  chunk: { id: number; docId: string; text: string; start: number; end: number; sectionPath: string[] };
+  document: { id: string; source: string; title: string; version: number };
+}
+
+interface CitationJson {
+  marker: number;
+  docId: string;
+  chunkId: number;
+  start: number;
+  end: number;
+  quote: string;
+}
+
+describe('quarry CLI', () => {
+  let docId: string;
+
+  it('ingest samples/docs --json adds every file, and a second run changes nothing', () => {
+    const first = quarry(['ingest', SAMPLE_DOCS, '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const report = json<IngestJson>(first);
+    expect(report.files).toBe(SAMPLE_COUNT);
+    expect(report.added).toBe(SAMPLE_COUNT);
+    expect(report.failed).toBe(0);
+    expect(report.errors).toEqual([]);
+    expect(report.chunks).toBeGreaterThan(0);
+    expect(report.documents.added.every((id) => id.startsWith(`${SAMPLE_DOCS}/`))).toBe(true);
+    expect(fs.existsSync(path.join(store, 'quarry.db'))).toBe(true);
+
+    const second = quarry(['ingest', SAMPLE_DOCS, '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    const again = json<IngestJson>(second);
+    expect(again.unchanged).toBe(SAMPLE_COUNT);
+    expect(again.added + again.updated + again.removed + again.failed + again.chunks).toBe(0);
+  });
+
+  it('search --json -k 3 returns 3 hits with chunk and document fields', () => {
+    const r = quarry(['search', 'token budget', '--json', '-k', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = json<{ query: string; hits: HitJson[]; indexVersion: number }>(r);
+    expect(out.query).toBe('token budget');
+    expect(out.hits).toHaveLength(3);
+    expect(out.hits.map((h) => h.rank)).toEqual([1, 2, 3]);
+    for (const h of out.hits) {
+      expect(h.score).toBeGreaterThan(0);
+      expect(typeof h.chunk.id).toBe('number');
+      expect(h.chunk.text.length).toBeGreaterThan(0);
+      expect(h.chunk.end - h.chunk.start).toBe(h.chunk.text.length);
+      expect(h.chunk.docId).toBe(h.document.id);
+      expect(h.document.source.startsWith(`${SAMPLE_DOCS}/`)).toBe(true);
+      expect(h.document.title.length).toBeGreaterThan(0);
+    }
+    expect(out.hits[0]!.chunk.text.toLowerCase()).toMatch(/token|budget/);
+    expect(out.hits[0]!.score).toBeGreaterThanOrEqual(out.hits[2]!.score);
+    docId = out.hits[0]!.document.id;
+  });
+
+  it('ask --json answers with citations; ask --trace prints the trace on stderr', () => {
+    const r = quarry(['ask', 'What are the default values of k1 and b?', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const a = json<{ text: string; abstained: boolean; citations: CitationJson[] }>(r);
+    expect(a.abstained).toBe(false);
+    expect(a.text).toContain('0.9');
+    expect(a.citations.length).toBeGreaterThan(0);
+    // Markdown and text documents are stored verbatim: the cited span is in the file at the stated offsets.
+    const verbatim = a.citations.filter((c) => /\.(md|txt)$/.test(c.docId));
+    expect(verbatim.length).toBeGreaterThan(0);
+    for (const c of verbatim) {
+      expect(fs.readFileSync(path.join(REPO_ROOT, c.docId), 'utf8').slice(c.start, c.end)).toBe(c.quote);
+    }
+    expect(a.citations.some((c) => c.quote.includes('0.9'))).toBe(true);
+
+    const traced = quarry(['ask', 'What are the default values of k1 and b?', '--trace']);
+    expect(traced.code, traced.stderr).toBe(0);
+    expect(traced.stdout).toContain('0.9');
+    expect(traced.stdout).toContain('Sources:');
+    expect(traced.stderr).toContain('trace:');
+    for (const stage of ['retrieve.bm25', 'answer.extractive', 'answer.validate'])
+      expect(traced.stderr).toContain(stage);
+    expect(traced.stdout).not.toContain('trace:');
+  });
+
+  it('stats --json and docs --json describe the store', () => {
+    const s = quarry(['stats', '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    const stats = json<{
+      documents: number;
+      chunks: number;
+      storeDir: string;
+      index: { chunks: number; loadedFrom: string };
+    }>(s);
+    expect(stats.documents).toBe(SAMPLE_COUNT);
+    expect(stats.chunks).toBeGreaterThan(0);
+    expect(stats.index.chunks).toBe(stats.chunks);
+    expect(stats.index.loadedFrom).toBe('snapshot');
+    expect(fs.realpathSync(stats.storeDir)).toBe(fs.realpathSync(store));
+
+    const d = quarry(['docs', '--json']);
+    expect(d.code, d.stderr).toBe(0);
+    const docs =
+      json<Array<{ id: string; chunkCount: number; meta: { source: string; version: number } }>>(d);
+    expect(docs).toHaveLength(SAMPLE_COUNT);
+    expect(docs.reduce((a, x) => a + x.chunkCount, 0)).toBe(stats.chunks);
+    expect(docs.map((x) => x.id)).toContain(docId);
+  });
+
+  it('delete <id> --json deletes it; deleting an unknown id exits 4', () => {
+    const r = quarry(['delete', docId, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(json(r)).toEqual({ deleted: [docId], missing: [] });
+
+    const after = json<{ hits: HitJson[] }>(quarry(['search', 'token budget', '--json', '-k', '50']));
+    expect(after.hits.some((h) => h.document.id === docId)).toBe(false);
+
+    const missingJson = quarry(['delete', 'nope', '--json']);
+    expect(missingJson.code).toBe(4);
+    expect(json(missingJson)).toEqual({ deleted: [], missing: ['nope'] });
+  });
+
+  it('rejects invalid filters with exit 2 and names the problem', () => {
+    const bad = quarry(['search', 'x', '--filter', '{"a":{"$bad":1}}']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('$bad');
+    expect(bad.stderr.toLowerCase()).toContain('filter');
+    expect(bad.stdout).toBe('');
+
+    const notJson = quarry(['search', 'x', '--filter', 'not json', '--json']);
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toContain('--filter');
+    expect(json<{ error: { code: string } }>(notJson).error.code).toBe('INVALID_FILTER');
+  });
+
+  it('ingest of a missing path exits 6 and names the path', () => {
+    const r = quarry(['ingest', 'does-not-exist']);
+    expect(r.code).toBe(6);
+    expect(`${r.stdout}\n${r.stderr}`).toContain('does-not-exist');
+    expect(r.stdout).toContain('UNREADABLE_FILE');
+  });
+});
+
+describe('quarry eval', () => {
+  function writeDataset(dir: string): void {
+    const corpus = [
+      { _id: 'd1', title: 'Volcanoes', text: 'Volcanoes erupt molten lava and ash from the mantle.' },
+      { _id: 'd2', title: 'Bees', text: 'Honey bees pollinate flowers and make honey in hives.' },
+      { _id: 'd3', title: 'Glaciers', text: 'Glaciers are slow rivers of ice that carve valleys.' },
+      { _id: 'd4', title: 'Comets', text: 'Comets are icy bodies that grow tails near the sun.' },
+      { _id: 'd5', title: 'Coral', text: 'Coral reefs are built by tiny animals in warm seas.' },
+    ];
+    const queries = [
+      { _id: 'q1', text: 'how do volcanoes erupt lava' },
+      { _id: 'q2', text: 'which insects make honey' },
+      { _id: 'q3', text: 'ice carving valleys' },
+      { _id: 'q4', text: 'unjudged query about comets' },
+    ];
+    fs.mkdirSync(path.join(dir, 'qrels'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'corpus.jsonl'), `${corpus.map((c) => JSON.stringify(c)).join('\n')}\n`);
+    fs.writeFileSync(
+      path.join(dir, 'queries.jsonl'),
+      `${queries.map((q) => JSON.stringify(q)).join('\n')}\n`,
+    );
+    fs.writeFileSync(
+      path.join(dir, 'qrels', 'test.tsv'),
+      'query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n',
+    );
+  }
+
+  it('eval --json reports IR metrics and latency on a BEIR-layout dataset', () => {
+    const dataset = path.join(tmp, 'tinybeir');
+    writeDataset(dataset);
+    const r = quarry(['eval', dataset, '--json'], { store: path.join(tmp, 'eval-store') });
+    expect(r.code, r.stderr).toBe(0);
+    const report = json<{
+      dataset: string;
+      queries: number;
+      corpus: { documents: number };
+      metrics: Record<string, number>;
+      latency_ms: Record<string, number>;
+    }>(r);
+    expect(report.dataset).toBe('tinybeir');
+    expect(report.queries).toBe(3);
+    expect(report.corpus.documents).toBe(5);
+    for (const m of ['ndcg@10', 'recall@10', 'recall@100', 'mrr@10', 'hit@5']) {
+      expect(report.metrics, m).toHaveProperty(m);
+      expect(report.metrics[m], m).toBeGreaterThanOrEqual(0);
+      expect(report.metrics[m], m).toBeLessThanOrEqual(1);
+    }
+    // Every judged query names its document outright: BM25 must rank it first.
+    expect(report.metrics['hit@5']).toBe(1);
+    expect(report.metrics['recall@10']).toBe(1);
+    expect(report.metrics['mrr@10']).toBe(1);
+    expect(report.metrics['ndcg@10']).toBeCloseTo(1, 10);
+    for (const p of ['p50', 'p95', 'p99']) {
+      expect(report.latency_ms, p).toHaveProperty(p);
+      expect(report.latency_ms[p], p).toBeGreaterThanOrEqual(0);
+    }
+    expect(report.latency_ms.p50).toBeLessThanOrEqual(report.latency_ms.p99!);
+  });
+
+  it('eval on a missing dataset directory exits 7', () => {
+    const missing = path.join(tmp, 'no-such-dataset');
+    const r = quarry(['eval', missing, '--json'], { store: path.join(tmp, 'eval-store-2') });
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain('no-such-dataset');
+    expect(json<{ error: { code: string } }>(r).error.code).toBe('DATASET');
+  });
+});
