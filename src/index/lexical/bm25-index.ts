@@ -199,6 +199,58 @@ class FieldPostings {
   }
 }
 
+/** Min-heap of (score, internal doc) for top-k; the root is the weakest kept result. */
+interface Heap {
+  score: Float64Array;
+  doc: Uint32Array;
+  size: number;
+}
+
+/** Ranking order: higher score first; ties go to the earlier-indexed chunk so results are deterministic. */
+function beats(s1: number, d1: number, s2: number, d2: number): boolean {
+  return s1 > s2 || (s1 === s2 && d1 < d2);
+}
+
+function heapPush(h: Heap, s: number, d: number): void {
+  let c = h.size++;
+  while (c > 0) {
+    const parent = (c - 1) >> 1;
+    if (!beats(h.score[parent]!, h.doc[parent]!, s, d)) break;
+    h.score[c] = h.score[parent]!;
+    h.doc[c] = h.doc[parent]!;
+    c = parent;
+  }
+  h.score[c] = s;
+  h.doc[c] = d;
+}
+
+function heapReplaceTop(h: Heap, s: number, d: number): void {
+  let i = 0;
+  const n = h.size;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) break;
+    const r = l + 1;
+    // Pick the weaker child; move it up if it is weaker than the inserted entry.
+    let m = l;
+    if (r < n && beats(h.score[l]!, h.doc[l]!, h.score[r]!, h.doc[r]!)) m = r;
+    if (!beats(s, d, h.score[m]!, h.doc[m]!)) break;
+    h.score[i] = h.score[m]!;
+    h.doc[i] = h.doc[m]!;
+    i = m;
+  }
+  h.score[i] = s;
+  h.doc[i] = d;
+}
+
+function heapPopTop(h: Heap): void {
+  h.size--;
+  if (h.size === 0) return;
+  const s = h.score[h.size]!;
+  const d = h.doc[h.size]!;
+  heapReplaceTop(h, s, d);
+}
+
 function binarySearch(a: Uint32Array, from: number, to: number, x: number): number {
   let lo = from;
   let hi = to - 1;
@@ -244,6 +296,8 @@ export class Bm25Index {
   // Per-query scratch, reused across queries to keep the hot path allocation-free.
   private acc = new Float64Array(INITIAL_CAPACITY);
   private touched = new Uint32Array(INITIAL_CAPACITY);
+  private heapScore = new Float64Array(16);
+  private heapDoc = new Uint32Array(16);
 
   constructor(
     private bm25Params: Bm25Params,
@@ -407,37 +461,58 @@ export class Bm25Index {
     for (const fp of this.fieldPostings) {
       const terms = queryTerms[fp.spec.name];
       if (terms === undefined || terms.length === 0 || fp.spec.weight === 0) continue;
-      const qtf = new Map<number, number>();
-      for (const t of terms) {
-        const id = fp.termIds.get(t);
-        if (id !== undefined) qtf.set(id, (qtf.get(id) ?? 0) + 1);
-      }
       const normCache = fp.normCache;
       const normBytes = fp.normBytes;
       const lengths = fp.lengths;
       const avgdl = this.liveCount > 0 ? fp.totalLength / this.liveCount || 1 : 1;
-      for (const [termId, count] of qtf) {
+      const nBase = fp.offsets.length - 1;
+      for (let qi = 0; qi < terms.length; qi++) {
+        const term = terms[qi]!;
+        // Each distinct term once, weighted by its count in the query (Anserini's bag-of-words boost).
+        let seenBefore = false;
+        let count = 1;
+        for (let j = 0; j < terms.length; j++) {
+          if (terms[j] !== term) continue;
+          if (j < qi) {
+            seenBefore = true;
+            break;
+          }
+          if (j > qi) count++;
+        }
+        if (seenBefore) continue;
+        const termId = fp.termIds.get(term);
+        if (termId === undefined) continue;
         const df = fp.df[termId]!;
         if (df === 0) continue;
         const idf = this.idf(df);
-        stats?.terms.push({ term: fp.terms[termId]!, df, idf, field: fp.spec.name });
+        stats?.terms.push({ term, df, idf, field: fp.spec.name });
         const w = fp.spec.weight * count * idf;
-        const scorePostings = (docs: ArrayLike<number>, tfs: ArrayLike<number>, from: number, to: number): void => {
-          for (let i = from; i < to; i++) {
+        if (termId < nBase) {
+          const docs = fp.docs;
+          const tfs = fp.tfs;
+          const to = fp.offsets[termId + 1]!;
+          for (let i = fp.offsets[termId]!; i < to; i++) {
             const d = docs[i]!;
             if (alive[d] === 0) continue;
             const tf = tfs[i]!;
             const norm = exact ? k1 * (1 - b + (b * lengths[d]!) / avgdl) : normCache[normBytes[d]!]!;
-            const s = (w * tf) / (tf + norm);
             if (acc[d] === 0) touched[nTouched++] = d;
-            acc[d]! += s;
+            acc[d]! += (w * tf) / (tf + norm);
           }
-        };
-        if (termId < fp.offsets.length - 1) {
-          scorePostings(fp.docs, fp.tfs, fp.offsets[termId]!, fp.offsets[termId + 1]!);
         }
         const p = fp.delta.get(termId);
-        if (p !== undefined) scorePostings(p.docs, p.tfs, 0, p.docs.length);
+        if (p !== undefined) {
+          const docs = p.docs;
+          const tfs = p.tfs;
+          for (let i = 0; i < docs.length; i++) {
+            const d = docs[i]!;
+            if (alive[d] === 0) continue;
+            const tf = tfs[i]!;
+            const norm = exact ? k1 * (1 - b + (b * lengths[d]!) / avgdl) : normCache[normBytes[d]!]!;
+            if (acc[d] === 0) touched[nTouched++] = d;
+            acc[d]! += (w * tf) / (tf + norm);
+          }
+        }
       }
     }
     if (stats) stats.matched = nTouched;
@@ -450,46 +525,23 @@ export class Bm25Index {
     const k = Math.max(0, Math.floor(opts.k));
     if (k === 0 || nTouched === 0) return [];
     const acc = this.acc;
-    const touched = this.touched;
     const groups = this.groups;
     const allow = opts.allowGroup;
     const verdicts = allow ? new Map<number, boolean>() : null;
-    // Min-heap of (score, doc); ties prefer the earlier-indexed chunk (lower internal id) for determinism.
-    const heapScore = new Float64Array(k);
-    const heapDoc = new Uint32Array(k);
-    let size = 0;
-    const worse = (i: number, j: number): boolean =>
-      heapScore[i]! < heapScore[j]! || (heapScore[i] === heapScore[j] && heapDoc[i]! > heapDoc[j]!);
-    const swap = (i: number, j: number): void => {
-      const s = heapScore[i]!;
-      heapScore[i] = heapScore[j]!;
-      heapScore[j] = s;
-      const d = heapDoc[i]!;
-      heapDoc[i] = heapDoc[j]!;
-      heapDoc[j] = d;
-    };
-    const siftDown = (start: number): void => {
-      let i = start;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < size && worse(l, m)) m = l;
-        if (r < size && worse(r, m)) m = r;
-        if (m === i) return;
-        swap(i, m);
-        i = m;
-      }
-    };
+    if (this.heapScore.length < k) {
+      this.heapScore = new Float64Array(k);
+      this.heapDoc = new Uint32Array(k);
+    }
+    const heap: Heap = { score: this.heapScore, doc: this.heapDoc, size: 0 };
     let filteredOut = 0;
-    // Collapsing keeps one (best) chunk per group: the group's current heap entry is tracked by score.
+    // Collapsing keeps one (best) chunk per group before selection.
     const bestOfGroup = opts.collapseGroups ? new Map<number, number>() : null;
-    const candidates: Uint32Array = bestOfGroup ? this.collapse(nTouched, bestOfGroup) : touched;
+    const candidates: Uint32Array = bestOfGroup ? this.collapse(nTouched, bestOfGroup) : this.touched;
     const nCandidates = bestOfGroup ? bestOfGroup.size : nTouched;
     for (let i = 0; i < nCandidates; i++) {
       const d = candidates[i]!;
       const s = acc[d]!;
-      if (size === k && (s < heapScore[0]! || (s === heapScore[0] && d > heapDoc[0]!))) continue;
+      if (heap.size === k && !beats(s, d, heap.score[0]!, heap.doc[0]!)) continue;
       if (verdicts !== null && allow !== undefined) {
         const g = groups[d]!;
         let ok = verdicts.get(g);
@@ -502,33 +554,15 @@ export class Bm25Index {
           continue;
         }
       }
-      if (size < k) {
-        heapScore[size] = s;
-        heapDoc[size] = d;
-        size++;
-        // sift up
-        let c = size - 1;
-        while (c > 0) {
-          const parent = (c - 1) >> 1;
-          if (worse(c, parent)) {
-            swap(c, parent);
-            c = parent;
-          } else break;
-        }
-      } else {
-        heapScore[0] = s;
-        heapDoc[0] = d;
-        siftDown(0);
-      }
+      if (heap.size < k) heapPush(heap, s, d);
+      else heapReplaceTop(heap, s, d);
     }
     if (stats) stats.filteredOut = filteredOut;
-    const out: ScoredChunk[] = new Array(size);
-    for (let i = size - 1; i >= 0; i--) {
-      out[i] = { chunkId: this.chunkIds[heapDoc[0]!]!, group: groups[heapDoc[0]!]!, score: heapScore[0]! };
-      heapScore[0] = heapScore[size - 1]!;
-      heapDoc[0] = heapDoc[size - 1]!;
-      size--;
-      siftDown(0);
+    const out: ScoredChunk[] = new Array(heap.size);
+    for (let i = heap.size - 1; i >= 0; i--) {
+      const d = heap.doc[0]!;
+      out[i] = { chunkId: this.chunkIds[d]!, group: groups[d]!, score: heap.score[0]! };
+      heapPopTop(heap);
     }
     return out;
   }
