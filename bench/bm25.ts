@@ -48,7 +48,11 @@ interface Row {
 
 const rows: Row[] = [];
 
-function timeQueries(queries: string[], fn: SearchFn, seconds = SECONDS): { qps: number; p50: number; p99: number } {
+function timeQueries(
+  queries: string[],
+  fn: SearchFn,
+  seconds = SECONDS,
+): { qps: number; p50: number; p99: number } {
   for (const q of queries.slice(0, 50)) fn(q); // warm-up
   const lat: number[] = [];
   const t0 = performance.now();
@@ -66,9 +70,17 @@ function timeQueries(queries: string[], fn: SearchFn, seconds = SECONDS): { qps:
   return { qps: n / elapsed, p50: l.p50, p99: l.p99 };
 }
 
-function ndcgOf(fn: SearchFn, queries: Array<{ id: string; text: string }>, qrels: Map<string, Map<string, number>>): number {
+function ndcgOf(
+  fn: SearchFn,
+  queries: Array<{ id: string; text: string }>,
+  qrels: Map<string, Map<string, number>>,
+): number {
   const run: Run = new Map();
-  for (const q of queries) run.set(q.id, fn(q.text).map((docId, i) => ({ docId, score: 1000 - i })));
+  for (const q of queries)
+    run.set(
+      q.id,
+      fn(q.text).map((docId, i) => ({ docId, score: 1000 - i })),
+    );
   return evaluateRun(qrels, run, ['ndcg@10']).mean['ndcg@10']!;
 }
 
@@ -83,7 +95,15 @@ function peers(docs: Doc[], label: string): Array<{ name: string; search: Search
     const t = performance.now();
     const ms = new MiniSearch<Doc>({ fields: ['title', 'text'], idField: 'id' });
     ms.addAll(docs);
-    out.push({ name: 'MiniSearch 7.2 (defaults)', search: (q) => ms.search(q).slice(0, 10).map((r) => String(r.id)), buildMs: performance.now() - t });
+    out.push({
+      name: 'MiniSearch 7.2 (defaults)',
+      search: (q) =>
+        ms
+          .search(q)
+          .slice(0, 10)
+          .map((r) => String(r.id)),
+      buildMs: performance.now() - t,
+    });
   }
   if (PEERS.has('orama') && docs.length <= 20_000) {
     const t = performance.now();
@@ -93,7 +113,9 @@ function peers(docs: Doc[], label: string): Array<{ name: string; search: Search
     out.push({
       name: 'Orama 3.1 (defaults)',
       search: (q) => {
-        const r = oramaSearch(db, { term: q, properties: ['title', 'text'], limit: 10 }) as { hits: Array<{ document: { id: string } }> };
+        const r = oramaSearch(db, { term: q, properties: ['title', 'text'], limit: 10 }) as {
+          hits: Array<{ document: { id: string } }>;
+        };
         return r.hits.map((h) => h.document.id);
       },
       buildMs: performance.now() - t,
@@ -108,7 +130,9 @@ function peers(docs: Doc[], label: string): Array<{ name: string; search: Search
     db.transaction(() => {
       for (const d of docs) ins.run(d.id, `${d.title} ${d.text}`);
     })();
-    const stmt = db.prepare<[string], { id: string }>('SELECT id FROM docs WHERE docs MATCH ? ORDER BY bm25(docs) LIMIT 10');
+    const stmt = db.prepare<[string], { id: string }>(
+      'SELECT id FROM docs WHERE docs MATCH ? ORDER BY bm25(docs) LIMIT 10',
+    );
     out.push({
       name: 'SQLite FTS5 bm25() (porter, OR query)',
       search: (q) => {
@@ -152,13 +176,21 @@ function generatePassages(source: Doc[], n: number): Doc[] {
   return out;
 }
 
-async function benchQuarry(label: string, corpusFile: string, queries: Array<{ id: string; text: string }>, qrels?: Map<string, Map<string, number>>, chunkTokens?: number): Promise<void> {
+async function benchQuarry(
+  label: string,
+  corpusFile: string,
+  queries: Array<{ id: string; text: string }>,
+  qrels?: Map<string, Map<string, number>>,
+  chunkTokens?: number,
+): Promise<void> {
   const dir = tmpDir(label);
   const quarry = Quarry.open({
     store: dir,
     config: {
       ingest: { batchSize: 1000 },
-      ...(chunkTokens ? { chunking: { maxTokens: chunkTokens, overlapTokens: 0, parentMaxTokens: chunkTokens * 4 } } : {}),
+      ...(chunkTokens
+        ? { chunking: { maxTokens: chunkTokens, overlapTokens: 0, parentMaxTokens: chunkTokens * 4 } }
+        : {}),
     },
   });
   const report = await quarry.ingest([corpusFile]);
@@ -172,14 +204,23 @@ async function benchQuarry(label: string, corpusFile: string, queries: Array<{ i
   );
   const retriever = createBm25Retriever(quarry.lexical);
   const texts = queries.map((q) => q.text);
-  const core: SearchFn = (q) => retriever.retrieve({ query: q, k: 10 }).candidates.map((c) => String(c.chunkId));
-  const docIdOf = (q: string): string[] => quarry.searchSync(q, { k: 10, collapseDocuments: true }).hits.map((h) => h.chunk.docId);
+  const core: SearchFn = (q) =>
+    retriever.retrieve({ query: q, k: 10 }).candidates.map((c) => String(c.chunkId));
+  const docIdOf = (q: string): string[] =>
+    quarry.searchSync(q, { k: 10, collapseDocuments: true }).hits.map((h) => h.chunk.docId);
   const t1 = timeQueries(texts, core);
   const ndcg = qrels ? ndcgOf(docIdOf, queries, qrels) : undefined;
   rows.push({ corpus: label, engine: 'Quarry BM25 search path (analyze + index top-10)', ...t1, ndcg });
   const t2 = timeQueries(texts, (q) => quarry.searchSync(q, { k: 10 }).hits.map((h) => h.chunk.docId));
-  rows.push({ corpus: label, engine: 'Quarry searchSync (+ filter compile, hit load from SQLite)', ...t2, ndcg });
-  const t3 = timeQueries(texts, (q) => quarry.searchSync(q, { k: 10, filter: { doc_type: 'record' } }).hits.map((h) => h.chunk.docId));
+  rows.push({
+    corpus: label,
+    engine: 'Quarry searchSync (+ filter compile, hit load from SQLite)',
+    ...t2,
+    ndcg,
+  });
+  const t3 = timeQueries(texts, (q) =>
+    quarry.searchSync(q, { k: 10, filter: { doc_type: 'record' } }).hits.map((h) => h.chunk.docId),
+  );
   rows.push({ corpus: label, engine: 'Quarry searchSync with a metadata filter', ...t3 });
   quarry.close();
   fs.rmSync(dir, { recursive: true, force: true });
@@ -190,26 +231,44 @@ async function main(): Promise<void> {
     console.log(`skipping: ${scifactDir} not found`);
     return;
   }
-  console.log(`# BM25 benchmark  (node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''})`);
+  console.log(
+    `# BM25 benchmark  (node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''})`,
+  );
   console.log(`command: npx tsx bench/bm25.ts ${args.join(' ')}`.trim());
   const ds = await loadBeirDataset(scifactDir, 'test');
   const docs = await loadDocs(ds.corpusPath);
 
   await benchQuarry('scifact', ds.corpusPath, ds.queries, ds.qrels, 8192);
   for (const p of peers(docs, 'scifact')) {
-    const t = timeQueries(ds.queries.map((q) => q.text), p.search);
-    rows.push({ corpus: 'scifact', engine: p.name, ...t, ndcg: ndcgOf(p.search, ds.queries, ds.qrels), note: `build ${(p.buildMs / 1000).toFixed(1)} s` });
+    const t = timeQueries(
+      ds.queries.map((q) => q.text),
+      p.search,
+    );
+    rows.push({
+      corpus: 'scifact',
+      engine: p.name,
+      ...t,
+      ndcg: ndcgOf(p.search, ds.queries, ds.qrels),
+      note: `build ${(p.buildMs / 1000).toFixed(1)} s`,
+    });
   }
 
   if (PASSAGES > 0) {
     const passages = generatePassages(docs, PASSAGES);
     const dir = tmpDir('gen');
     const file = path.join(dir, 'passages.jsonl');
-    fs.writeFileSync(file, passages.map((p) => JSON.stringify({ _id: p.id, title: p.title, text: p.text })).join('\n'));
+    fs.writeFileSync(
+      file,
+      passages.map((p) => JSON.stringify({ _id: p.id, title: p.title, text: p.text })).join('\n'),
+    );
     const label = `generated ${PASSAGES.toLocaleString('en-US')} passages`;
     await benchQuarry(label, file, ds.queries);
     for (const p of peers(passages, 'gen')) {
-      const t = timeQueries(ds.queries.map((q) => q.text).slice(0, p.name.includes('FTS5') ? 60 : 300), p.search, Math.min(SECONDS, 3));
+      const t = timeQueries(
+        ds.queries.map((q) => q.text).slice(0, p.name.includes('FTS5') ? 60 : 300),
+        p.search,
+        Math.min(SECONDS, 3),
+      );
       rows.push({ corpus: label, engine: p.name, ...t, note: `build ${(p.buildMs / 1000).toFixed(1)} s` });
     }
     fs.rmSync(dir, { recursive: true, force: true });

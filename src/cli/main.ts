@@ -45,7 +45,10 @@ function parseJsonOption(name: string, v: string | undefined): unknown {
   try {
     return JSON.parse(v) as unknown;
   } catch (e) {
-    throw new QuarryError(name === '--filter' ? 'INVALID_FILTER' : 'INVALID_ARGUMENT', `${name} is not valid JSON: ${(e as Error).message}`);
+    throw new QuarryError(
+      name === '--filter' ? 'INVALID_FILTER' : 'INVALID_ARGUMENT',
+      `${name} is not valid JSON: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -55,7 +58,10 @@ function print(out: NodeJS.WritableStream, text: string): void {
 
 function formatTrace(t: TraceReport): string {
   const lines = [`trace: ${t.totalMs.toFixed(2)} ms total`];
-  for (const s of t.stages) lines.push(`  ${s.stage.padEnd(18)} ${s.durationMs.toFixed(3).padStart(9)} ms  ${JSON.stringify(s.detail)}`);
+  for (const s of t.stages)
+    lines.push(
+      `  ${s.stage.padEnd(18)} ${s.durationMs.toFixed(3).padStart(9)} ms  ${JSON.stringify(s.detail)}`,
+    );
   return lines.join('\n');
 }
 
@@ -65,7 +71,8 @@ function formatIngest(r: IngestReport): string {
       `${r.added} added, ${r.updated} updated, ${r.unchanged} unchanged, ${r.removed} removed, ${r.failed} failed ` +
       `(${r.chunks} chunks written)`,
   ];
-  for (const e of r.errors) lines.push(`  error ${e.code}: ${e.path}${e.record ? ` [${e.record}]` : ''}: ${e.message}`);
+  for (const e of r.errors)
+    lines.push(`  error ${e.code}: ${e.path}${e.record ? ` [${e.record}]` : ''}: ${e.message}`);
   return lines.join('\n');
 }
 
@@ -77,7 +84,9 @@ function formatAnswer(a: Answer): string {
     for (const c of a.citations) if (!byMarker.has(c.marker)) byMarker.set(c.marker, c);
     for (const [m, c] of byMarker) {
       const section = c.sectionPath.length > 0 ? ` › ${c.sectionPath.join(' › ')}` : '';
-      lines.push(`  [${m}] ${c.title} — ${c.source}${section} (chunk ${c.chunkId}, chars ${c.start}–${c.end})`);
+      lines.push(
+        `  [${m}] ${c.title} — ${c.source}${section} (chunk ${c.chunkId}, chars ${c.start}–${c.end})`,
+      );
     }
   }
   lines.push(`confidence ${a.confidence.toFixed(2)}${a.abstained ? ' (abstained)' : ''}`);
@@ -161,7 +170,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         for (const h of r.hits) {
           const section = h.chunk.sectionPath.length > 0 ? ` › ${h.chunk.sectionPath.join(' › ')}` : '';
           const snippet = h.chunk.text.replace(/\s+/g, ' ').slice(0, 200);
-          print(io.out, `${h.rank}. ${h.document.title} — ${h.document.source}${section}  (score ${h.score.toFixed(3)}, chunk ${h.chunk.id})\n   ${snippet}`);
+          print(
+            io.out,
+            `${h.rank}. ${h.document.title} — ${h.document.source}${section}  (score ${h.score.toFixed(3)}, chunk ${h.chunk.id})\n   ${snippet}`,
+          );
         }
         if (r.trace) print(io.err, formatTrace(r.trace));
       } finally {
@@ -197,11 +209,17 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     });
 
   withCommon(program.command('eval').argument('<dataset>', 'BEIR-layout dataset directory'))
-    .description('evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency)')
+    .description(
+      'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency)',
+    )
     .option('--split <name>', 'qrels split', 'test')
     .option('--k1 <x>', 'BM25 k1', num('--k1'))
     .option('--b <x>', 'BM25 b', num('--b'))
-    .option('--chunk-tokens <n>', 'chunk size; default keeps documents whole (up to 8192 tokens)', int('--chunk-tokens'))
+    .option(
+      '--chunk-tokens <n>',
+      'chunk size; default keeps documents whole (up to 8192 tokens)',
+      int('--chunk-tokens'),
+    )
     .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit'))
     .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
@@ -216,7 +234,15 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         limit: o.limit as number | undefined,
         retriever: o.retriever as 'bm25',
         onProgress: progress?.update,
-        onQueries: (done, total) => progress?.update({ filesDone: done, filesTotal: total, documents: 0, chunks: 0, elapsedMs: 0, label: 'queries' }),
+        onQueries: (done, total) =>
+          progress?.update({
+            filesDone: done,
+            filesTotal: total,
+            documents: 0,
+            chunks: 0,
+            elapsedMs: 0,
+            label: 'queries',
+          }),
       });
       progress?.stop();
       if (o.json) {
@@ -269,8 +295,14 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       try {
         if (typeof o.id === 'string') {
           const d = q.getDocument(o.id);
-          if (d === undefined) throw new QuarryError('NOT_FOUND', `no document with id ${o.id}`, { id: o.id });
-          print(io.out, o.json ? JSON.stringify(d) : `${d.id} (${d.meta.doc_type}, v${d.meta.version}) ${d.meta.title}\n\n${d.text}`);
+          if (d === undefined)
+            throw new QuarryError('NOT_FOUND', `no document with id ${o.id}`, { id: o.id });
+          print(
+            io.out,
+            o.json
+              ? JSON.stringify(d)
+              : `${d.id} (${d.meta.doc_type}, v${d.meta.version}) ${d.meta.title}\n\n${d.text}`,
+          );
           return;
         }
         const docs = q.listDocuments({ limit: o.limit as number, offset: o.offset as number });
@@ -279,7 +311,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           return;
         }
         for (const d of docs) {
-          print(io.out, `${d.id}  ${d.meta.doc_type}  v${d.meta.version}  ${d.chunkCount} chunks  ${d.meta.title}`);
+          print(
+            io.out,
+            `${d.id}  ${d.meta.doc_type}  v${d.meta.version}  ${d.chunkCount} chunks  ${d.meta.title}`,
+          );
         }
       } finally {
         q.close();
@@ -295,11 +330,17 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
       const q = openStore(o);
       try {
-        const deleted = [...q.deleteDocuments(ids), ...(typeof o.source === 'string' ? q.deleteBySource(o.source) : [])];
+        const deleted = [
+          ...q.deleteDocuments(ids),
+          ...(typeof o.source === 'string' ? q.deleteBySource(o.source) : []),
+        ];
         const missing = ids.filter((id) => !deleted.includes(id));
         if (o.json) print(io.out, JSON.stringify({ deleted, missing }));
         else {
-          print(io.out, `deleted ${deleted.length} document(s)${deleted.length ? `: ${deleted.join(', ')}` : ''}`);
+          print(
+            io.out,
+            `deleted ${deleted.length} document(s)${deleted.length ? `: ${deleted.join(', ')}` : ''}`,
+          );
           if (missing.length) print(io.err, `not found: ${missing.join(', ')}`);
         }
         if (deleted.length === 0 || missing.length > 0) process.exitCode = 4;
@@ -320,12 +361,22 @@ function bm25Overrides(o: Record<string, unknown>) {
   };
 }
 
-function openStore(o: CommonOpts, config: Parameters<typeof Quarry.open>[0] extends infer P ? (P extends { config?: infer C } ? C : never) : never = {}): Quarry {
+function openStore(
+  o: CommonOpts,
+  config: Parameters<typeof Quarry.open>[0] extends infer P
+    ? P extends { config?: infer C }
+      ? C
+      : never
+    : never = {},
+): Quarry {
   return Quarry.open({ store: o.store, config });
 }
 
 /** Run the CLI; returns the exit code (never calls process.exit, so tests can run it in-process). */
-export async function main(argv: string[], io = { out: process.stdout, err: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io = { out: process.stdout, err: process.stderr },
+): Promise<number> {
   const program = buildProgram(io);
   const wantsJson = argv.includes('--json');
   try {

@@ -24,7 +24,8 @@ export function createProgressReporter(stream: NodeJS.WritableStream): ProgressR
     const bar = new cliProgress.SingleBar(
       {
         stream: stream as NodeJS.WriteStream,
-        format: ' {label} |{bar}| {value}/{total} | {documents} docs, {chunks} chunks | {rate}/s | eta {eta}s',
+        format:
+          ' {label} |{bar}| {value}/{total} | {documents} docs, {chunks} chunks | {rate}/s | eta {eta}s',
         hideCursor: true,
         clearOnComplete: false,
       },
@@ -62,7 +63,9 @@ export function createProgressReporter(stream: NodeJS.WritableStream): ProgressR
       if (now - last < 5000) return;
       last = now;
       const rate = p.filesDone / ((now - t0) / 1000);
-      stream.write(`${p.label ?? 'files'} ${p.filesDone}/${p.filesTotal}, ${p.documents} docs, ${p.chunks} chunks, ${rate.toFixed(0)}/s\n`);
+      stream.write(
+        `${p.label ?? 'files'} ${p.filesDone}/${p.filesTotal}, ${p.documents} docs, ${p.chunks} chunks, ${rate.toFixed(0)}/s\n`,
+      );
     },
     stop() {},
   };

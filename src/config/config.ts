@@ -27,7 +27,11 @@ export const Bm25ConfigSchema = z.object({
 
 export const IngestConfigSchema = z.object({
   /** Files larger than this are rejected with FILE_TOO_LARGE (and the rest of the batch continues). */
-  maxFileBytes: z.number().int().min(1).default(50 * 1024 * 1024),
+  maxFileBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(50 * 1024 * 1024),
   /** Documents written per transaction. */
   batchSize: z.number().int().min(1).max(10_000).default(64),
   /** Files parsed concurrently. */

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ProgressUpdate } from '../cli/progress.js';
 import { QuarryError } from '../errors.js';
 import { Quarry } from '../pipeline/quarry.js';
-import type { ProgressUpdate } from '../cli/progress.js';
 import { loadBeirDataset } from './beir.js';
 import { evaluateRun, latencySummary, type Run } from './metrics.js';
 
@@ -49,23 +49,32 @@ const WHOLE_DOCUMENT_TOKENS = 8192;
 
 export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   const dataset = await loadBeirDataset(opts.dataset, opts.split ?? 'test');
-  const queries = opts.limit !== undefined ? dataset.queries.slice(0, Math.max(0, opts.limit)) : dataset.queries;
-  if (queries.length === 0) throw new QuarryError('DATASET', `${opts.dataset}: no judged queries in split ${dataset.split}`);
+  const queries =
+    opts.limit !== undefined ? dataset.queries.slice(0, Math.max(0, opts.limit)) : dataset.queries;
+  if (queries.length === 0)
+    throw new QuarryError('DATASET', `${opts.dataset}: no judged queries in split ${dataset.split}`);
   const maxTokens = opts.chunkTokens ?? WHOLE_DOCUMENT_TOKENS;
   const overlapTokens = opts.chunkTokens === undefined ? 0 : Math.min(32, Math.floor(maxTokens / 8));
-  const tempStore = opts.store === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-eval-')) : undefined;
+  const tempStore =
+    opts.store === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-eval-')) : undefined;
   const quarry = Quarry.open({
     store: opts.store ?? tempStore,
     config: {
       chunking: { maxTokens, overlapTokens, parentMaxTokens: Math.max(maxTokens * 4, 1024) },
-      bm25: { ...(opts.k1 !== undefined ? { k1: opts.k1 } : {}), ...(opts.b !== undefined ? { b: opts.b } : {}) },
+      bm25: {
+        ...(opts.k1 !== undefined ? { k1: opts.k1 } : {}),
+        ...(opts.b !== undefined ? { b: opts.b } : {}),
+      },
       ingest: { batchSize: 512 },
     },
   });
   try {
     const ingest = await quarry.ingest([dataset.corpusPath], { onProgress: opts.onProgress });
     if (ingest.errors.length > 0 && ingest.added + ingest.unchanged + ingest.updated === 0) {
-      throw new QuarryError('DATASET', `${dataset.corpusPath}: no document could be ingested (${ingest.errors[0]?.message})`);
+      throw new QuarryError(
+        'DATASET',
+        `${dataset.corpusPath}: no document could be ingested (${ingest.errors[0]?.message})`,
+      );
     }
     const run: Run = new Map();
     const latencies: number[] = [];

@@ -118,7 +118,8 @@ export function answerExtractively(
       if (matched.length === 0) continue;
       const fromContext = qTerms.filter((t) => !present.has(t) && context.has(t));
       const coverage =
-        (matched.reduce((a, t) => a + weights.get(t)!, 0) + 0.5 * fromContext.reduce((a, t) => a + weights.get(t)!, 0)) /
+        (matched.reduce((a, t) => a + weights.get(t)!, 0) +
+          0.5 * fromContext.reduce((a, t) => a + weights.get(t)!, 0)) /
         totalWeight;
       // Coverage dominates; chunk rank and term density break ties between similar sentences.
       const density = matched.length / terms.length;
@@ -155,7 +156,8 @@ export function answerExtractively(
   }
   for (const t of covered) contextOnly.delete(t);
   const support =
-    ([...covered].reduce((a, t) => a + weights.get(t)!, 0) + 0.5 * [...contextOnly].reduce((a, t) => a + weights.get(t)!, 0)) /
+    ([...covered].reduce((a, t) => a + weights.get(t)!, 0) +
+      0.5 * [...contextOnly].reduce((a, t) => a + weights.get(t)!, 0)) /
     totalWeight;
   if (support < opts.minSupport) return abstain(considered, support);
 

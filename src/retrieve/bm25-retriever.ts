@@ -38,7 +38,13 @@ export function createBm25Retriever(lexical: LexicalIndex): Retriever {
         stats,
       );
       return {
-        candidates: scored.map((s, i) => ({ chunkId: s.chunkId, group: s.group, score: s.score, rank: i + 1, retriever: 'bm25' })),
+        candidates: scored.map((s, i) => ({
+          chunkId: s.chunkId,
+          group: s.group,
+          score: s.score,
+          rank: i + 1,
+          retriever: 'bm25',
+        })),
         queryTerms: Object.values(terms)[0] ?? [],
         stats,
       };

@@ -35,13 +35,20 @@ export class DocumentCatalog {
    * Group predicate for the index: the document exists, is visible to `scope`, and matches `filter`.
    * Unknown keys are rejected (fail closed), never let through.
    */
-  predicate(filter: CompiledFilter | undefined, scope: AccessScope | undefined): ((key: number) => boolean) | undefined {
+  predicate(
+    filter: CompiledFilter | undefined,
+    scope: AccessScope | undefined,
+  ): ((key: number) => boolean) | undefined {
     const groups = scope?.groups === undefined ? undefined : new Set(scope.groups);
     if (filter === undefined && groups === undefined) return undefined;
     return (key) => {
       const doc = this.byKey.get(key);
       if (doc === undefined) return false;
-      if (groups !== undefined && doc.access_groups.length > 0 && !doc.access_groups.some((g) => groups.has(g))) {
+      if (
+        groups !== undefined &&
+        doc.access_groups.length > 0 &&
+        !doc.access_groups.some((g) => groups.has(g))
+      ) {
         return false;
       }
       return filter === undefined || filter.matches(doc);

@@ -16,7 +16,10 @@ export interface CitationCheck {
   problems: CitationProblem[];
 }
 
-export function checkCitations(citations: Citation[], context: ReadonlyMap<number, StoredChunk>): CitationCheck {
+export function checkCitations(
+  citations: Citation[],
+  context: ReadonlyMap<number, StoredChunk>,
+): CitationCheck {
   const problems: CitationProblem[] = [];
   for (const c of citations) {
     const chunk = context.get(c.chunkId);
@@ -30,7 +33,8 @@ export function checkCitations(citations: Citation[], context: ReadonlyMap<numbe
     }
     const inChunk = chunk.text.slice(c.chunkStart, c.chunkEnd) === c.quote;
     const inDocument = c.start === chunk.start + c.chunkStart && c.end === chunk.start + c.chunkEnd;
-    if (!inChunk || !inDocument) problems.push({ marker: c.marker, chunkId: c.chunkId, problem: 'span-mismatch' });
+    if (!inChunk || !inDocument)
+      problems.push({ marker: c.marker, chunkId: c.chunkId, problem: 'span-mismatch' });
   }
   return { ok: problems.length === 0, checked: citations.length, problems };
 }

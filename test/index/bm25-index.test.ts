@@ -107,7 +107,8 @@ describe('Bm25Index incremental updates equal a fresh build', () => {
   it('after random adds, replaces and bulk deletes, results match an index built from the live set', () => {
     const rand = rng(42);
     const vocab = Array.from({ length: 60 }, (_, i) => `t${i}`);
-    const docOf = (): string[] => Array.from({ length: 3 + Math.floor(rand() * 30) }, () => vocab[Math.floor(rand() * rand() * 60)]!);
+    const docOf = (): string[] =>
+      Array.from({ length: 3 + Math.floor(rand() * 30) }, () => vocab[Math.floor(rand() * rand() * 60)]!);
     const live = new Map<number, { group: number; terms: string[] }>();
     const idx = new Bm25Index({ k1: 0.9, b: 0.4, lengthNorm: 'lucene' }, FIELD);
     let nextId = 1;
@@ -132,13 +133,14 @@ describe('Bm25Index incremental updates equal a fresh build', () => {
       if (step === 1500) idx.compact();
     }
     const fresh = new Bm25Index({ k1: 0.9, b: 0.4, lengthNorm: 'lucene' }, FIELD);
-    for (const [id, d] of [...live].sort((a, b) => a[0] - b[0])) fresh.add({ chunkId: id, group: d.group, fields: { contents: d.terms } });
+    for (const [id, d] of [...live].sort((a, b) => a[0] - b[0]))
+      fresh.add({ chunkId: id, group: d.group, fields: { contents: d.terms } });
     expect(idx.size).toBe(live.size);
     for (let q = 0; q < 50; q++) {
       const terms = [vocab[Math.floor(rand() * 60)]!, vocab[Math.floor(rand() * 60)]!];
       const a = idx.search({ contents: terms }, { k: 20 });
       const b = fresh.search({ contents: terms }, { k: 20 });
-      expect(a.map((h) => h.score)).toEqual(b.map((h) => h.score).map((s, i) => expect.closeTo(s, 9) as unknown as number));
+      expect(a.map((h) => h.score)).toEqual(b.map((h) => expect.closeTo(h.score, 9) as unknown as number));
       expect(new Set(a.map((h) => h.chunkId))).toEqual(new Set(b.map((h) => h.chunkId)));
     }
   });
@@ -178,12 +180,24 @@ describe('Bm25Index filtered top-k', () => {
 describe('analyzer', () => {
   it('lowercases, strips possessives, removes Lucene stop-words and Porter-stems', () => {
     const a = createAnalyzer();
-    expect(a.analyze("The Quarry's runners are running into the studies")).toEqual(['quarri', 'runner', 'run', 'studi']);
+    expect(a.analyze("The Quarry's runners are running into the studies")).toEqual([
+      'quarri',
+      'runner',
+      'run',
+      'studi',
+    ]);
     expect(LUCENE_ENGLISH_STOPWORDS).toHaveLength(33);
   });
 
   it('keeps UAX #29 word joins: decimals, thousands, abbreviations, apostrophes', () => {
-    expect(tokenize("U.S. 1,000 3.5mg don't e-mail")).toEqual(['U.S', '1,000', '3.5mg', "don't", 'e', 'mail']);
+    expect(tokenize("U.S. 1,000 3.5mg don't e-mail")).toEqual([
+      'U.S',
+      '1,000',
+      '3.5mg',
+      "don't",
+      'e',
+      'mail',
+    ]);
   });
 
   it('segments CJK text into words so it is searchable', () => {

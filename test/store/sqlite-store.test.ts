@@ -25,7 +25,15 @@ function draft(id: string, text: string, extra: Partial<DocumentDraft['meta']> =
     id,
     hash: `h-${id}-${text.length}`,
     text,
-    meta: { source: `src/${id}.md`, title: id, doc_type: 'text', tags: [], access_groups: [], fields: {}, ...extra },
+    meta: {
+      source: `src/${id}.md`,
+      title: id,
+      doc_type: 'text',
+      tags: [],
+      access_groups: [],
+      fields: {},
+      ...extra,
+    },
     sections: [{ ordinal: 0, path: ['Top'], start: 0, end: text.length }],
     chunks: [
       { ordinal: 0, section: 0, start: 0, end: mid, text: text.slice(0, mid), tokenCount: 3 },
@@ -46,7 +54,10 @@ describe('SqliteStore', () => {
 
   it('writes a batch atomically and bumps the index version once', () => {
     const store = SqliteStore.open(tmpStore(), { settings: SETTINGS });
-    const out = store.write({ upserts: [draft('a', 'alpha beta gamma'), draft('b', 'delta epsilon zeta')], deletes: [] });
+    const out = store.write({
+      upserts: [draft('a', 'alpha beta gamma'), draft('b', 'delta epsilon zeta')],
+      deletes: [],
+    });
     expect(out.indexVersion).toBe(1);
     expect(out.results.map((r) => [r.id, r.status, r.addedChunks.length])).toEqual([
       ['a', 'added', 2],
@@ -64,7 +75,10 @@ describe('SqliteStore', () => {
     const bad = draft('bad', 'this one fails');
     (bad.meta.fields as Record<string, unknown>).n = 10n; // BigInt: JSON.stringify throws inside the transaction
     expect(() =>
-      store.write({ upserts: [draft('keep', 'replacement text'), draft('new', 'brand new'), bad], deletes: [] }),
+      store.write({
+        upserts: [draft('keep', 'replacement text'), draft('new', 'brand new'), bad],
+        deletes: [],
+      }),
     ).toThrow();
     expect(store.indexVersion()).toBe(1);
     expect(store.getDocument('new')).toBeUndefined();
@@ -76,13 +90,18 @@ describe('SqliteStore', () => {
 
   it('replacing a document removes exactly its old chunks and never reuses chunk ids', () => {
     const store = SqliteStore.open(tmpStore(), { settings: SETTINGS });
-    const first = store.write({ upserts: [draft('a', 'one two three four'), draft('b', 'five six seven')], deletes: [] });
+    const first = store.write({
+      upserts: [draft('a', 'one two three four'), draft('b', 'five six seven')],
+      deletes: [],
+    });
     const oldA = first.results[0]!.addedChunks.map((c) => c.id);
     const second = store.write({ upserts: [draft('a', 'eight nine ten eleven twelve')], deletes: [] });
     const r = second.results[0]!;
     expect(r.status).toBe('updated');
     expect(r.removedChunkIds).toEqual(oldA);
-    expect(Math.min(...r.addedChunks.map((c) => c.id))).toBeGreaterThan(Math.max(...oldA, ...first.results[1]!.addedChunks.map((c) => c.id)));
+    expect(Math.min(...r.addedChunks.map((c) => c.id))).toBeGreaterThan(
+      Math.max(...oldA, ...first.results[1]!.addedChunks.map((c) => c.id)),
+    );
     expect(store.getChunks(oldA).size).toBe(0);
     expect(store.getDocument('a')!.meta.version).toBe(2);
     expect(store.getDocument('b')!.chunkCount).toBe(2);

@@ -11,9 +11,39 @@ import { z } from 'zod';
 
 /** Lucene's EnglishAnalyzer default stop set (33 words), as used by Anserini's BEIR baselines. */
 export const LUCENE_ENGLISH_STOPWORDS: readonly string[] = [
-  'a', 'an', 'and', 'are', 'as', 'at', 'be', 'but', 'by', 'for', 'if', 'in', 'into', 'is', 'it', 'no', 'not',
-  'of', 'on', 'or', 'such', 'that', 'the', 'their', 'then', 'there', 'these', 'they', 'this', 'to', 'was',
-  'will', 'with',
+  'a',
+  'an',
+  'and',
+  'are',
+  'as',
+  'at',
+  'be',
+  'but',
+  'by',
+  'for',
+  'if',
+  'in',
+  'into',
+  'is',
+  'it',
+  'no',
+  'not',
+  'of',
+  'on',
+  'or',
+  'such',
+  'that',
+  'the',
+  'their',
+  'then',
+  'there',
+  'these',
+  'they',
+  'this',
+  'to',
+  'was',
+  'will',
+  'with',
 ];
 
 export const AnalyzerConfigSchema = z.object({
@@ -40,7 +70,8 @@ export interface Analyzer {
 // which is what UAX #29 rules WB6/7 and WB11/12 do for the common cases.
 const WORD =
   /[\p{L}\p{M}\p{Nd}]+(?:(?:(?<=\p{L}\p{M}*)[.'’:](?=\p{L})|(?<=\p{Nd})[.,;'’](?=\p{Nd}))[\p{L}\p{M}\p{Nd}]+)*/gu;
-const SPACELESS = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]/u;
+const SPACELESS =
+  /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]/u;
 const POSSESSIVE = /['’][sS]$/;
 
 let segmenter: Intl.Segmenter | undefined;
@@ -64,7 +95,11 @@ export function tokenize(text: string): string[] {
 export function createAnalyzer(input: Partial<AnalyzerConfig> = {}): Analyzer {
   const config = AnalyzerConfigSchema.parse(input);
   const stop = new Set(
-    config.stopwords === 'lucene' ? LUCENE_ENGLISH_STOPWORDS : config.stopwords === 'none' ? [] : config.stopwords,
+    config.stopwords === 'lucene'
+      ? LUCENE_ENGLISH_STOPWORDS
+      : config.stopwords === 'none'
+        ? []
+        : config.stopwords,
   );
   // Stemming dominates analysis cost; corpora reuse a small vocabulary, so memoize per analyzer.
   const stemCache = new Map<string, string>();

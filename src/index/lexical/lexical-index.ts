@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer } from './analyzer.js';
-import { type Bm25Params, Bm25Index, type FieldSpec, type IndexableChunk } from './bm25-index.js';
+import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 
 const SNAPSHOT_NAME = 'bm25.snapshot';
@@ -99,7 +99,8 @@ export class LexicalIndex {
     const removed: number[] = [];
     for (const r of outcome.results) removed.push(...r.removedChunkIds);
     this.index.removeMany(removed);
-    for (const r of outcome.results) for (const c of r.addedChunks) this.index.add(this.toIndexable(c, r.key));
+    for (const r of outcome.results)
+      for (const c of r.addedChunks) this.index.add(this.toIndexable(c, r.key));
     this.version = outcome.indexVersion;
   }
 
@@ -122,9 +123,14 @@ export class LexicalIndex {
   /** The text a chunk is indexed under: its document title and section headings, then its body. */
   toIndexable(chunk: StoredChunk, group: number): IndexableChunk {
     // Section headings travel with every chunk of the section, like the title: they say what it is about.
-    const title = chunk.sectionPath.length > 0 ? `${chunk.title} ${chunk.sectionPath.join(' ')}` : chunk.title;
+    const title =
+      chunk.sectionPath.length > 0 ? `${chunk.title} ${chunk.sectionPath.join(' ')}` : chunk.title;
     if (this.layout === 'flat') {
-      return { chunkId: chunk.id, group, fields: { contents: this.analyzer.analyze(`${title} ${chunk.text}`) } };
+      return {
+        chunkId: chunk.id,
+        group,
+        fields: { contents: this.analyzer.analyze(`${title} ${chunk.text}`) },
+      };
     }
     return {
       chunkId: chunk.id,

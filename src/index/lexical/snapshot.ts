@@ -3,7 +3,7 @@
  * store's index version and the analyzer settings; a snapshot that does not match both is ignored and the
  * index is rebuilt from the store (the store is the source of truth, snapshots are a cache).
  */
-import { type Bm25IndexSnapshot, Bm25Index } from './bm25-index.js';
+import { Bm25Index, type Bm25IndexSnapshot } from './bm25-index.js';
 
 const MAGIC = 'QBM25v1\n';
 
@@ -56,7 +56,11 @@ export function encodeSnapshot(index: Bm25Index, indexVersion: number, fingerpri
 }
 
 /** Decode a snapshot; returns undefined when it is for another index version or other settings, or corrupt. */
-export function decodeSnapshot(buf: Buffer, indexVersion: number, fingerprint: string): Bm25Index | undefined {
+export function decodeSnapshot(
+  buf: Buffer,
+  indexVersion: number,
+  fingerprint: string,
+): Bm25Index | undefined {
   try {
     if (buf.toString('latin1', 0, MAGIC.length) !== MAGIC) return undefined;
     const headerLength = buf.readUInt32LE(MAGIC.length);

@@ -107,21 +107,26 @@ export class SqliteStore implements DocumentStore {
     this.settings = settings;
     this.stmts = {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
-      setMeta: db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      setMeta: db.prepare(
+        'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
       docState: db.prepare<[string], DocumentState>(
         'SELECT key, id, hash, source, version, created_at FROM documents WHERE id = ?',
       ),
       insertDoc: db.prepare(`INSERT INTO documents
         (id, hash, source, title, created_at, updated_at, version, doc_type, tags, access_groups, fields, text)
         VALUES (@id, @hash, @source, @title, @created_at, @updated_at, @version, @doc_type, @tags, @access_groups, @fields, @text)`),
-      updateDoc: db.prepare(`UPDATE documents SET hash=@hash, source=@source, title=@title, updated_at=@updated_at,
+      updateDoc:
+        db.prepare(`UPDATE documents SET hash=@hash, source=@source, title=@title, updated_at=@updated_at,
         version=@version, doc_type=@doc_type, tags=@tags, access_groups=@access_groups, fields=@fields, text=@text
         WHERE key=@key`),
       deleteDoc: db.prepare('DELETE FROM documents WHERE key = ?'),
       chunkIdsOf: db.prepare<[number], { id: number }>('SELECT id FROM chunks WHERE doc_key = ? ORDER BY id'),
       deleteChunksOf: db.prepare('DELETE FROM chunks WHERE doc_key = ?'),
       deleteSectionsOf: db.prepare('DELETE FROM sections WHERE doc_key = ?'),
-      insertSection: db.prepare('INSERT INTO sections (doc_key, ordinal, path, start, "end") VALUES (?, ?, ?, ?, ?)'),
+      insertSection: db.prepare(
+        'INSERT INTO sections (doc_key, ordinal, path, start, "end") VALUES (?, ?, ?, ?, ?)',
+      ),
       insertChunk: db.prepare(
         'INSERT INTO chunks (doc_key, ordinal, section, start, "end", token_count, text) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -151,7 +156,9 @@ export class SqliteStore implements DocumentStore {
       if (e instanceof QuarryError) throw e;
       throw new QuarryError('STORE_OPEN', `${file}: ${(e as Error).message}`, { file }, e);
     }
-    const existing = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('settings');
+    const existing = db
+      .prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?')
+      .get('settings');
     let settings = opts.settings;
     if (existing === undefined) {
       const now = new Date().toISOString();
@@ -183,7 +190,9 @@ export class SqliteStore implements DocumentStore {
     if (!fs.existsSync(file)) return undefined;
     const db = new Database(file, { readonly: true, fileMustExist: true });
     try {
-      const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('settings');
+      const row = db
+        .prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?')
+        .get('settings');
       return row === undefined ? undefined : (JSON.parse(row.value) as StoreIndexSettings);
     } catch {
       return undefined;
@@ -269,7 +278,8 @@ export class SqliteStore implements DocumentStore {
     const added: StoredChunk[] = [];
     for (const c of draft.chunks) {
       const id = Number(
-        this.stmts.insertChunk.run(key, c.ordinal, c.section, c.start, c.end, c.tokenCount, c.text).lastInsertRowid,
+        this.stmts.insertChunk.run(key, c.ordinal, c.section, c.start, c.end, c.tokenCount, c.text)
+          .lastInsertRowid,
       );
       added.push({
         id,
@@ -370,7 +380,9 @@ export class SqliteStore implements DocumentStore {
 
   stats(): StoreStats {
     const one = <T>(sql: string): T => this.db.prepare<[], T>(sql).get() as T;
-    const docs = one<{ n: number; chars: number }>('SELECT count(*) AS n, coalesce(sum(length(text)),0) AS chars FROM documents');
+    const docs = one<{ n: number; chars: number }>(
+      'SELECT count(*) AS n, coalesce(sum(length(text)),0) AS chars FROM documents',
+    );
     const chunks = one<{ n: number; tokens: number }>(
       'SELECT count(*) AS n, coalesce(sum(token_count),0) AS tokens FROM chunks',
     );
