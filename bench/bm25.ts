@@ -2,7 +2,7 @@
  * BM25 benchmark: Quarry's lexical search path against peer libraries in one run, on scifact and on a
  * generated corpus of N passages (default 100,000). Prints figures; it is not a test.
  *
- *   npx tsx bench/bm25.ts [--passages 100000] [--peers minisearch,orama,fts5] [--seconds 3]
+ *   npx tsx bench/bm25.ts [--passages 100000] [--words 56] [--peers minisearch,orama,fts5] [--seconds 3]
  *
  * Single-threaded, top-10. Throughput = queries answered in a timed loop over the query set.
  */
@@ -25,6 +25,8 @@ const opt = (name: string, dflt: string): string => {
 const PASSAGES = Number(opt('passages', '100000'));
 const PEERS = new Set(opt('peers', 'minisearch,orama,fts5').split(',').filter(Boolean));
 const SECONDS = Number(opt('seconds', '3'));
+/** Mean words per generated passage: MS MARCO's passage corpus averages about 56 words. */
+const WORDS = Number(opt('words', '56'));
 const datasets = path.resolve(import.meta.dirname, '../../shared/datasets');
 const scifactDir = path.join(datasets, 'scifact');
 
@@ -152,8 +154,11 @@ async function loadDocs(file: string): Promise<Doc[]> {
   return docs;
 }
 
-/** Passages sampled from scifact's own word distribution (Zipf-like, real vocabulary), 30–150 words each. */
-function generatePassages(source: Doc[], n: number): Doc[] {
+/**
+ * Passages sampled from scifact's own word distribution (Zipf-like, real vocabulary) in short contiguous runs,
+ * with lengths uniform in [mean/3, 5·mean/3] words. Query cost grows with posting lengths, i.e. with `mean`.
+ */
+function generatePassages(source: Doc[], n: number, mean: number): Doc[] {
   const words: string[] = [];
   for (const d of source) for (const w of `${d.title} ${d.text}`.split(/\s+/)) if (w) words.push(w);
   let seed = 12345;
@@ -163,7 +168,7 @@ function generatePassages(source: Doc[], n: number): Doc[] {
   };
   const out: Doc[] = [];
   for (let i = 0; i < n; i++) {
-    const len = 30 + Math.floor(rand() * 120);
+    const len = Math.round(mean / 3 + rand() * ((4 * mean) / 3));
     // Contiguous runs keep local co-occurrence realistic; several runs per passage mix topics.
     const parts: string[] = [];
     while (parts.length < len) {
@@ -254,14 +259,14 @@ async function main(): Promise<void> {
   }
 
   if (PASSAGES > 0) {
-    const passages = generatePassages(docs, PASSAGES);
+    const passages = generatePassages(docs, PASSAGES, WORDS);
     const dir = tmpDir('gen');
     const file = path.join(dir, 'passages.jsonl');
     fs.writeFileSync(
       file,
       passages.map((p) => JSON.stringify({ _id: p.id, title: p.title, text: p.text })).join('\n'),
     );
-    const label = `generated ${PASSAGES.toLocaleString('en-US')} passages`;
+    const label = `generated ${PASSAGES.toLocaleString('en-US')} passages (~${WORDS} words)`;
     await benchQuarry(label, file, ds.queries);
     for (const p of peers(passages, 'gen')) {
       const t = timeQueries(

@@ -181,7 +181,10 @@ export async function ingestPaths(
     writer.deletes.push(...gone);
   }
   await writer.flush();
-  if (writer.wrote) ctx.persist();
+  if (writer.wrote) {
+    ctx.persist();
+    ctx.store.checkpoint();
+  }
   return writer.report(files.length, errors, performance.now() - started);
 }
 

@@ -82,5 +82,7 @@ export interface DocumentStore {
   /** Opaque named blobs stored beside the data (index snapshots), written atomically. */
   readArtifact(name: string): Buffer | undefined;
   writeArtifact(name: string, data: Buffer | Uint8Array[]): void;
+  /** Make committed writes durable in the main store files and reclaim log space (after bulk writes). */
+  checkpoint(): void;
   close(): void;
 }

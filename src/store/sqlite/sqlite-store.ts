@@ -426,6 +426,11 @@ export class SqliteStore implements DocumentStore {
     fs.renameSync(tmp, file);
   }
 
+  checkpoint(): void {
+    // TRUNCATE resets the WAL file to zero bytes, so a bulk ingest does not leave a log as large as the data.
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
