@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir="${npm_config_nodedir:-/usr}"   # node-gyp builds better-sqlite3 against local headers
+export ONNXRUNTIME_NODE_INSTALL=skip   # onnxruntime-node: use the bundled CPU binaries, download nothing
 if [ ! -d node_modules/better-sqlite3/build/Release ]; then
   npm ci --no-audit --no-fund
 fi

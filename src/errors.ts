@@ -20,6 +20,9 @@ export const ERRORS = {
   UNREADABLE_FILE: { exit: 6, message: 'Cannot read file' },
   INVALID_RECORD: { exit: 6, message: 'Invalid JSON record' },
   DATASET: { exit: 7, message: 'Invalid dataset' },
+  EMBEDDING_FAILED: { exit: 8, message: 'Embedding failed' },
+  EMBEDDING_MODEL_LOAD: { exit: 2, message: 'Cannot load the embedding model' },
+  EMBEDDING_MODEL_MISMATCH: { exit: 5, message: 'Embedding model does not match the index' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
