@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export npm_config_nodedir="${npm_config_nodedir:-/usr}"   # node-gyp builds better-sqlite3 against local headers
 export ONNXRUNTIME_NODE_INSTALL=skip   # onnxruntime-node: use the bundled CPU binaries, download nothing
-if [ ! -d node_modules/better-sqlite3/build/Release ]; then
+# Install when node_modules is missing or older than the lockfile.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 node bin/quarry.js ingest samples/docs

@@ -47,7 +47,19 @@ export const AnswerConfigSchema = z.object({
   minSupport: z.number().min(0).max(1).default(0.5),
 });
 
+export const QueryConfigSchema = z.object({
+  /** Unicode NFKC, control characters, whitespace. */
+  normalize: z.boolean().default(true),
+  /** Extract error codes, ids, versions, quoted phrases for exact matching. */
+  entities: z.boolean().default(true),
+  /** Rule-based intent: sets retriever weights and candidate depth. */
+  intent: z.boolean().default(true),
+  /** Replace terms the index has never seen with a close indexed term. */
+  typos: z.boolean().default(true),
+});
+
 export const QuarryConfigSchema = z.object({
+  query: QueryConfigSchema.default(QueryConfigSchema.parse({})),
   chunking: ChunkingConfigSchema.default(ChunkingConfigSchema.parse({})),
   analyzer: AnalyzerConfigSchema.default(AnalyzerConfigSchema.parse({})),
   bm25: Bm25ConfigSchema.default(Bm25ConfigSchema.parse({})),

@@ -10,6 +10,7 @@ import { LexicalIndex } from '../index/lexical/lexical-index.js';
 import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
 import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
+import { understandQuery } from '../query/understand.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
 import { DocumentCatalog } from '../retrieve/catalog.js';
 import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
@@ -157,11 +158,22 @@ export class Quarry {
       (f) => ({ filter: f?.source ?? null, scope: options.scope ?? null }),
     );
     const allowGroup = this.catalog.predicate(filter, options.scope);
+    const plan = trace.stage(
+      'query.analyze',
+      () =>
+        understandQuery(
+          query,
+          { analyze: (t) => this.lexical.analyzer.analyze(t), vocabulary: this.lexical.vocabulary() },
+          this.config.query,
+        ),
+      (p) => ({ ...p }),
+    );
     const retrieved = trace.stage(
       'retrieve.bm25',
       () =>
         this.retriever.retrieve({
           query,
+          terms: plan.terms,
           k,
           allowGroup,
           collapseDocuments: options.collapseDocuments,

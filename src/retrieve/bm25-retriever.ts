@@ -9,6 +9,8 @@ import type { Candidate } from '../types.js';
 
 export interface RetrieveRequest {
   query: string;
+  /** Already-analyzed query terms (from query understanding); default: analyze `query`. */
+  terms?: string[];
   k: number;
   allowGroup?: (group: number) => boolean;
   /** One chunk per document (its best), for document-level ranking such as BEIR evaluation. */
@@ -30,7 +32,8 @@ export function createBm25Retriever(lexical: LexicalIndex): Retriever {
   return {
     name: 'bm25',
     retrieve(req) {
-      const terms = lexical.analyzeQuery(req.query);
+      const terms =
+        req.terms === undefined ? lexical.analyzeQuery(req.query) : lexical.termsPerField(req.terms);
       const stats: SearchStats = { terms: [], matched: 0, filteredOut: 0 };
       const scored = lexical.bm25.search(
         terms,

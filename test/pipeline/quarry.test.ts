@@ -853,7 +853,14 @@ describe('ask with citations on samples/docs', () => {
     expect(trace!.query).toBe('What is the default chunk size?');
     expect(trace!.totalMs).toBeGreaterThanOrEqual(0);
     const names = trace!.stages.map((s) => s.stage);
-    const expected = ['filter.compile', 'retrieve.bm25', 'hits.load', 'answer.extractive', 'answer.validate'];
+    const expected = [
+      'filter.compile',
+      'query.analyze',
+      'retrieve.bm25',
+      'hits.load',
+      'answer.extractive',
+      'answer.validate',
+    ];
     expect(names.filter((n) => expected.includes(n))).toEqual(expected);
     for (const s of trace!.stages) {
       expect(s.durationMs, s.stage).toBeGreaterThanOrEqual(0);
@@ -872,9 +879,18 @@ describe('ask with citations on samples/docs', () => {
     expect((await q.ask('What is the default chunk size?')).trace).toBeUndefined();
     expect((await q.search('chunk size', { trace: true })).trace?.stages.map((s) => s.stage)).toEqual([
       'filter.compile',
+      'query.analyze',
       'retrieve.bm25',
       'hits.load',
     ]);
+    // The query stage shows what understanding did: intent and typo corrections against the vocabulary.
+    const qa = (await q.search('what is the defualt chunk size', { trace: true })).trace!.stages.find(
+      (s) => s.stage === 'query.analyze',
+    )!;
+    expect(qa.detail).toMatchObject({
+      intent: { intent: 'factual' },
+      corrections: [{ from: 'defualt', to: 'default' }],
+    });
   });
 });
 

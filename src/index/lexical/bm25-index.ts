@@ -433,6 +433,11 @@ export class Bm25Index {
     this.normsDirty = false;
   }
 
+  /** The field's term dictionary (indexed terms, including ones whose documents were all deleted). */
+  dictionary(field: string): readonly string[] {
+    return this.fieldPostings.find((f) => f.spec.name === field)?.terms ?? [];
+  }
+
   /** Live document frequency of `term` in `field` (0 when absent). */
   documentFrequency(field: string, term: string): number {
     const fp = this.fieldPostings.find((f) => f.spec.name === field);

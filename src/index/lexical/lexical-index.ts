@@ -4,6 +4,7 @@
  * index version. If the snapshot is missing or stale, the index is rebuilt from the store.
  */
 import { createHash } from 'node:crypto';
+import type { Vocabulary } from '../../query/understand.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer } from './analyzer.js';
@@ -31,6 +32,7 @@ export class LexicalIndex {
   readonly analyzer: Analyzer;
   private index: Bm25Index;
   private version = -1;
+  private vocabCache: { size: number; index: Bm25Index; byLength: Map<number, string[]> } | undefined;
   /** How the index got into memory on open: for stats and traces. */
   loadedFrom: 'snapshot' | 'rebuild' | 'empty' = 'empty';
 
@@ -114,9 +116,37 @@ export class LexicalIndex {
     return this.index.idf(this.index.documentFrequency(field, term));
   }
 
+  /** The body vocabulary for typo correction, bucketed by term length (rebuilt when the dictionary grows). */
+  vocabulary(): Vocabulary {
+    const field = this.layout === 'flat' ? 'contents' : 'body';
+    const dict = this.index.dictionary(field);
+    if (
+      this.vocabCache === undefined ||
+      this.vocabCache.size !== dict.length ||
+      this.vocabCache.index !== this.index
+    ) {
+      const byLength = new Map<number, string[]>();
+      for (const t of dict) {
+        const list = byLength.get(t.length);
+        if (list === undefined) byLength.set(t.length, [t]);
+        else list.push(t);
+      }
+      this.vocabCache = { size: dict.length, index: this.index, byLength };
+    }
+    const { byLength } = this.vocabCache;
+    return {
+      df: (t) => this.index.documentFrequency(field, t),
+      termsOfLength: (n) => byLength.get(n) ?? [],
+    };
+  }
+
   /** Analyzed query terms per field of this index. */
   analyzeQuery(query: string): Record<string, string[]> {
-    const terms = this.analyzer.analyze(query);
+    return this.termsPerField(this.analyzer.analyze(query));
+  }
+
+  /** Already-analyzed terms (e.g. after typo correction), per field of this index. */
+  termsPerField(terms: string[]): Record<string, string[]> {
     return this.layout === 'flat' ? { contents: terms } : { title: terms, body: terms };
   }
 
