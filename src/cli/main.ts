@@ -149,12 +149,13 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('-k, --k <n>', 'number of results', int('--k'), 10)
     .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
     .option('--groups <list>', 'search as a caller in these access groups', list)
+    .option('--no-typos', 'disable query typo correction')
     .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
     .option('--b <x>', 'BM25 b for this query', num('--b'))
     .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
     .option('--trace', 'print a per-stage trace')
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
-      const q = openStore(o, bm25Overrides(o));
+      const q = openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
       try {
         const r = await q.search(query, {
           k: o.k as number,
@@ -186,10 +187,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('-k, --k <n>', 'chunks to retrieve', int('--k'), 10)
     .option('--filter <json>', 'metadata filter')
     .option('--groups <list>', 'ask as a caller in these access groups', list)
+    .option('--no-typos', 'disable query typo correction')
     .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
     .option('--trace', 'print a per-stage trace')
     .action(async (question: string, o: CommonOpts & Record<string, unknown>) => {
-      const q = openStore(o);
+      const q = openStore(o, { query: { typos: o.typos as boolean } });
       try {
         const a = await q.ask(question, {
           k: o.k as number,
@@ -221,6 +223,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       int('--chunk-tokens'),
     )
     .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit'))
+    .option('--no-typos', 'disable query typo correction (pure BM25 on the analyzed query)')
     .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
       const progress = o.json ? undefined : createProgressReporter(io.err);
@@ -232,6 +235,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         b: o.b as number | undefined,
         chunkTokens: o.chunkTokens as number | undefined,
         limit: o.limit as number | undefined,
+        typos: o.typos as boolean,
         retriever: o.retriever as 'bm25',
         onProgress: progress?.update,
         onQueries: (done, total) =>

@@ -26,6 +26,8 @@ export interface EvalOptions {
   /** Evaluate only the first n judged queries. */
   limit?: number;
   retriever?: 'bm25';
+  /** Query typo correction (default on, as in search). */
+  typos?: boolean;
   onProgress?: (p: ProgressUpdate) => void;
   onQueries?: (done: number, total: number) => void;
 }
@@ -39,6 +41,7 @@ export interface EvalReport {
   retriever: string;
   bm25: { k1: number; b: number; lengthNorm: string; fields: string };
   chunking: { maxTokens: number; overlapTokens: number; description: string };
+  query: { typos: boolean };
   corpus: { documents: number; chunks: number; ingestMs: number; documentsPerSecond: number };
   metrics: Record<(typeof EVAL_METRICS)[number], number> & Record<string, number>;
   latency_ms: { p50: number; p95: number; p99: number; mean: number; max: number };
@@ -66,6 +69,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         ...(opts.b !== undefined ? { b: opts.b } : {}),
       },
       ingest: { batchSize: 512 },
+      query: { typos: opts.typos ?? true },
     },
   });
   try {
@@ -108,6 +112,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
             ? `whole documents (up to ${WHOLE_DOCUMENT_TOKENS} tokens per chunk); a document scores by its best chunk`
             : `${maxTokens}-token chunks, ${overlapTokens}-token overlap; a document scores by its best chunk`,
       },
+      query: { typos: quarry.config.query.typos },
       corpus: {
         documents: stats.documents,
         chunks: stats.chunks,
