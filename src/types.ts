@@ -157,7 +157,10 @@ export interface Answer {
 export type StageName =
   | 'query.analyze'
   | 'filter.compile'
+  | 'retrieve.prepare'
   | 'retrieve.bm25'
+  | 'retrieve.dense'
+  | 'fuse'
   | 'hits.load'
   | 'answer.extractive'
   | 'answer.validate';

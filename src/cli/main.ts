@@ -152,7 +152,13 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--no-typos', 'disable query typo correction')
     .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
     .option('--b <x>', 'BM25 b for this query', num('--b'))
-    .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
+    .addOption(
+      new Option('--retriever <name>', 'retriever (default: from config, bm25)').choices([
+        'bm25',
+        'dense',
+        'hybrid',
+      ]),
+    )
     .option('--trace', 'print a per-stage trace')
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
       const q = openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
@@ -162,6 +168,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           filter: parseJsonOption('--filter', o.filter as string | undefined),
           scope: o.groups ? { groups: o.groups as string[] } : undefined,
           trace: o.trace === true,
+          retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
         });
         if (o.json) {
           print(io.out, JSON.stringify(r));
@@ -188,7 +195,13 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--filter <json>', 'metadata filter')
     .option('--groups <list>', 'ask as a caller in these access groups', list)
     .option('--no-typos', 'disable query typo correction')
-    .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
+    .addOption(
+      new Option('--retriever <name>', 'retriever (default: from config, bm25)').choices([
+        'bm25',
+        'dense',
+        'hybrid',
+      ]),
+    )
     .option('--trace', 'print a per-stage trace')
     .action(async (question: string, o: CommonOpts & Record<string, unknown>) => {
       const q = openStore(o, { query: { typos: o.typos as boolean } });
@@ -198,6 +211,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           filter: parseJsonOption('--filter', o.filter as string | undefined),
           scope: o.groups ? { groups: o.groups as string[] } : undefined,
           trace: o.trace === true,
+          retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
         });
         if (o.json) {
           print(io.out, JSON.stringify(a));
@@ -224,7 +238,13 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     )
     .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit'))
     .option('--no-typos', 'disable query typo correction (pure BM25 on the analyzed query)')
-    .addOption(new Option('--retriever <name>', 'retriever').choices(['bm25']).default('bm25'))
+    .addOption(
+      new Option('--retriever <name>', 'retriever (default: from config, bm25)').choices([
+        'bm25',
+        'dense',
+        'hybrid',
+      ]),
+    )
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
       const progress = o.json ? undefined : createProgressReporter(io.err);
       const report = await runEval({
@@ -236,7 +256,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         chunkTokens: o.chunkTokens as number | undefined,
         limit: o.limit as number | undefined,
         typos: o.typos as boolean,
-        retriever: o.retriever as 'bm25',
+        retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
         onProgress: progress?.update,
         onQueries: (done, total) =>
           progress?.update({
@@ -258,7 +278,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         io.out,
         [
           `${report.dataset} (${report.split}): ${report.queries} queries over ${report.corpus.documents} documents / ${report.corpus.chunks} chunks`,
-          `retriever ${report.retriever}, k1=${report.bm25.k1} b=${report.bm25.b}, chunking: ${report.chunking.description}`,
+          `retriever ${report.retriever}${report.dense ? ` (dense: ${report.dense.model}, ${report.dense.index}, built in ${report.dense.buildMs} ms)` : ''}, k1=${report.bm25.k1} b=${report.bm25.b}, chunking: ${report.chunking.description}`,
           `nDCG@10 ${m['ndcg@10']!.toFixed(4)}  Recall@10 ${m['recall@10']!.toFixed(4)}  Recall@100 ${m['recall@100']!.toFixed(4)}  MRR@10 ${m['mrr@10']!.toFixed(4)}  Hit@5 ${m['hit@5']!.toFixed(4)}`,
           `latency ms: p50 ${report.latency_ms.p50.toFixed(3)}  p95 ${report.latency_ms.p95.toFixed(3)}  p99 ${report.latency_ms.p99.toFixed(3)}`,
         ].join('\n'),

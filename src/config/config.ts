@@ -58,7 +58,42 @@ export const QueryConfigSchema = z.object({
   typos: z.boolean().default(true),
 });
 
+const RetrieverWeightsSchema = z.object({
+  bm25: z.number().min(0).max(10),
+  dense: z.number().min(0).max(10),
+});
+
+export const RetrievalConfigSchema = z.object({
+  /** Default retriever for search, ask and eval. */
+  retriever: z.enum(['bm25', 'dense', 'hybrid']).default('bm25'),
+  /** Candidates each retriever contributes before fusion. */
+  depth: z.number().int().min(1).max(10_000).default(100),
+  /** Let the query's intent (see query understanding) set the fusion weights. */
+  intentWeights: z.boolean().default(false),
+  fusion: z
+    .object({
+      method: z.enum(['rrf', 'minmax', 'zscore']).default('minmax'),
+      rrfK: z.number().min(0).default(60),
+      weights: RetrieverWeightsSchema.default({ bm25: 0.8, dense: 0.2 }),
+      /** Per doc_type weights, e.g. `{ "api-reference": { "bm25": 0.9, "dense": 0.1 } }`. */
+      byDocType: z.record(z.string(), RetrieverWeightsSchema).default({}),
+    })
+    .default({ method: 'minmax', rrfK: 60, weights: { bm25: 0.8, dense: 0.2 }, byDocType: {} }),
+  dense: z
+    .object({
+      /** LSA dimensions of the built-in embedder. */
+      dimensions: z.number().int().min(8).max(1024).default(256),
+      /** Share of hashed character n-grams in the built-in embedder's cosine (0 = LSA only). */
+      ngramWeight: z.number().min(0).max(1).default(0),
+      /** Vectors above which the exact index switches to HNSW. */
+      annThreshold: z.number().int().min(1).default(20_000),
+      quantization: z.enum(['none', 'int8', 'binary']).default('none'),
+    })
+    .default({ dimensions: 256, ngramWeight: 0, annThreshold: 20_000, quantization: 'none' }),
+});
+
 export const QuarryConfigSchema = z.object({
+  retrieval: RetrievalConfigSchema.default(RetrievalConfigSchema.parse({})),
   query: QueryConfigSchema.default(QueryConfigSchema.parse({})),
   chunking: ChunkingConfigSchema.default(ChunkingConfigSchema.parse({})),
   analyzer: AnalyzerConfigSchema.default(AnalyzerConfigSchema.parse({})),

@@ -25,7 +25,7 @@ export interface EvalOptions {
   chunkTokens?: number;
   /** Evaluate only the first n judged queries. */
   limit?: number;
-  retriever?: 'bm25';
+  retriever?: 'bm25' | 'dense' | 'hybrid';
   /** Query typo correction (default on, as in search). */
   typos?: boolean;
   onProgress?: (p: ProgressUpdate) => void;
@@ -39,6 +39,7 @@ export interface EvalReport {
   split: string;
   queries: number;
   retriever: string;
+  dense?: { ready: boolean; model: string | null; index: string; buildMs: number; fusion: unknown };
   bm25: { k1: number; b: number; lengthNorm: string; fields: string };
   chunking: { maxTokens: number; overlapTokens: number; description: string };
   query: { typos: boolean };
@@ -80,11 +81,15 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         `${dataset.corpusPath}: no document could be ingested (${ingest.errors[0]?.message})`,
       );
     }
+    const retriever = opts.retriever ?? quarry.config.retrieval.retriever;
+    const denseStart = performance.now();
+    const denseReady = retriever !== 'bm25' && quarry.dense.ensure();
+    const denseBuildMs = retriever === 'bm25' ? 0 : performance.now() - denseStart;
     const run: Run = new Map();
     const latencies: number[] = [];
     queries.forEach((q, i) => {
       const t0 = performance.now();
-      const result = quarry.searchSync(q.text, { k: 100, collapseDocuments: true });
+      const result = quarry.searchSync(q.text, { k: 100, collapseDocuments: true, retriever });
       latencies.push(performance.now() - t0);
       run.set(
         q.id,
@@ -102,7 +107,18 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       dataset: dataset.name,
       split: dataset.split,
       queries: evaluation.queryCount,
-      retriever: opts.retriever ?? 'bm25',
+      retriever,
+      ...(retriever === 'bm25'
+        ? {}
+        : {
+            dense: {
+              ready: denseReady,
+              model: quarry.dense.embedder?.id ?? null,
+              index: quarry.dense.kind,
+              buildMs: Math.round(denseBuildMs),
+              fusion: retriever === 'hybrid' ? quarry.config.retrieval.fusion : null,
+            },
+          }),
       bm25: { k1: params.k1, b: params.b, lengthNorm: params.lengthNorm, fields: quarry.config.bm25.fields },
       chunking: {
         maxTokens,

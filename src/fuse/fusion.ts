@@ -12,6 +12,8 @@ export interface FusionOptions {
   method: FusionMethod;
   /** Per-retriever weights (missing = 1). */
   weights?: Record<string, number>;
+  /** Per-candidate override, e.g. by the document's doc_type; falls back to `weights`. */
+  weightsFor?: (group: number) => Record<string, number> | undefined;
   /** RRF constant k in 1/(k + rank); 60 is the value of Cormack et al. */
   rrfK?: number;
   /** Candidates to return. */
@@ -48,10 +50,10 @@ function normalizer(method: FusionMethod, scores: number[]): (s: number) => numb
  */
 export function fuse(lists: RankedList[], opts: FusionOptions): FusedCandidate[] {
   const byChunk = new Map<number, FusedCandidate>();
-  const weight = (r: string): number => opts.weights?.[r] ?? 1;
+  const weight = (r: string, group: number): number =>
+    opts.weightsFor?.(group)?.[r] ?? opts.weights?.[r] ?? 1;
   const floor = new Map<string, number>();
   for (const list of lists) {
-    const w = weight(list.retriever);
     const norm = normalizer(
       opts.method,
       list.candidates.map((c) => c.score),
@@ -69,6 +71,7 @@ export function fuse(lists: RankedList[], opts: FusionOptions): FusedCandidate[]
         score: c.score,
         ...(n === undefined ? {} : { normalized: n }),
       };
+      const w = weight(list.retriever, c.group);
       if (opts.method === 'rrf') f.score += w / ((opts.rrfK ?? 60) + c.rank);
       else {
         f.score += w * n!;
@@ -82,7 +85,7 @@ export function fuse(lists: RankedList[], opts: FusionOptions): FusedCandidate[]
     for (const f of byChunk.values()) {
       for (const list of lists) {
         if (f.sources[list.retriever] === undefined)
-          f.score += weight(list.retriever) * floor.get(list.retriever)!;
+          f.score += weight(list.retriever, f.group) * floor.get(list.retriever)!;
       }
     }
   }

@@ -5,7 +5,9 @@
 import path from 'node:path';
 import { type QuarryConfig, type QuarryConfigInput, resolveConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import { collapseDuplicates, fuse } from '../fuse/fusion.js';
 import { answerExtractively } from '../generate/extractive.js';
+import { DenseIndex } from '../index/dense/dense-index.js';
 import { LexicalIndex } from '../index/lexical/lexical-index.js';
 import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
 import { countTokens } from '../ingest/tokens.js';
@@ -36,6 +38,8 @@ export interface SearchOptions {
   trace?: boolean;
   /** One hit per document (its best chunk). */
   collapseDocuments?: boolean;
+  /** Override the configured retriever for this request. */
+  retriever?: 'bm25' | 'dense' | 'hybrid';
 }
 
 export interface SearchResult {
@@ -60,6 +64,7 @@ export function resolveStoreDir(store?: string): string {
 
 export class Quarry {
   private readonly retriever: Retriever;
+  readonly dense: DenseIndex;
   private catalog: DocumentCatalog;
 
   private constructor(
@@ -69,6 +74,11 @@ export class Quarry {
   ) {
     this.catalog = new DocumentCatalog(store.catalog());
     this.retriever = createBm25Retriever(lexical);
+    const d = config.retrieval.dense;
+    this.dense = new DenseIndex(store, {
+      embedder: { lsa: { dimensions: d.dimensions }, ngramWeight: d.ngramWeight },
+      vectors: { annThreshold: d.annThreshold, quantization: d.quantization },
+    });
   }
 
   /** Open or create a store and load its index (from snapshot, or rebuilt from the store if stale). */
@@ -115,6 +125,7 @@ export class Quarry {
     const outcome = this.store.write({ upserts: [], deletes: ids });
     this.applyOutcome(outcome);
     this.lexical.persist();
+    this.dense.persist();
     return outcome.results.map((r) => r.id);
   }
 
@@ -168,45 +179,142 @@ export class Quarry {
         ),
       (p) => ({ ...p }),
     );
-    const retrieved = trace.stage(
-      'retrieve.bm25',
-      () =>
-        this.retriever.retrieve({
-          query,
-          terms: plan.terms,
-          k,
-          allowGroup,
-          collapseDocuments: options.collapseDocuments,
+    const retriever = options.retriever ?? this.config.retrieval.retriever;
+    const denseReady =
+      retriever !== 'bm25' &&
+      trace.stage(
+        'retrieve.prepare',
+        () => this.dense.ensure(),
+        (ok) => ({
+          dense: ok ? this.dense.kind : 'unavailable (corpus too small to train the built-in embedder)',
         }),
-      (r) => ({
-        k,
-        params: this.lexical.bm25.params,
-        queryTerms: r.queryTerms,
-        termStats: r.stats.terms,
-        matchedChunks: r.stats.matched,
-        filteredOut: r.stats.filteredOut,
-        candidates: r.candidates.map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score) })),
-      }),
-    );
+      );
+    const depth = retriever === 'hybrid' ? Math.max(k, this.config.retrieval.depth) : k;
+    const lexical =
+      retriever === 'dense' && denseReady
+        ? undefined
+        : trace.stage(
+            'retrieve.bm25',
+            () =>
+              this.retriever.retrieve({
+                query,
+                terms: plan.terms,
+                k: depth,
+                allowGroup,
+                collapseDocuments: options.collapseDocuments,
+              }),
+            (r) => ({
+              k: depth,
+              params: this.lexical.bm25.params,
+              queryTerms: r.queryTerms,
+              termStats: r.stats.terms,
+              matchedChunks: r.stats.matched,
+              filteredOut: r.stats.filteredOut,
+              candidates: r.candidates.map((c) => ({
+                chunkId: c.chunkId,
+                rank: c.rank,
+                score: round(c.score),
+              })),
+            }),
+          );
+    const dense = denseReady
+      ? trace.stage(
+          'retrieve.dense',
+          () => {
+            const hits = this.dense.search(this.dense.embedQuery(plan.normalized), depth, allowGroup);
+            return hits.map((h, i) => ({ ...h, rank: i + 1, retriever: 'dense' }));
+          },
+          (c) => ({
+            k: depth,
+            model: this.dense.embedder?.id,
+            index: this.dense.kind,
+            candidates: c.map((x) => ({ chunkId: x.chunkId, rank: x.rank, score: round(x.score) })),
+          }),
+        )
+      : undefined;
+    let ranked: Array<{ chunkId: number; group: number; score: number; scores: SearchHit['scores'] }>;
+    const fusedLists = lexical !== undefined && dense !== undefined;
+    if (lexical !== undefined && dense !== undefined) {
+      const fusion = this.config.retrieval.fusion;
+      const weights =
+        plan.intent !== null && this.config.retrieval.intentWeights ? plan.intent.weights : fusion.weights;
+      const fused = trace.stage(
+        'fuse',
+        () =>
+          fuse(
+            [
+              { retriever: 'bm25', candidates: lexical.candidates },
+              { retriever: 'dense', candidates: dense.map((d) => ({ ...d })) },
+            ],
+            {
+              method: fusion.method,
+              rrfK: fusion.rrfK,
+              weights,
+              weightsFor: (g) => {
+                const t = this.catalog.get(g)?.doc_type;
+                return t === undefined ? undefined : fusion.byDocType[t];
+              },
+            },
+          ),
+        (f) => ({
+          method: fusion.method,
+          weights,
+          byDocType: fusion.byDocType,
+          candidates: f
+            .slice(0, Math.max(k, 20))
+            .map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score), sources: c.sources })),
+        }),
+      );
+      ranked = fused.map((f) => ({ chunkId: f.chunkId, group: f.group, score: f.score, scores: f.sources }));
+      if (options.collapseDocuments) {
+        const seen = new Set<number>();
+        ranked = ranked.filter((r) => !seen.has(r.group) && seen.add(r.group));
+      }
+    } else {
+      const only = lexical?.candidates ?? dense ?? [];
+      const name = lexical !== undefined ? 'bm25' : 'dense';
+      ranked = only.map((c) => ({
+        chunkId: c.chunkId,
+        group: c.group,
+        score: c.score,
+        scores: { [name]: { score: c.score, rank: c.rank } },
+      }));
+    }
     const hits = trace.stage(
       'hits.load',
       () => {
-        const chunks = this.store.getChunks(retrieved.candidates.map((c) => c.chunkId));
-        const out: SearchHit[] = [];
-        for (const c of retrieved.candidates) {
+        const window = ranked.slice(0, fusedLists ? k * 2 : k);
+        const chunks = this.store.getChunks(window.map((c) => c.chunkId));
+        const loaded: Array<
+          SearchHit & { docId: string; start: number; end: number; text: string; chunkId: number }
+        > = [];
+        for (const c of window) {
           const chunk = chunks.get(c.chunkId);
           const doc = this.catalog.get(c.group);
           // A candidate without its chunk would mean index/store drift: never return it.
           if (chunk === undefined || doc === undefined) continue;
-          out.push({
-            rank: out.length + 1,
+          loaded.push({
+            rank: 0,
             score: c.score,
             chunk,
             document: doc,
-            scores: { bm25: { score: c.score, rank: c.rank } },
+            scores: c.scores,
+            docId: chunk.docId,
+            start: chunk.start,
+            end: chunk.end,
+            text: chunk.text,
+            chunkId: chunk.id,
           });
         }
-        return out;
+        // Fused lists bring the same passage in twice (overlapping neighbours, copies found by different
+        // retrievers): keep the better-ranked one. A single retriever's list is returned as ranked.
+        const { kept } = fusedLists ? collapseDuplicates(loaded) : { kept: loaded };
+        return kept
+          .slice(0, k)
+          .map(({ docId: _d, start: _s, end: _e, text: _t, chunkId: _c, ...h }, i) => ({
+            ...h,
+            rank: i + 1,
+          }));
       },
       (h) => ({ loaded: h.length, tokens: h.reduce((a, x) => a + x.chunk.tokenCount, 0) }),
     );
@@ -297,7 +405,10 @@ export class Quarry {
       store: this.store,
       config: this.config,
       apply: (outcome: Parameters<Quarry['applyOutcome']>[0]) => this.applyOutcome(outcome),
-      persist: () => this.lexical.persist(),
+      persist: () => {
+        this.lexical.persist();
+        this.dense.persist();
+      },
     };
   }
 
@@ -310,6 +421,7 @@ export class Quarry {
       return;
     }
     this.lexical.apply(outcome);
+    this.dense.apply(outcome);
     this.catalog.apply(outcome);
   }
 

@@ -64,6 +64,17 @@ describe('fuse', () => {
     expect(c4.score).toBeCloseTo((0.8 - denseMean) / denseSd + (2 - bmMean) / bmSd, 10);
   });
 
+  it('per-candidate weights (e.g. by doc_type) override the collection weights', () => {
+    // Chunk 4 is a "technical" document: BM25-only weighting drops it to the bottom.
+    const out = fuse([bm25, dense], {
+      method: 'minmax',
+      weights: { bm25: 0.5, dense: 0.5 },
+      weightsFor: (g) => (g === 4 ? { bm25: 1, dense: 0 } : undefined),
+    });
+    expect(out.find((f) => f.chunkId === 4)!.score).toBe(0);
+    expect(out.find((f) => f.chunkId === 3)!.score).toBeCloseTo(0.5, 12);
+  });
+
   it('limits the output and handles empty lists', () => {
     expect(fuse([bm25, dense], { method: 'rrf', limit: 2 })).toHaveLength(2);
     expect(fuse([list('bm25', []), list('dense', [])], { method: 'minmax' })).toEqual([]);
