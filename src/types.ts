@@ -161,6 +161,7 @@ export type StageName =
   | 'retrieve.bm25'
   | 'retrieve.dense'
   | 'fuse'
+  | 'freshness'
   | 'hits.load'
   | 'answer.extractive'
   | 'answer.validate';

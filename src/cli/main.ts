@@ -150,6 +150,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
     .option('--groups <list>', 'search as a caller in these access groups', list)
     .option('--no-typos', 'disable query typo correction')
+    .option('--half-life <days>', 'decay scores by document age with this half-life', num('--half-life'))
+    .option(
+      '--latest-by <field>',
+      'among documents with the same value of this field, return only the newest',
+    )
     .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
     .option('--b <x>', 'BM25 b for this query', num('--b'))
     .addOption(
@@ -169,6 +174,15 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           scope: o.groups ? { groups: o.groups as string[] } : undefined,
           trace: o.trace === true,
           retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
+          ...(o.halfLife !== undefined || o.latestBy !== undefined
+            ? {
+                freshness: {
+                  ...q.config.retrieval.freshness,
+                  ...(o.halfLife !== undefined ? { halfLifeDays: o.halfLife as number } : {}),
+                  ...(o.latestBy !== undefined ? { latestBy: o.latestBy as string } : {}),
+                },
+              }
+            : {}),
         });
         if (o.json) {
           print(io.out, JSON.stringify(r));

@@ -79,6 +79,17 @@ export const RetrievalConfigSchema = z.object({
       byDocType: z.record(z.string(), RetrieverWeightsSchema).default({}),
     })
     .default({ method: 'minmax', rrfK: 60, weights: { bm25: 0.8, dense: 0.2 }, byDocType: {} }),
+  freshness: z
+    .object({
+      /** Half-life in days of the time decay (unset = no decay). */
+      halfLifeDays: z.number().positive().optional(),
+      /** Share of the score subject to decay. */
+      decayWeight: z.number().min(0).max(1).default(0.3),
+      timestampField: z.enum(['updated_at', 'created_at']).default('updated_at'),
+      /** Field whose equal values mark versions of one document; only the newest is returned. */
+      latestBy: z.string().min(1).optional(),
+    })
+    .default({ decayWeight: 0.3, timestampField: 'updated_at' }),
   dense: z
     .object({
       /** LSA dimensions of the built-in embedder. */

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { type QuarryConfig, type QuarryConfigInput, resolveConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import { applyFreshness, type FreshnessOptions } from '../fuse/freshness.js';
 import { collapseDuplicates, fuse } from '../fuse/fusion.js';
 import { answerExtractively } from '../generate/extractive.js';
 import { DenseIndex } from '../index/dense/dense-index.js';
@@ -40,6 +41,8 @@ export interface SearchOptions {
   collapseDocuments?: boolean;
   /** Override the configured retriever for this request. */
   retriever?: 'bm25' | 'dense' | 'hybrid';
+  /** Time decay and newest-version-only for this request (default: from config). */
+  freshness?: FreshnessOptions;
 }
 
 export interface SearchResult {
@@ -189,7 +192,10 @@ export class Quarry {
           dense: ok ? this.dense.kind : 'unavailable (corpus too small to train the built-in embedder)',
         }),
       );
-    const depth = retriever === 'hybrid' ? Math.max(k, this.config.retrieval.depth) : k;
+    const freshness = options.freshness ?? this.config.retrieval.freshness;
+    const freshnessOn = freshness.halfLifeDays !== undefined || freshness.latestBy !== undefined;
+    // Fusion and freshness re-order candidates: fetch a deeper list so the final top-k can come from it.
+    const depth = retriever === 'hybrid' || freshnessOn ? Math.max(k, this.config.retrieval.depth) : k;
     const lexical =
       retriever === 'dense' && denseReady
         ? undefined
@@ -280,6 +286,17 @@ export class Quarry {
         scores: { [name]: { score: c.score, rank: c.rank } },
       }));
     }
+    if (freshnessOn) {
+      ranked = trace.stage(
+        'freshness',
+        () => applyFreshness(ranked, (g) => this.catalog.get(g), freshness),
+        (f) => ({
+          options: freshness,
+          superseded: f.superseded,
+          adjusted: f.adjusted.slice(0, Math.max(k, 20)),
+        }),
+      ).ranked;
+    }
     const hits = trace.stage(
       'hits.load',
       () => {
@@ -309,12 +326,10 @@ export class Quarry {
         // Fused lists bring the same passage in twice (overlapping neighbours, copies found by different
         // retrievers): keep the better-ranked one. A single retriever's list is returned as ranked.
         const { kept } = fusedLists ? collapseDuplicates(loaded) : { kept: loaded };
-        return kept
-          .slice(0, k)
-          .map(({ docId: _d, start: _s, end: _e, text: _t, chunkId: _c, ...h }, i) => ({
-            ...h,
-            rank: i + 1,
-          }));
+        return kept.slice(0, k).map(({ docId: _d, start: _s, end: _e, text: _t, chunkId: _c, ...h }, i) => ({
+          ...h,
+          rank: i + 1,
+        }));
       },
       (h) => ({ loaded: h.length, tokens: h.reduce((a, x) => a + x.chunk.tokenCount, 0) }),
     );
