@@ -160,6 +160,7 @@ export type StageName =
   | 'retrieve.prepare'
   | 'retrieve.bm25'
   | 'retrieve.dense'
+  | 'retrieve.exact'
   | 'fuse'
   | 'freshness'
   | 'hits.load'

@@ -195,7 +195,10 @@ export class Quarry {
     const freshness = options.freshness ?? this.config.retrieval.freshness;
     const freshnessOn = freshness.halfLifeDays !== undefined || freshness.latestBy !== undefined;
     // Fusion and freshness re-order candidates: fetch a deeper list so the final top-k can come from it.
-    const depth = retriever === 'hybrid' || freshnessOn ? Math.max(k, this.config.retrieval.depth) : k;
+    const depth =
+      retriever === 'hybrid' || freshnessOn || plan.entities.length > 0
+        ? Math.max(k, this.config.retrieval.depth)
+        : k;
     const lexical =
       retriever === 'dense' && denseReady
         ? undefined
@@ -238,6 +241,24 @@ export class Quarry {
           }),
         )
       : undefined;
+    // Entities (error codes, ids, versions, quoted phrases) must match exactly: chunks that contain one
+    // verbatim form their own list, promoted (BM25 alone) or fused (hybrid).
+    const exact =
+      plan.entities.length > 0 && lexical !== undefined
+        ? trace.stage(
+            'retrieve.exact',
+            () =>
+              this.exactMatches(
+                plan.entities.map((e) => e.text),
+                depth,
+                allowGroup,
+              ),
+            (x) => ({
+              entities: plan.entities,
+              candidates: x.map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score) })),
+            }),
+          )
+        : undefined;
     let ranked: Array<{ chunkId: number; group: number; score: number; scores: SearchHit['scores'] }>;
     const fusedLists = lexical !== undefined && dense !== undefined;
     if (lexical !== undefined && dense !== undefined) {
@@ -251,11 +272,12 @@ export class Quarry {
             [
               { retriever: 'bm25', candidates: lexical.candidates },
               { retriever: 'dense', candidates: dense.map((d) => ({ ...d })) },
+              ...(exact !== undefined && exact.length > 0 ? [{ retriever: 'exact', candidates: exact }] : []),
             ],
             {
               method: fusion.method,
               rrfK: fusion.rrfK,
-              weights,
+              weights: { ...weights, exact: 1 },
               weightsFor: (g) => {
                 const t = this.catalog.get(g)?.doc_type;
                 return t === undefined ? undefined : fusion.byDocType[t];
@@ -277,8 +299,17 @@ export class Quarry {
         ranked = ranked.filter((r) => !seen.has(r.group) && seen.add(r.group));
       }
     } else {
-      const only = lexical?.candidates ?? dense ?? [];
+      let only = lexical?.candidates ?? dense ?? [];
       const name = lexical !== undefined ? 'bm25' : 'dense';
+      if (exact !== undefined && exact.length > 0) {
+        const verbatim = new Set(exact.map((c) => c.chunkId));
+        const byId = new Map(only.map((c) => [c.chunkId, c]));
+        // Exact matches first (in BM25 order), then the rest; an exact match BM25 ranked below depth joins too.
+        only = [
+          ...exact.map((c) => byId.get(c.chunkId) ?? { ...c, retriever: 'bm25' }),
+          ...only.filter((c) => !verbatim.has(c.chunkId)),
+        ];
+      }
       ranked = only.map((c) => ({
         chunkId: c.chunkId,
         group: c.group,
@@ -393,6 +424,30 @@ export class Quarry {
       hits,
       trace: trace.enabled ? trace.report() : undefined,
     };
+  }
+
+  /** Chunks containing any of `texts` verbatim (case-insensitive), in BM25 order of the entity terms. */
+  private exactMatches(
+    texts: string[],
+    depth: number,
+    allowGroup: ((g: number) => boolean) | undefined,
+  ): Array<{ chunkId: number; group: number; score: number; rank: number; retriever: string }> {
+    const out = new Map<number, { chunkId: number; group: number; score: number }>();
+    for (const text of texts) {
+      const terms = this.lexical.analyzer.analyze(text);
+      if (terms.length === 0) continue;
+      const found = this.retriever.retrieve({ query: text, terms, k: depth, allowGroup }).candidates;
+      const chunks = this.store.getChunks(found.map((c) => c.chunkId));
+      const needle = text.toLowerCase();
+      for (const c of found) {
+        if (!chunks.get(c.chunkId)?.text.toLowerCase().includes(needle)) continue;
+        const prev = out.get(c.chunkId);
+        out.set(c.chunkId, { chunkId: c.chunkId, group: c.group, score: (prev?.score ?? 0) + c.score });
+      }
+    }
+    return [...out.values()]
+      .sort((a, b) => b.score - a.score || a.chunkId - b.chunkId)
+      .map((c, i) => ({ ...c, rank: i + 1, retriever: 'exact' }));
   }
 
   stats(): QuarryStats {

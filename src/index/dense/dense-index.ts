@@ -30,6 +30,17 @@ export function embeddingText(chunk: Pick<StoredChunk, 'title' | 'sectionPath' |
   return [chunk.title, ...chunk.sectionPath, chunk.text].filter((s) => s.length > 0).join('\n');
 }
 
+function isZero(v: Float32Array): boolean {
+  for (let i = 0; i < v.length; i++) if (v[i] !== 0) return false;
+  return true;
+}
+
+/** A chunk made only of words the embedder never learned has no direction: BM25 finds it, dense cannot. */
+function addVector(index: AutoVectorIndex, chunkId: number, group: number, v: Float32Array): void {
+  if (isZero(v)) index.remove(chunkId);
+  else index.add(chunkId, group, v);
+}
+
 export class DenseIndex {
   private embedderModel: LocalEmbedder | undefined;
   private index: AutoVectorIndex | undefined;
@@ -90,6 +101,8 @@ export class DenseIndex {
       this.store.writeArtifact(MODEL_ARTIFACT, Buffer.from(this.embedderModel.serialize()));
       this.index = undefined;
     }
+    // A corpus with (almost) no term variation yields no latent dimensions: nothing for dense to add.
+    if (this.embedderModel.dimension === 0) return false;
     const info = {
       modelId: this.embedderModel.id,
       dimension: this.embedderModel.dimension,
@@ -110,7 +123,7 @@ export class DenseIndex {
     } else {
       const index = createVectorIndex(info, this.opts.vectors);
       for (const c of this.store.iterateChunks())
-        index.add(c.id, c.docKey, this.embedderModel.embedSync(embeddingText(c)));
+        addVector(index, c.id, c.docKey, this.embedderModel.embedSync(embeddingText(c)));
       this.index = index;
       this.loadedFrom = 'rebuild';
     }
@@ -129,7 +142,7 @@ export class DenseIndex {
     const index = this.index!;
     for (const r of outcome.results) for (const id of r.removedChunkIds) index.remove(id);
     for (const r of outcome.results)
-      for (const c of r.addedChunks) index.add(c.id, r.key, model.embedSync(embeddingText(c)));
+      for (const c of r.addedChunks) addVector(index, c.id, r.key, model.embedSync(embeddingText(c)));
     this.version = outcome.indexVersion;
   }
 

@@ -66,10 +66,10 @@ export interface Analyzer {
   analyze(text: string): string[];
 }
 
-// Letters/marks/decimal digits, joined across "." "'" ":" between letters and "." "," ";" "'" between digits,
-// which is what UAX #29 rules WB6/7 and WB11/12 do for the common cases.
+// Letters/marks/decimal digits, joined across "." "'" ":" between letters, "." "," ";" "'" between digits
+// (UAX #29 rules WB6/7, WB11/12) and by underscores (WB13a/b, so ERR_UPSTREAM_4412 stays one token).
 const WORD =
-  /[\p{L}\p{M}\p{Nd}]+(?:(?:(?<=\p{L}\p{M}*)[.'’:](?=\p{L})|(?<=\p{Nd})[.,;'’](?=\p{Nd}))[\p{L}\p{M}\p{Nd}]+)*/gu;
+  /[\p{L}\p{M}\p{Nd}]+(?:(?:(?<=\p{L}\p{M}*)[.'’:](?=\p{L})|(?<=\p{Nd})[.,;'’](?=\p{Nd})|_+)[\p{L}\p{M}\p{Nd}]+)*/gu;
 const SPACELESS =
   /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]/u;
 const POSSESSIVE = /['’][sS]$/;
