@@ -156,6 +156,7 @@ export interface Answer {
 /** Names of the pipeline stages that report into a trace (a closed list, also used for spans later). */
 export type StageName =
   | 'query.analyze'
+  | 'query.expand'
   | 'filter.compile'
   | 'retrieve.prepare'
   | 'retrieve.bm25'

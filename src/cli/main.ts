@@ -252,6 +252,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     )
     .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit'))
     .option('--no-typos', 'disable query typo correction (pure BM25 on the analyzed query)')
+    .option('--prf', 'expand queries with RM3 pseudo-relevance feedback')
     .addOption(
       new Option('--retriever <name>', 'retriever (default: from config, bm25)').choices([
         'bm25',
@@ -270,6 +271,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         chunkTokens: o.chunkTokens as number | undefined,
         limit: o.limit as number | undefined,
         typos: o.typos as boolean,
+        prf: o.prf === true,
         retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
         onProgress: progress?.update,
         onQueries: (done, total) =>

@@ -56,6 +56,11 @@ export const QueryConfigSchema = z.object({
   intent: z.boolean().default(true),
   /** Replace terms the index has never seen with a close indexed term. */
   typos: z.boolean().default(true),
+  /** RM3 pseudo-relevance feedback: expand the query with terms of the first-pass top documents. */
+  prf: z.boolean().default(false),
+  prfDocs: z.number().int().min(1).max(100).default(10),
+  prfTerms: z.number().int().min(1).max(100).default(10),
+  prfOriginalWeight: z.number().min(0).max(1).default(0.5),
 });
 
 const RetrieverWeightsSchema = z.object({

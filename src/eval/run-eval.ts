@@ -28,6 +28,8 @@ export interface EvalOptions {
   retriever?: 'bm25' | 'dense' | 'hybrid';
   /** Query typo correction (default on, as in search). */
   typos?: boolean;
+  /** RM3 pseudo-relevance feedback (default off). */
+  prf?: boolean;
   onProgress?: (p: ProgressUpdate) => void;
   onQueries?: (done: number, total: number) => void;
 }
@@ -42,7 +44,7 @@ export interface EvalReport {
   dense?: { ready: boolean; model: string | null; index: string; buildMs: number; fusion: unknown };
   bm25: { k1: number; b: number; lengthNorm: string; fields: string };
   chunking: { maxTokens: number; overlapTokens: number; description: string };
-  query: { typos: boolean };
+  query: { typos: boolean; prf: boolean };
   corpus: { documents: number; chunks: number; ingestMs: number; documentsPerSecond: number };
   metrics: Record<(typeof EVAL_METRICS)[number], number> & Record<string, number>;
   latency_ms: { p50: number; p95: number; p99: number; mean: number; max: number };
@@ -70,7 +72,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         ...(opts.b !== undefined ? { b: opts.b } : {}),
       },
       ingest: { batchSize: 512 },
-      query: { typos: opts.typos ?? true },
+      query: { typos: opts.typos ?? true, prf: opts.prf ?? false },
     },
   });
   try {
@@ -128,7 +130,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
             ? `whole documents (up to ${WHOLE_DOCUMENT_TOKENS} tokens per chunk); a document scores by its best chunk`
             : `${maxTokens}-token chunks, ${overlapTokens}-token overlap; a document scores by its best chunk`,
       },
-      query: { typos: quarry.config.query.typos },
+      query: { typos: quarry.config.query.typos, prf: quarry.config.query.prf },
       corpus: {
         documents: stats.documents,
         chunks: stats.chunks,

@@ -13,6 +13,7 @@ import { LexicalIndex } from '../index/lexical/lexical-index.js';
 import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
 import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
+import { expandQuery } from '../query/prf.js';
 import { understandQuery } from '../query/understand.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
 import { DocumentCatalog } from '../retrieve/catalog.js';
@@ -199,6 +200,31 @@ export class Quarry {
       retriever === 'hybrid' || freshnessOn || plan.entities.length > 0
         ? Math.max(k, this.config.retrieval.depth)
         : k;
+    const expanded =
+      this.config.query.prf && !(retriever === 'dense' && denseReady)
+        ? trace.stage(
+            'query.expand',
+            () => {
+              const cfg = this.config.query;
+              const first = this.retriever.retrieve({ query, terms: plan.terms, k: cfg.prfDocs, allowGroup });
+              const chunks = this.store.getChunks(first.candidates.map((c) => c.chunkId));
+              const feedback = first.candidates.map((c) => {
+                const chunk = chunks.get(c.chunkId);
+                return {
+                  terms:
+                    chunk === undefined ? [] : this.lexical.analyzer.analyze(`${chunk.title} ${chunk.text}`),
+                  score: c.score,
+                };
+              });
+              return expandQuery(plan.terms, feedback, {
+                fbDocs: cfg.prfDocs,
+                fbTerms: cfg.prfTerms,
+                originalWeight: cfg.prfOriginalWeight,
+              });
+            },
+            (x) => ({ expansion: x.expansion }),
+          )
+        : undefined;
     const lexical =
       retriever === 'dense' && denseReady
         ? undefined
@@ -207,7 +233,8 @@ export class Quarry {
             () =>
               this.retriever.retrieve({
                 query,
-                terms: plan.terms,
+                terms: expanded?.terms ?? plan.terms,
+                ...(expanded === undefined ? {} : { weights: expanded.weights }),
                 k: depth,
                 allowGroup,
                 collapseDocuments: options.collapseDocuments,

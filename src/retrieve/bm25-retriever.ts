@@ -11,6 +11,8 @@ export interface RetrieveRequest {
   query: string;
   /** Already-analyzed query terms (from query understanding); default: analyze `query`. */
   terms?: string[];
+  /** Weights parallel to `terms` (query expansion); default 1 each. */
+  weights?: number[];
   k: number;
   allowGroup?: (group: number) => boolean;
   /** One chunk per document (its best), for document-level ranking such as BEIR evaluation. */
@@ -37,7 +39,14 @@ export function createBm25Retriever(lexical: LexicalIndex): Retriever {
       const stats: SearchStats = { terms: [], matched: 0, filteredOut: 0 };
       const scored = lexical.bm25.search(
         terms,
-        { k: req.k, allowGroup: req.allowGroup, collapseGroups: req.collapseDocuments },
+        {
+          k: req.k,
+          allowGroup: req.allowGroup,
+          collapseGroups: req.collapseDocuments,
+          ...(req.weights === undefined
+            ? {}
+            : { termWeights: Object.fromEntries(Object.keys(terms).map((f) => [f, req.weights!])) }),
+        },
         stats,
       );
       return {

@@ -43,6 +43,11 @@ export type GroupPredicate = (group: number) => boolean;
 
 export interface SearchOptions {
   k: number;
+  /**
+   * Per-occurrence weights parallel to each field's query terms (default 1 each): how query expansion gives
+   * expansion terms less say than the user's own words.
+   */
+  termWeights?: Record<string, number[]>;
   allowGroup?: GroupPredicate;
   /** Collapse to the best chunk per group (a document scores by its best chunk). */
   collapseGroups?: boolean;
@@ -466,6 +471,7 @@ export class Bm25Index {
     for (const fp of this.fieldPostings) {
       const terms = queryTerms[fp.spec.name];
       if (terms === undefined || terms.length === 0 || fp.spec.weight === 0) continue;
+      const tw = opts.termWeights?.[fp.spec.name];
       const normCache = fp.normCache;
       const normBytes = fp.normBytes;
       const lengths = fp.lengths;
@@ -475,14 +481,14 @@ export class Bm25Index {
         const term = terms[qi]!;
         // Each distinct term once, weighted by its count in the query (Anserini's bag-of-words boost).
         let seenBefore = false;
-        let count = 1;
+        let count = tw === undefined ? 1 : (tw[qi] ?? 1);
         for (let j = 0; j < terms.length; j++) {
           if (terms[j] !== term) continue;
           if (j < qi) {
             seenBefore = true;
             break;
           }
-          if (j > qi) count++;
+          if (j > qi) count += tw === undefined ? 1 : (tw[j] ?? 1);
         }
         if (seenBefore) continue;
         const termId = fp.termIds.get(term);
