@@ -19,7 +19,7 @@ import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.
 import { DocumentCatalog } from '../retrieve/catalog.js';
 import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { DocumentStore, StoreStats } from '../store/types.js';
+import type { DocumentStore, ParentSection, StoreStats } from '../store/types.js';
 import type { AccessScope, Answer, DocumentDraft, SearchHit, StoredDocument, TraceReport } from '../types.js';
 import { checkCitations } from '../validate/citations.js';
 
@@ -146,6 +146,11 @@ export class Quarry {
 
   getDocument(id: string): (StoredDocument & { text: string }) | undefined {
     return this.store.getDocument(id);
+  }
+
+  /** The heading-delimited section a chunk belongs to, with its text: context beyond the retrieved chunk. */
+  getParentSection(chunkId: number): ParentSection | undefined {
+    return this.store.getParentSection(chunkId);
   }
 
   /** Retrieve the top-k chunks for `query` (BM25 today), with metadata filters applied inside retrieval. */

@@ -11,6 +11,16 @@ export interface StoreIndexSettings {
   fields: 'flat' | 'multifield';
 }
 
+export interface ParentSection {
+  docId: string;
+  chunkId: number;
+  ordinal: number;
+  path: string[];
+  start: number;
+  end: number;
+  text: string;
+}
+
 export interface DocumentState {
   key: number;
   id: string;
@@ -73,6 +83,8 @@ export interface DocumentStore {
   /** Apply upserts and deletes in ONE transaction: all of it is visible afterwards, or none of it. */
   write(batch: WriteBatch): WriteOutcome;
   getChunks(ids: number[]): Map<number, StoredChunk>;
+  /** The parent section of a chunk (small chunks retrieve, the section gives context), with its text. */
+  getParentSection(chunkId: number): ParentSection | undefined;
   getDocument(id: string): (StoredDocument & { text: string }) | undefined;
   listDocuments(opts?: { limit?: number; offset?: number }): StoredDocument[];
   catalog(): Iterable<CatalogEntry>;

@@ -15,6 +15,30 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
+describe('parent sections', () => {
+  it('returns the section a retrieved chunk belongs to, containing the chunk', async () => {
+    const q = Quarry.open({
+      store: tmp(),
+      config: { chunking: { maxTokens: 48, overlapTokens: 8, parentMaxTokens: 1024 } },
+    });
+    await q.ingest([samples]);
+    const { hits } = await q.search('what happens when a process is killed mid-ingest', { k: 3 });
+    for (const h of hits) {
+      const parent = q.getParentSection(h.chunk.id)!;
+      expect(parent.docId).toBe(h.chunk.docId);
+      expect(parent.path).toEqual(h.chunk.sectionPath);
+      expect(parent.start).toBeLessThanOrEqual(h.chunk.start);
+      expect(parent.end).toBeGreaterThanOrEqual(h.chunk.end);
+      expect(parent.text).toBe(q.getDocument(h.chunk.docId)!.text.slice(parent.start, parent.end));
+      expect(parent.text).toContain(h.chunk.text);
+    }
+    // Small chunks: at least one parent is larger than its chunk.
+    expect(hits.some((h) => q.getParentSection(h.chunk.id)!.text.length > h.chunk.text.length)).toBe(true);
+    expect(q.getParentSection(999_999)).toBeUndefined();
+    q.close();
+  });
+});
+
 describe('hybrid retrieval on the bundled docs', () => {
   it('fuses BM25 and dense candidates, shows both in the trace, and applies filters to both', async () => {
     const store = tmp();

@@ -12,6 +12,7 @@ import type {
   DocumentState,
   DocumentStore,
   DocumentWriteResult,
+  ParentSection,
   StoreIndexSettings,
   StoreStats,
   WriteBatch,
@@ -327,6 +328,32 @@ export class SqliteStore implements DocumentStore {
       for (const r of rows) out.set(r.id, rowToChunk(r));
     }
     return out;
+  }
+
+  getParentSection(chunkId: number): ParentSection | undefined {
+    const r = this.db
+      .prepare<
+        [number],
+        { doc_id: string; ordinal: number; path: string; start: number; end: number; text: string }
+      >(
+        `SELECT d.id AS doc_id, s.ordinal, s.path, s.start, s."end" AS "end", d.text
+         FROM chunks c
+         JOIN documents d ON d.key = c.doc_key
+         JOIN sections s ON s.doc_key = c.doc_key AND s.ordinal = c.section
+         WHERE c.id = ?`,
+      )
+      .get(chunkId);
+    if (r === undefined) return undefined;
+    // Offsets are UTF-16 positions (JS strings); SQLite's substr counts code points, so slice in JS.
+    return {
+      docId: r.doc_id,
+      chunkId,
+      ordinal: r.ordinal,
+      path: JSON.parse(r.path) as string[],
+      start: r.start,
+      end: r.end,
+      text: r.text.slice(r.start, r.end),
+    };
   }
 
   getDocument(id: string): (StoredDocument & { text: string }) | undefined {
