@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import { runEval } from '../eval/run-eval.js';
 import type { IngestReport } from '../ingest/ingest.js';
-import { Quarry } from '../pipeline/quarry.js';
+import { Quarry, type SearchOptions } from '../pipeline/quarry.js';
 import type { Answer, TraceReport } from '../types.js';
 import { createProgressReporter } from './progress.js';
 
@@ -144,46 +144,15 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  withCommon(program.command('search').argument('<query>', 'search query'))
+  withRetrieval(withCommon(program.command('search').argument('<query>', 'search query')))
     .description('retrieve the top-k chunks for a query')
     .option('-k, --k <n>', 'number of results', int('--k'), 10)
-    .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
-    .option('--groups <list>', 'search as a caller in these access groups', list)
-    .option('--no-typos', 'disable query typo correction')
-    .option('--half-life <days>', 'decay scores by document age with this half-life', num('--half-life'))
-    .option(
-      '--latest-by <field>',
-      'among documents with the same value of this field, return only the newest',
-    )
     .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
     .option('--b <x>', 'BM25 b for this query', num('--b'))
-    .addOption(
-      new Option('--retriever <name>', 'retriever (default: from config, bm25)').choices([
-        'bm25',
-        'dense',
-        'hybrid',
-      ]),
-    )
-    .option('--trace', 'print a per-stage trace')
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
       const q = openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
       try {
-        const r = await q.search(query, {
-          k: o.k as number,
-          filter: parseJsonOption('--filter', o.filter as string | undefined),
-          scope: o.groups ? { groups: o.groups as string[] } : undefined,
-          trace: o.trace === true,
-          retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
-          ...(o.halfLife !== undefined || o.latestBy !== undefined
-            ? {
-                freshness: {
-                  ...q.config.retrieval.freshness,
-                  ...(o.halfLife !== undefined ? { halfLifeDays: o.halfLife as number } : {}),
-                  ...(o.latestBy !== undefined ? { latestBy: o.latestBy as string } : {}),
-                },
-              }
-            : {}),
-        });
+        const r = await q.search(query, { k: o.k as number, ...retrievalRequest(o, q) });
         if (o.json) {
           print(io.out, JSON.stringify(r));
           return;
@@ -203,30 +172,13 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  withCommon(program.command('ask').argument('<question>', 'question to answer'))
+  withRetrieval(withCommon(program.command('ask').argument('<question>', 'question to answer')))
     .description('answer a question from the indexed documents, with citations')
     .option('-k, --k <n>', 'chunks to retrieve', int('--k'), 10)
-    .option('--filter <json>', 'metadata filter')
-    .option('--groups <list>', 'ask as a caller in these access groups', list)
-    .option('--no-typos', 'disable query typo correction')
-    .addOption(
-      new Option('--retriever <name>', 'retriever (default: from config, bm25)').choices([
-        'bm25',
-        'dense',
-        'hybrid',
-      ]),
-    )
-    .option('--trace', 'print a per-stage trace')
     .action(async (question: string, o: CommonOpts & Record<string, unknown>) => {
       const q = openStore(o, { query: { typos: o.typos as boolean } });
       try {
-        const a = await q.ask(question, {
-          k: o.k as number,
-          filter: parseJsonOption('--filter', o.filter as string | undefined),
-          scope: o.groups ? { groups: o.groups as string[] } : undefined,
-          trace: o.trace === true,
-          retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
-        });
+        const a = await q.ask(question, { k: o.k as number, ...retrievalRequest(o, q) });
         if (o.json) {
           print(io.out, JSON.stringify(a));
           return;
@@ -390,6 +342,45 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     });
 
   return program;
+}
+
+/** Options search and ask share: what to retrieve with, for whom, and how to show it. */
+function withRetrieval(cmd: Command): Command {
+  return cmd
+    .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
+    .option('--groups <list>', 'act as a caller in these access groups', list)
+    .option('--no-typos', 'disable query typo correction')
+    .option('--half-life <days>', 'decay scores by document age with this half-life', num('--half-life'))
+    .option(
+      '--latest-by <field>',
+      'among documents with the same value of this field, return only the newest',
+    )
+    .addOption(
+      new Option('--retriever <name>', 'retriever (default: from config, bm25)').choices([
+        'bm25',
+        'dense',
+        'hybrid',
+      ]),
+    )
+    .option('--trace', 'print a per-stage trace');
+}
+
+function retrievalRequest(o: Record<string, unknown>, q: Quarry): Omit<SearchOptions, 'k'> {
+  const freshness =
+    o.halfLife !== undefined || o.latestBy !== undefined
+      ? {
+          ...q.config.retrieval.freshness,
+          ...(o.halfLife !== undefined ? { halfLifeDays: o.halfLife as number } : {}),
+          ...(o.latestBy !== undefined ? { latestBy: o.latestBy as string } : {}),
+        }
+      : undefined;
+  return {
+    filter: parseJsonOption('--filter', o.filter as string | undefined),
+    scope: o.groups ? { groups: o.groups as string[] } : undefined,
+    trace: o.trace === true,
+    retriever: o.retriever as SearchOptions['retriever'],
+    ...(freshness === undefined ? {} : { freshness }),
+  };
 }
 
 function bm25Overrides(o: Record<string, unknown>) {

@@ -19,13 +19,7 @@ export class Trace {
     if (!this.enabled) return fn();
     const t0 = performance.now();
     const result = fn();
-    const t1 = performance.now();
-    this.stages.push({
-      stage: name,
-      offsetMs: round(t0 - this.started),
-      durationMs: round(t1 - t0),
-      detail: detail ? detail(result) : {},
-    });
+    this.record(name, t0, result, detail);
     return result;
   }
 
@@ -38,6 +32,16 @@ export class Trace {
     if (!this.enabled) return fn();
     const t0 = performance.now();
     const result = await fn();
+    this.record(name, t0, result, detail);
+    return result;
+  }
+
+  private record<T>(
+    name: StageName,
+    t0: number,
+    result: T,
+    detail?: (result: T) => Record<string, unknown>,
+  ): void {
     const t1 = performance.now();
     this.stages.push({
       stage: name,
@@ -45,7 +49,6 @@ export class Trace {
       durationMs: round(t1 - t0),
       detail: detail ? detail(result) : {},
     });
-    return result;
   }
 
   report(): TraceReport {
