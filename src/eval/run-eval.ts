@@ -93,9 +93,11 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       const t0 = performance.now();
       const result = quarry.searchSync(q.text, { k: 100, collapseDocuments: true, retriever });
       latencies.push(performance.now() - t0);
+      // Score by returned position: the evaluator re-sorts by score, and the pipeline's order (exact-match
+      // promotion, fusion, freshness) is what users get, not the raw retriever score.
       run.set(
         q.id,
-        result.hits.map((h) => ({ docId: h.chunk.docId, score: h.score })),
+        result.hits.map((h, i) => ({ docId: h.chunk.docId, score: result.hits.length - i })),
       );
       if (i % 50 === 0) opts.onQueries?.(i, queries.length);
     });

@@ -202,7 +202,7 @@ export class Quarry {
     const freshnessOn = freshness.halfLifeDays !== undefined || freshness.latestBy !== undefined;
     // Fusion and freshness re-order candidates: fetch a deeper list so the final top-k can come from it.
     const depth =
-      retriever === 'hybrid' || freshnessOn || plan.entities.length > 0
+      retriever === 'hybrid' || freshnessOn || plan.entities.some((e) => e.exact)
         ? Math.max(k, this.config.retrieval.depth)
         : k;
     const expanded =
@@ -275,18 +275,19 @@ export class Quarry {
       : undefined;
     // Entities (error codes, ids, versions, quoted phrases) must match exactly: chunks that contain one
     // verbatim form their own list, promoted (BM25 alone) or fused (hybrid).
+    const routed = plan.entities.filter((e) => e.exact);
     const exact =
-      plan.entities.length > 0 && lexical !== undefined
+      routed.length > 0 && lexical !== undefined
         ? trace.stage(
             'retrieve.exact',
             () =>
               this.exactMatches(
-                plan.entities.map((e) => e.text),
+                routed.map((e) => e.text),
                 depth,
                 allowGroup,
               ),
             (x) => ({
-              entities: plan.entities,
+              entities: routed,
               candidates: x.map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score) })),
             }),
           )

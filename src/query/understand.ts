@@ -10,6 +10,11 @@ export type EntityKind = 'quoted' | 'error-code' | 'identifier' | 'version' | 'p
 export interface QueryEntity {
   kind: EntityKind;
   text: string;
+  /**
+   * Routed to verbatim matching: quoted phrases and unmistakable codes (ERR_X_Y, 0x…, HTTP 503). Short
+   * letter-digit ids such as IL-6 or K164 are ambiguous in prose (genes, residues) and only inform intent.
+   */
+  exact: boolean;
 }
 
 export type Intent =
@@ -77,18 +82,26 @@ const ENTITY_PATTERNS: Array<{ kind: EntityKind; re: RegExp }> = [
     kind: 'error-code',
     re: /\b(?:[A-Z][A-Z0-9]*_[A-Z0-9_]{2,}|[A-Z]{1,5}-?\d{3,6}|0x[0-9A-Fa-f]{4,16}|HTTP\s?[1-5]\d\d|SQLSTATE\s?[0-9A-Z]{5})\b/g,
   },
-  { kind: 'version', re: /\bv?\d+\.\d+(?:\.\d+)?(?:[-+][0-9A-Za-z.]+)?\b/g },
+  // A version has a `v` prefix or at least two dots: plain decimals ("2.5 mg") are numbers, not versions.
+  { kind: 'version', re: /\b(?:v\d+(?:\.\d+){1,3}|\d+\.\d+\.\d+(?:\.\d+)?)(?:[-+][0-9A-Za-z.]+)?\b/g },
   // UUIDs and ticket-style ids (ABC-123 is matched as error-code above only when letters ≤ 5 and digits ≥ 3).
   {
     kind: 'identifier',
-    re: /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[A-Z][A-Z0-9]+-\d+\b/gi,
+    // Case-sensitive: JIRA-42 is a ticket, "type-2" or "il-6" in prose is not.
+    re: /\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|\b[A-Z][A-Z0-9]+-\d+\b/g,
   },
   { kind: 'path', re: /(?:^|\s)((?:\.{0,2}\/)?[\w.-]+(?:\/[\w.-]+)+\.\w{1,6})\b/g },
 ];
 
+function isUnambiguous(kind: EntityKind, text: string): boolean {
+  if (kind === 'quoted' || kind === 'path') return true;
+  if (kind === 'error-code') return /_|^0x|^HTTP|^SQLSTATE/i.test(text);
+  return false;
+}
+
 /** Exact-match entities, in order of appearance, without duplicates. */
 export function extractEntities(q: string): QueryEntity[] {
-  const found: Array<QueryEntity & { at: number }> = [];
+  const found: Array<{ kind: EntityKind; text: string; at: number }> = [];
   const taken: Array<[number, number]> = [];
   for (const { kind, re } of ENTITY_PATTERNS) {
     re.lastIndex = 0;
@@ -106,7 +119,7 @@ export function extractEntities(q: string): QueryEntity[] {
   return found
     .sort((a, b) => a.at - b.at)
     .filter((e) => !seen.has(`${e.kind}:${e.text}`) && seen.add(`${e.kind}:${e.text}`))
-    .map(({ kind, text }) => ({ kind, text }));
+    .map(({ kind, text }) => ({ kind, text, exact: isUnambiguous(kind, text) }));
 }
 
 const INTENT_RULES: Array<{ intent: Intent; rule: string; re: RegExp }> = [

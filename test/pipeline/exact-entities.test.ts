@@ -54,7 +54,7 @@ describe('exact-match entities', () => {
     const r = await q.search(QUERY, { k: 5, trace: true });
     expect(r.hits[0]!.chunk.docId).toBe('phrase');
     const stage = r.trace!.stages.find((s) => s.stage === 'retrieve.exact')!;
-    expect(stage.detail.entities).toEqual([{ kind: 'quoted', text: 'signing key rotation' }]);
+    expect(stage.detail.entities).toEqual([{ kind: 'quoted', text: 'signing key rotation', exact: true }]);
     expect((stage.detail.candidates as Array<{ chunkId: number }>).length).toBe(1);
 
     // Hybrid fuses the exact list as a third source.

@@ -29,17 +29,24 @@ describe('extractEntities', () => {
       'Why does "parent section" fail with ERR_CONNECTION_RESET and E1234 after v2.3.1 on ABC-42 in src/ingest/chunker.ts?',
     );
     expect(e).toEqual([
-      { kind: 'quoted', text: 'parent section' },
-      { kind: 'error-code', text: 'ERR_CONNECTION_RESET' },
-      { kind: 'error-code', text: 'E1234' },
-      { kind: 'version', text: 'v2.3.1' },
-      { kind: 'identifier', text: 'ABC-42' },
-      { kind: 'path', text: 'src/ingest/chunker.ts' },
+      { kind: 'quoted', text: 'parent section', exact: true },
+      { kind: 'error-code', text: 'ERR_CONNECTION_RESET', exact: true },
+      { kind: 'error-code', text: 'E1234', exact: false },
+      { kind: 'version', text: 'v2.3.1', exact: false },
+      { kind: 'identifier', text: 'ABC-42', exact: false },
+      { kind: 'path', text: 'src/ingest/chunker.ts', exact: true },
     ]);
   });
 
-  it('finds nothing in a plain question', () => {
+  it('finds nothing in a plain question, and decimals are not versions', () => {
     expect(extractEntities('what is the default chunk size')).toEqual([]);
+    expect(extractEntities('2.5 mg of vitamin D lowers risk by 0.3 in type-2 diabetes')).toEqual([]);
+    expect(extractEntities('upgrade from 1.2.3 to v2.0')).toEqual([
+      { kind: 'version', text: '1.2.3', exact: false },
+      { kind: 'version', text: 'v2.0', exact: false },
+    ]);
+    // Gene and residue names look like ids; they are extracted but not routed to verbatim matching.
+    expect(extractEntities('PD-1 triggering reduces IL-10 at K164').every((x) => !x.exact)).toBe(true);
   });
 });
 
