@@ -64,6 +64,8 @@ export interface Vocabulary {
   df(term: string): number;
   /** All indexed terms of a given length. */
   termsOfLength(length: number): readonly string[];
+  /** Indexed terms that may lie within `maxDistance` edits of `term` (a superset; verified by the caller). */
+  candidates?(term: string, maxDistance: number): Iterable<string>;
 }
 
 /** NFKC (full-width letters, ligatures, compatibility forms), no control characters, single spaces. */
@@ -198,8 +200,8 @@ export function editDistance(a: string, b: string, max: number): number {
 }
 
 /**
- * Replace analyzed terms the index has never seen with the most frequent indexed term within a small edit
- * distance (1 for short terms, 2 from 8 characters). Known terms, numbers and very short terms are left alone.
+ * Replace analyzed terms the index has never seen with the most frequent indexed term one edit away.
+ * Known terms, numbers and very short terms are left alone.
  */
 export function correctTypos(
   terms: string[],
@@ -208,17 +210,23 @@ export function correctTypos(
   const corrections: TypoCorrection[] = [];
   const out = terms.map((t) => {
     if (t.length < 4 || /\d/.test(t) || vocab.df(t) > 0) return t;
-    const max = t.length >= 8 ? 2 : 1;
+    // One edit (insert, delete, substitute or swap adjacent letters): the deletion index finds every such
+    // neighbour exactly; two edits would need the vocabulary's two-letter deletions too (~30 per term).
+    const max = 1;
     let best: { term: string; distance: number; df: number } | undefined;
-    for (let len = t.length - max; len <= t.length + max; len++) {
-      for (const cand of vocab.termsOfLength(len)) {
-        const d = editDistance(t, cand, max);
-        if (d > max) continue;
-        const df = vocab.df(cand);
-        if (best === undefined || d < best.distance || (d === best.distance && df > best.df)) {
-          best = { term: cand, distance: d, df };
-        }
+    const consider = (cand: string): void => {
+      const d = editDistance(t, cand, max);
+      if (d > max || d === 0) return;
+      const df = vocab.df(cand);
+      if (best === undefined || d < best.distance || (d === best.distance && df > best.df)) {
+        best = { term: cand, distance: d, df };
       }
+    };
+    if (vocab.candidates !== undefined) {
+      for (const cand of vocab.candidates(t, max)) consider(cand);
+    } else {
+      for (let len = t.length - max; len <= t.length + max; len++)
+        for (const cand of vocab.termsOfLength(len)) consider(cand);
     }
     if (best === undefined) return t;
     corrections.push({ from: t, to: best.term, distance: best.distance });

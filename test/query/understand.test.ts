@@ -106,3 +106,28 @@ describe('typo correction', () => {
     expect(off.intent).toBeNull();
   });
 });
+
+describe('deletion index', () => {
+  it('finds every vocabulary term one edit away that a full scan finds', async () => {
+    const { DeletionIndex } = await import('../../src/index/lexical/deletion-index.js');
+    const terms = [
+      'retriev',
+      'retri',
+      'chunk',
+      'chuck',
+      'token',
+      'tokens',
+      'stem',
+      'stemmer',
+      'overlap',
+      'overlay',
+      'budget',
+    ];
+    const idx = new DeletionIndex(terms);
+    for (const q of ['retreiv', 'chnk', 'tokne', 'stemer', 'ovrlap', 'budgte', 'xyzzy', 'overlaps']) {
+      const scan = terms.filter((t) => editDistance(q, t, 1) <= 1).sort();
+      const found = [...new Set(idx.candidates(q, 1))].filter((t) => editDistance(q, t, 1) <= 1).sort();
+      expect(found, q).toEqual(scan);
+    }
+  });
+});

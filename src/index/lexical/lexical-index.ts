@@ -9,6 +9,7 @@ import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer } from './analyzer.js';
 import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
+import { DeletionIndex } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 
 const SNAPSHOT_NAME = 'bm25.snapshot';
@@ -32,7 +33,7 @@ export class LexicalIndex {
   readonly analyzer: Analyzer;
   private index: Bm25Index;
   private version = -1;
-  private vocabCache: { size: number; index: Bm25Index; byLength: Map<number, string[]> } | undefined;
+  private vocabCache: { size: number; index: Bm25Index; deletions: DeletionIndex } | undefined;
   /** How the index got into memory on open: for stats and traces. */
   loadedFrom: 'snapshot' | 'rebuild' | 'empty' = 'empty';
 
@@ -116,27 +117,20 @@ export class LexicalIndex {
     return this.index.idf(this.index.documentFrequency(field, term));
   }
 
-  /** The body vocabulary for typo correction, bucketed by term length (rebuilt when the dictionary grows). */
+  /** The body vocabulary for typo correction, with a deletion index built once per dictionary size. */
   vocabulary(): Vocabulary {
     const field = this.layout === 'flat' ? 'contents' : 'body';
     const dict = this.index.dictionary(field);
-    if (
-      this.vocabCache === undefined ||
-      this.vocabCache.size !== dict.length ||
-      this.vocabCache.index !== this.index
-    ) {
-      const byLength = new Map<number, string[]>();
-      for (const t of dict) {
-        const list = byLength.get(t.length);
-        if (list === undefined) byLength.set(t.length, [t]);
-        else list.push(t);
-      }
-      this.vocabCache = { size: dict.length, index: this.index, byLength };
-    }
-    const { byLength } = this.vocabCache;
     return {
       df: (t) => this.index.documentFrequency(field, t),
-      termsOfLength: (n) => byLength.get(n) ?? [],
+      termsOfLength: (n) => dict.filter((t) => t.length === n),
+      candidates: (term, max) => {
+        const cache = this.vocabCache;
+        if (cache === undefined || cache.size !== dict.length || cache.index !== this.index) {
+          this.vocabCache = { size: dict.length, index: this.index, deletions: new DeletionIndex(dict) };
+        }
+        return this.vocabCache!.deletions.candidates(term, max);
+      },
     };
   }
 
