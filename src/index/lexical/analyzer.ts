@@ -72,12 +72,22 @@ const WORD =
   /[\p{L}\p{M}\p{Nd}]+(?:(?:(?<=\p{L}\p{M}*)[.'’:](?=\p{L})|(?<=\p{Nd})[.,;'’](?=\p{Nd})|_+)[\p{L}\p{M}\p{Nd}]+)*/gu;
 const SPACELESS =
   /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]/u;
-const POSSESSIVE = /['’][sS]$/;
+/** Ends in 's or ’s (English possessive). */
+function isPossessive(token: string): boolean {
+  const last = token.charCodeAt(token.length - 1);
+  const quote = token.charCodeAt(token.length - 2);
+  return (last === 115 || last === 83) && (quote === 39 || quote === 0x2019);
+}
 
 let segmenter: Intl.Segmenter | undefined;
 function segmentSpaceless(token: string, out: string[]): void {
   segmenter ??= new Intl.Segmenter('und', { granularity: 'word' });
   for (const piece of segmenter.segment(token)) if (piece.isWordLike) out.push(piece.segment);
+}
+
+function hasHighChar(token: string): boolean {
+  for (let i = 0; i < token.length; i++) if (token.charCodeAt(i) >= 0x2e80) return true;
+  return false;
 }
 
 /** Raw tokens (no normalization): exported for sentence scoring and highlighting. */
@@ -86,7 +96,9 @@ export function tokenize(text: string): string[] {
   WORD.lastIndex = 0;
   for (let m = WORD.exec(text); m !== null; m = WORD.exec(text)) {
     const token = m[0];
-    if (SPACELESS.test(token)) segmentSpaceless(token, out);
+    // The script test is a Unicode-property regex: run it only when the token has a character from U+2E80
+    // up (CJK radicals onward), which Latin, Greek, Cyrillic… tokens never do.
+    if (hasHighChar(token) && SPACELESS.test(token)) segmentSpaceless(token, out);
     else out.push(token);
   }
   return out;
@@ -121,7 +133,7 @@ export function createAnalyzer(input: Partial<AnalyzerConfig> = {}): Analyzer {
       const terms: string[] = [];
       for (let token of tokenize(text)) {
         if (token.length > config.maxTokenLength) continue;
-        if (config.possessives && POSSESSIVE.test(token)) token = token.slice(0, -2);
+        if (config.possessives && token.length > 2 && isPossessive(token)) token = token.slice(0, -2);
         if (config.lowercase) token = token.toLowerCase();
         if (token.length === 0 || stop.has(token)) continue;
         terms.push(stem(token));
