@@ -2,7 +2,9 @@
  * The `quarry` command line: a thin shell over the library core. Every command takes `--store` and `--json`;
  * errors print what was wrong and exit with the code from the error table (src/errors.ts).
  */
+import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import { runEval } from '../eval/run-eval.js';
 import type { IngestReport } from '../ingest/ingest.js';
@@ -14,6 +16,7 @@ const PARTIAL_INGEST_EXIT = 6;
 
 interface CommonOpts {
   store?: string;
+  config?: string;
   json?: boolean;
 }
 
@@ -102,6 +105,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
   const withCommon = (cmd: Command): Command =>
     cmd
       .option('--store <dir>', 'store directory (default: $QUARRY_STORE or ./.quarry)')
+      .option('--config <file>', 'JSON configuration (chunking, analyzer, bm25, retrieval, query, answer…)')
       .option('--json', 'print machine-readable JSON');
 
   withCommon(program.command('ingest').argument('<paths...>', 'files and folders to ingest'))
@@ -392,15 +396,43 @@ function bm25Overrides(o: Record<string, unknown>) {
   };
 }
 
-function openStore(
-  o: CommonOpts,
-  config: Parameters<typeof Quarry.open>[0] extends infer P
-    ? P extends { config?: infer C }
-      ? C
-      : never
-    : never = {},
-): Quarry {
-  return Quarry.open({ store: o.store, config });
+function openStore(o: CommonOpts, overrides: QuarryConfigInput = {}): Quarry {
+  return Quarry.open({ store: o.store, config: mergeConfig(readConfigFile(o.config), overrides) });
+}
+
+/** `--config <file>`: a JSON file with any part of the configuration (see src/config/config.ts). */
+function readConfigFile(file: string | undefined): QuarryConfigInput {
+  if (file === undefined) return {};
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new QuarryError('INVALID_CONFIG', `cannot read --config ${file}: ${(e as Error).message}`, {
+      file,
+    });
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new Error('expected a JSON object');
+    return parsed as QuarryConfigInput;
+  } catch (e) {
+    throw new QuarryError(
+      'INVALID_CONFIG',
+      `--config ${file} is not a JSON object: ${(e as Error).message}`,
+      { file },
+    );
+  }
+}
+
+/** Command-line flags override the file, one section at a time. */
+function mergeConfig(base: QuarryConfigInput, overrides: QuarryConfigInput): QuarryConfigInput {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(overrides)) {
+    const b = (base as Record<string, unknown>)[k];
+    out[k] = b !== null && typeof b === 'object' && v !== null && typeof v === 'object' ? { ...b, ...v } : v;
+  }
+  return out as QuarryConfigInput;
 }
 
 /** Run the CLI; returns the exit code (never calls process.exit, so tests can run it in-process). */
