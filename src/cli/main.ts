@@ -220,14 +220,15 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       const progress = o.json ? undefined : createProgressReporter(io.err);
       const report = await runEval({
         dataset,
+        config: readConfigFile(o.config),
         split: o.split as string,
         store: o.store,
         k1: o.k1 as number | undefined,
         b: o.b as number | undefined,
         chunkTokens: o.chunkTokens as number | undefined,
         limit: o.limit as number | undefined,
-        typos: o.typos as boolean,
-        prf: o.prf === true,
+        ...(o.typos === false ? { typos: false } : {}),
+        ...(o.prf === true ? { prf: true } : {}),
         retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
         onProgress: progress?.update,
         onQueries: (done, total) =>

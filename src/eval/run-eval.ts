@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ProgressUpdate } from '../cli/progress.js';
+import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import { Quarry } from '../pipeline/quarry.js';
 import { loadBeirDataset } from './beir.js';
@@ -16,6 +17,8 @@ export const EVAL_METRICS = ['ndcg@10', 'recall@10', 'recall@100', 'mrr@10', 'hi
 
 export interface EvalOptions {
   dataset: string;
+  /** Base configuration (e.g. from `--config`); the eval's own options below take precedence. */
+  config?: QuarryConfigInput;
   split?: string;
   /** Store directory to ingest into and keep; default: a temporary store removed afterwards. */
   store?: string;
@@ -61,18 +64,30 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     throw new QuarryError('DATASET', `${opts.dataset}: no judged queries in split ${dataset.split}`);
   const maxTokens = opts.chunkTokens ?? WHOLE_DOCUMENT_TOKENS;
   const overlapTokens = opts.chunkTokens === undefined ? 0 : Math.min(32, Math.floor(maxTokens / 8));
+  const base: QuarryConfigInput = opts.config ?? {};
   const tempStore =
     opts.store === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-eval-')) : undefined;
   const quarry = Quarry.open({
     store: opts.store ?? tempStore,
     config: {
-      chunking: { maxTokens, overlapTokens, parentMaxTokens: Math.max(maxTokens * 4, 1024) },
+      ...base,
+      chunking: {
+        ...base.chunking,
+        maxTokens,
+        overlapTokens,
+        parentMaxTokens: Math.max(maxTokens * 4, 1024),
+      },
       bm25: {
+        ...base.bm25,
         ...(opts.k1 !== undefined ? { k1: opts.k1 } : {}),
         ...(opts.b !== undefined ? { b: opts.b } : {}),
       },
-      ingest: { batchSize: 512 },
-      query: { typos: opts.typos ?? true, prf: opts.prf ?? false },
+      ingest: { ...base.ingest, batchSize: 512 },
+      query: {
+        ...base.query,
+        ...(opts.typos !== undefined ? { typos: opts.typos } : {}),
+        ...(opts.prf !== undefined ? { prf: opts.prf } : {}),
+      },
     },
   });
   try {
