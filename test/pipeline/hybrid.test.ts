@@ -61,7 +61,7 @@ describe('hybrid retrieval on the bundled docs', () => {
       'hits.load',
     ]);
     const dense = r.trace!.stages.find((s) => s.stage === 'retrieve.dense')!.detail;
-    expect(String(dense.model)).toMatch(/^local-lsa:k\d+:/);
+    expect(String(dense.model)).toMatch(/^local-lsa(\+ng)?:k\d+(\+d\d+)?:[0-9a-f]+$/);
     const fused = r.trace!.stages.find((s) => s.stage === 'fuse')!.detail.candidates as Array<{
       sources: Record<string, unknown>;
     }>;
