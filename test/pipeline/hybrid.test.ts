@@ -89,8 +89,18 @@ describe('hybrid retrieval on the bundled docs', () => {
 
     // Dense alone also answers, and returns nothing at all for words the embedder never saw.
     expect((await q.search('token budget chunk overlap', { retriever: 'dense', k: 3 })).hits).toHaveLength(3);
-    expect((await q.search('zzyzx qwxv', { retriever: 'dense', k: 3 })).hits).toHaveLength(0);
+    // With character n-grams every string has a vector, so even gibberish gets nearest neighbours…
+    expect((await q.search('zzyzx qwxv', { retriever: 'dense', k: 3 })).hits).toHaveLength(3);
     q.close();
+
+    // …while an LSA-only embedder has no direction for words it never saw: no dense candidates, no error.
+    const lsaOnly = Quarry.open({ store: tmp(), config: { retrieval: { dense: { ngramWeight: 0 } } } });
+    await lsaOnly.ingest([samples]);
+    expect((await lsaOnly.search('zzyzx qwxv', { retriever: 'dense', k: 3 })).hits).toHaveLength(0);
+    expect(
+      (await lsaOnly.search('zzyzx qwxv token budget', { retriever: 'hybrid', k: 3 })).hits.length,
+    ).toBeGreaterThan(0);
+    lsaOnly.close();
   });
 
   it('persists the embedder and vectors with the store, and keeps them in step with writes', async () => {
