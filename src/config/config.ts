@@ -122,10 +122,12 @@ export const QuarryConfigSchema = z.object({
 export type QuarryConfig = z.infer<typeof QuarryConfigSchema>;
 export type ChunkingConfig = z.infer<typeof ChunkingConfigSchema>;
 
-/** Deep-partial user input for `QuarryConfig`. */
-export type QuarryConfigInput = {
-  [K in keyof QuarryConfig]?: Partial<QuarryConfig[K]>;
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K];
 };
+
+/** Deep-partial user input for `QuarryConfig`: every field has a default (the schema fills it in). */
+export type QuarryConfigInput = DeepPartial<QuarryConfig>;
 
 export function resolveConfig(input: unknown = {}): QuarryConfig {
   const parsed = QuarryConfigSchema.safeParse(input ?? {});
