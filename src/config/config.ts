@@ -73,7 +73,7 @@ export const RetrievalConfigSchema = z.object({
   retriever: z.enum(['bm25', 'dense', 'hybrid']).default('bm25'),
   /** Candidates each retriever contributes before fusion. */
   depth: z.number().int().min(1).max(10_000).default(100),
-  /** Let the query's intent (see query understanding) set the fusion weights. */
+  /** Let the query's intent (see query understanding) set the fusion weights and, when the caller gives no k, how many results to return. */
   intentWeights: z.boolean().default(false),
   fusion: z
     .object({

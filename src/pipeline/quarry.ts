@@ -165,8 +165,7 @@ export class Quarry {
     trace = new Trace(query, options.trace === true),
   ): SearchResult {
     this.ensureFresh();
-    const k = options.k ?? 10;
-    if (!Number.isInteger(k) || k < 1 || k > 10_000) {
+    if (options.k !== undefined && (!Number.isInteger(options.k) || options.k < 1 || options.k > 10_000)) {
       throw new QuarryError(
         'INVALID_ARGUMENT',
         `k must be an integer from 1 to 10000, got ${String(options.k)}`,
@@ -188,6 +187,9 @@ export class Quarry {
         ),
       (p) => ({ ...p }),
     );
+    // With intent routing on, the intent picks how many results a query wants when the caller did not say.
+    const intentRouting = this.config.retrieval.intentWeights && plan.intent !== null;
+    const k = options.k ?? (intentRouting ? plan.intent!.k : 10);
     const retriever = options.retriever ?? this.config.retrieval.retriever;
     const denseReady =
       retriever !== 'bm25' &&
@@ -296,8 +298,7 @@ export class Quarry {
     const fusedLists = lexical !== undefined && dense !== undefined;
     if (lexical !== undefined && dense !== undefined) {
       const fusion = this.config.retrieval.fusion;
-      const weights =
-        plan.intent !== null && this.config.retrieval.intentWeights ? plan.intent.weights : fusion.weights;
+      const weights = intentRouting ? plan.intent!.weights : fusion.weights;
       const fused = trace.stage(
         'fuse',
         () =>

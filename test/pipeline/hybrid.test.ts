@@ -39,6 +39,27 @@ describe('parent sections', () => {
   });
 });
 
+describe('intent routing', () => {
+  it('sets the result count and fusion weights from the query intent when enabled', async () => {
+    const store = tmp();
+    const routed = Quarry.open({ store, config: { retrieval: { intentWeights: true } } });
+    await routed.ingest([samples]);
+    const nav = await routed.search('where is the storage documentation', {
+      retriever: 'hybrid',
+      trace: true,
+    });
+    expect(nav.hits).toHaveLength(5); // navigational: a few precise results
+    const fuse = nav.trace!.stages.find((s) => s.stage === 'fuse')!.detail;
+    expect(fuse.weights).toMatchObject({ bm25: 0.85, dense: 0.15 });
+    expect((await routed.search('retrieval quality ideas overview')).hits).toHaveLength(20); // exploratory
+    expect((await routed.search('where is the storage documentation', { k: 3 })).hits).toHaveLength(3); // caller wins
+    routed.close();
+    const plain = Quarry.open({ store });
+    expect((await plain.search('where is the storage documentation')).hits).toHaveLength(10);
+    plain.close();
+  });
+});
+
 describe('hybrid retrieval on the bundled docs', () => {
   it('fuses BM25 and dense candidates, shows both in the trace, and applies filters to both', async () => {
     const store = tmp();
