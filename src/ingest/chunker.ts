@@ -167,16 +167,37 @@ class Chunker {
     return n;
   }
 
+  /**
+   * Whether a slice has more than `limit` tokens. The BPE pre-tokenizer never lets a token span
+   * "word, space, word", so each whitespace-separated word costs at least one token: when the words alone
+   * exceed the limit, the (expensive, exact) count is skipped.
+   */
+  exceeds(start: number, end: number, limit: number): boolean {
+    let words = 0;
+    let inWord = false;
+    for (let i = start; i < end; i++) {
+      const c = this.text.charCodeAt(i);
+      const space =
+        c === 32 || c === 10 || c === 9 || c === 13 || c === 12 || c === 11 || c === 0xa0 || c === 0x3000;
+      if (space) inWord = false;
+      else if (!inWord) {
+        inWord = true;
+        if (++words > limit) return true;
+      }
+    }
+    return this.count(start, end) > limit;
+  }
+
   /** Keeps a parent bounded: an oversized section becomes consecutive sections cut at the coarsest boundary. */
   splitSection(range: Range, blocks: Block[], parentMax: number): Range[] {
-    if (this.count(range.start, range.end) <= parentMax) return [range];
+    if (!this.exceeds(range.start, range.end, parentMax)) return [range];
     const pieces = this.pieces(this.units(range, blocks), parentMax);
     return this.pack(pieces, parentMax, 0);
   }
 
   chunkSection(range: Range, blocks: Block[], maxTokens: number, overlap: number): Piece[] {
-    const tokens = this.count(range.start, range.end);
-    if (tokens <= maxTokens) return [{ ...range, tokens }];
+    if (!this.exceeds(range.start, range.end, maxTokens))
+      return [{ ...range, tokens: this.count(range.start, range.end) }];
     return this.pack(this.pieces(this.units(range, blocks), maxTokens), maxTokens, overlap);
   }
 
@@ -252,9 +273,8 @@ class Chunker {
   }
 
   private split(r: Range, limit: number, stage: 'paragraph' | 'sentence' | 'word', out: Piece[]): void {
-    const tokens = this.count(r.start, r.end);
-    if (tokens <= limit) {
-      out.push({ ...r, tokens });
+    if (!this.exceeds(r.start, r.end, limit)) {
+      out.push({ ...r, tokens: this.count(r.start, r.end) });
       return;
     }
     if (stage === 'paragraph') {
