@@ -17,6 +17,7 @@ import { expandQuery } from '../query/prf.js';
 import { understandQuery } from '../query/understand.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
 import { DocumentCatalog } from '../retrieve/catalog.js';
+import { retrieveExactMatches } from '../retrieve/exact-retriever.js';
 import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, ParentSection, StoreStats } from '../store/types.js';
@@ -283,7 +284,12 @@ export class Quarry {
         ? trace.stage(
             'retrieve.exact',
             () =>
-              this.exactMatches(
+              retrieveExactMatches(
+                {
+                  bm25: this.retriever,
+                  analyze: (t) => this.lexical.analyzer.analyze(t),
+                  loadChunks: (ids) => this.store.getChunks(ids),
+                },
                 routed.map((e) => e.text),
                 depth,
                 allowGroup,
@@ -458,30 +464,6 @@ export class Quarry {
       hits,
       trace: trace.enabled ? trace.report() : undefined,
     };
-  }
-
-  /** Chunks containing any of `texts` verbatim (case-insensitive), in BM25 order of the entity terms. */
-  private exactMatches(
-    texts: string[],
-    depth: number,
-    allowGroup: ((g: number) => boolean) | undefined,
-  ): Array<{ chunkId: number; group: number; score: number; rank: number; retriever: string }> {
-    const out = new Map<number, { chunkId: number; group: number; score: number }>();
-    for (const text of texts) {
-      const terms = this.lexical.analyzer.analyze(text);
-      if (terms.length === 0) continue;
-      const found = this.retriever.retrieve({ query: text, terms, k: depth, allowGroup }).candidates;
-      const chunks = this.store.getChunks(found.map((c) => c.chunkId));
-      const needle = text.toLowerCase();
-      for (const c of found) {
-        if (!chunks.get(c.chunkId)?.text.toLowerCase().includes(needle)) continue;
-        const prev = out.get(c.chunkId);
-        out.set(c.chunkId, { chunkId: c.chunkId, group: c.group, score: (prev?.score ?? 0) + c.score });
-      }
-    }
-    return [...out.values()]
-      .sort((a, b) => b.score - a.score || a.chunkId - b.chunkId)
-      .map((c, i) => ({ ...c, rank: i + 1, retriever: 'exact' }));
   }
 
   stats(): QuarryStats {
