@@ -1,0 +1,29 @@
+/**
+ * The reranker contract: reorder a wide pool of fused candidates (top 50–100) with a more expensive
+ * relevance model. Implementations: learning-to-rank over cheap features, a local ONNX cross-encoder, HTTP
+ * `/rerank` APIs and LLM relevance scoring. The pipeline owns the pool size, the latency budget and the
+ * fallback to the fused order.
+ */
+import type { SearchHit } from '../types.js';
+
+export interface RerankRequest {
+  query: string;
+  /** Candidates in fused order (hit.rank is the fused rank, hit.scores the per-retriever scores). */
+  hits: SearchHit[];
+  /** Aborted when the stage's latency budget runs out; implementations must stop and reject promptly. */
+  signal?: AbortSignal;
+}
+
+export interface RerankScore {
+  /** Index into `request.hits`. */
+  index: number;
+  /** Higher is more relevant; only the order within one request is meaningful. */
+  score: number;
+}
+
+export interface Reranker {
+  /** e.g. `ltr:default`, `onnx:<model dir name>`, `http:cohere/rerank-v3.5`, `llm:openai:gpt-4o-mini`. */
+  readonly id: string;
+  /** Scores for every hit (any order); the pipeline sorts. */
+  rerank(request: RerankRequest): Promise<RerankScore[]>;
+}
