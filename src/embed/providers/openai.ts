@@ -6,6 +6,7 @@
  * response (or the `dimensions` option) and enforced afterwards.
  */
 import { QuarryError } from '../../errors.js';
+import { backoffDelay, describeBody, excerpt, parseRetryAfter, sleep } from '../../net/http.js';
 import { createLimiter, type Embedder, type EmbedOptions, embedInBatches, type Limiter } from '../types.js';
 
 export interface OpenAIEmbedderOptions {
@@ -46,6 +47,9 @@ export interface OpenAIEmbedderOptions {
   onRetry?: (info: RetryInfo) => void;
 }
 
+/** Re-exported for existing imports; lives in the shared HTTP module. */
+export { parseRetryAfter };
+
 export interface RetryInfo {
   /** 1-based retry number. */
   retry: number;
@@ -70,67 +74,6 @@ interface Attempt {
   error: QuarryError | undefined;
   retryable: boolean;
   status?: number;
-}
-
-const BODY_EXCERPT = 500;
-
-/** `Retry-After` in milliseconds: delta-seconds or an HTTP date (relative to `now`); undefined when absent/invalid. */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  const v = value.trim();
-  if (v === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) return undefined;
-  return Math.max(0, t - now);
-}
-
-function excerpt(text: string): string {
-  const t = text.replace(/\s+/g, ' ').trim();
-  return t.length > BODY_EXCERPT ? `${t.slice(0, BODY_EXCERPT)}…` : t;
-}
-
-/** The `error.message` of an OpenAI-style error body, else an excerpt of the body. */
-function describeBody(text: string): string {
-  try {
-    const j = JSON.parse(text) as {
-      error?: { message?: unknown } | string;
-      message?: unknown;
-      detail?: unknown;
-    };
-    const m =
-      typeof j.error === 'string'
-        ? j.error
-        : typeof j.error?.message === 'string'
-          ? j.error.message
-          : typeof j.message === 'string'
-            ? j.message
-            : typeof j.detail === 'string'
-              ? j.detail
-              : undefined;
-    if (m) return excerpt(m);
-  } catch {
-    // not JSON
-  }
-  return excerpt(text);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function decodeBase64(s: string): Float32Array | undefined {
@@ -247,9 +190,7 @@ export class OpenAIEmbedder implements Embedder {
         if (a.retryable) error.details.attempts = retry + 1;
         throw error;
       }
-      const backoff =
-        Math.min(this.o.maxBackoffMs, this.o.initialBackoffMs * 2 ** retry) * (0.5 + Math.random());
-      let delayMs = Math.round(Math.min(backoff, this.o.maxBackoffMs));
+      let delayMs = backoffDelay(retry, this.o);
       if (a.retryAfterMs !== undefined) {
         if (a.retryAfterMs > this.o.maxRetryAfterMs) {
           error.details.retryAfterMs = a.retryAfterMs;
