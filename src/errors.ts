@@ -23,6 +23,8 @@ export const ERRORS = {
   EMBEDDING_FAILED: { exit: 8, message: 'Embedding failed' },
   EMBEDDING_MODEL_LOAD: { exit: 2, message: 'Cannot load the embedding model' },
   EMBEDDING_MODEL_MISMATCH: { exit: 5, message: 'Embedding model does not match the index' },
+  RERANK_FAILED: { exit: 10, message: 'Reranking failed' },
+  RERANK_MODEL_LOAD: { exit: 2, message: 'Cannot load the reranking model' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
