@@ -23,6 +23,10 @@ export const ERRORS = {
   EMBEDDING_FAILED: { exit: 8, message: 'Embedding failed' },
   EMBEDDING_MODEL_LOAD: { exit: 2, message: 'Cannot load the embedding model' },
   EMBEDDING_MODEL_MISMATCH: { exit: 5, message: 'Embedding model does not match the index' },
+  LLM_FAILED: { exit: 9, message: 'LLM request failed' },
+  LLM_UNAVAILABLE: { exit: 9, message: 'LLM service unavailable' },
+  LLM_TIMEOUT: { exit: 9, message: 'LLM request timed out' },
+  LLM_PROTOCOL: { exit: 9, message: 'LLM response did not follow the protocol' },
   RERANK_FAILED: { exit: 10, message: 'Reranking failed' },
   RERANK_MODEL_LOAD: { exit: 2, message: 'Cannot load the reranking model' },
 } as const;

@@ -26,6 +26,8 @@ export interface TokenUsage {
   outputTokens: number;
   /** From the configured price table; undefined when the model has no price. */
   costUsd?: number;
+  /** True when the server reported no usage and the counts were estimated with the local tokenizer. */
+  estimated?: boolean;
 }
 
 /** One streamed event. A stream ends with exactly one `done`, or throws an LlmError. */
