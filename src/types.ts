@@ -148,9 +148,29 @@ export interface Answer {
   abstained: boolean;
   /** 0–1: how well the retrieved text covers the question. */
   confidence: number;
+  /** `extractive`, or the LLM provider id (e.g. `openai:gpt-4o-mini`). */
   answerer: string;
   hits: SearchHit[];
+  /** Set when the configured answerer failed (LLM unavailable, timed out…) and another one answered. */
+  fallback?: { from: string; reason: string };
+  /** True when the response cache answered (no retrieval or generation ran). */
+  cached?: boolean;
+  /** LLM token usage and cost of this answer (absent for the extractive answerer). */
+  usage?: { inputTokens: number; outputTokens: number; costUsd?: number; estimated?: boolean };
+  /** Sentences the validator flagged or removed, and citation problems. */
+  validation?: AnswerValidationSummary;
   trace?: TraceReport;
+}
+
+export interface AnswerValidationSummary {
+  /** `flag` keeps unsupported sentences (marked here); `remove` drops them from `text`. */
+  policy: 'flag' | 'remove';
+  sentences: number;
+  supported: number;
+  unsupported: Array<{ text: string; support: number; markers: number[] }>;
+  removed: number;
+  /** Markers that pointed to no source in the context. */
+  unknownMarkers: number[];
 }
 
 /** Names of the pipeline stages that report into a trace (a closed list, also used for spans later). */
@@ -165,8 +185,15 @@ export type StageName =
   | 'fuse'
   | 'freshness'
   | 'hits.load'
+  | 'cache'
+  | 'query.rewrite'
+  | 'rerank'
+  | 'context.assemble'
+  | 'answer.generate'
   | 'answer.extractive'
-  | 'answer.validate';
+  | 'answer.validate'
+  | 'answer.critique'
+  | 'privacy.redact';
 
 export interface StageReport {
   stage: StageName;

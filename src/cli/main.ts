@@ -9,6 +9,7 @@ import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import { runEval } from '../eval/run-eval.js';
 import type { IngestReport } from '../ingest/ingest.js';
 import { Quarry, type SearchOptions } from '../pipeline/quarry.js';
+import type { RerankerName } from '../rerank/create.js';
 import type { Answer, TraceReport } from '../types.js';
 import { createProgressReporter } from './progress.js';
 
@@ -216,6 +217,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         'hybrid',
       ]),
     )
+    .option('--ranker <model.json>', 'rerank with this learning-to-rank model (quarry train-ranker output)')
+    .addOption(new Option('--reranker <name>', 'reranker (default: from config)').choices(RERANKERS))
+    .option('--answers', 'also answer every judged query; adds answer_hit@1 where queries carry gold answers')
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
       const progress = o.json ? undefined : createProgressReporter(io.err);
       const report = await runEval({
@@ -230,6 +234,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         ...(o.typos === false ? { typos: false } : {}),
         ...(o.prf === true ? { prf: true } : {}),
         retriever: o.retriever as 'bm25' | 'dense' | 'hybrid' | undefined,
+        ...(o.ranker === undefined ? {} : { ranker: o.ranker as string }),
+        ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),
+        ...(o.answers === true ? { answers: true } : {}),
         onProgress: progress?.update,
         onQueries: (done, total) =>
           progress?.update({
@@ -254,6 +261,20 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           `retriever ${report.retriever}${report.dense ? ` (dense: ${report.dense.model}, ${report.dense.index}, built in ${report.dense.buildMs} ms)` : ''}, k1=${report.bm25.k1} b=${report.bm25.b}, chunking: ${report.chunking.description}`,
           `nDCG@10 ${m['ndcg@10']!.toFixed(4)}  Recall@10 ${m['recall@10']!.toFixed(4)}  Recall@100 ${m['recall@100']!.toFixed(4)}  MRR@10 ${m['mrr@10']!.toFixed(4)}  Hit@5 ${m['hit@5']!.toFixed(4)}`,
           `latency ms: p50 ${report.latency_ms.p50.toFixed(3)}  p95 ${report.latency_ms.p95.toFixed(3)}  p99 ${report.latency_ms.p99.toFixed(3)}`,
+          ...(report.rerank
+            ? [
+                `reranked by ${report.rerank.reranker} (${report.rerank.model ?? ''}, pool ${report.rerank.pool}): ${JSON.stringify(report.rerank.status)}`,
+              ]
+            : []),
+          ...(report.answers
+            ? [
+                `answers (${report.answers.answerer}): ${report.answers.questions} questions, ${report.answers.abstained} abstained` +
+                  (m['answer_hit@1'] !== undefined ? `, answer_hit@1 ${m['answer_hit@1'].toFixed(4)}` : '') +
+                  `; stage p50/p95 ms ${Object.entries(report.answers.stages_ms)
+                    .map(([k, v]) => `${k} ${v.p50.toFixed(2)}/${v.p95.toFixed(2)}`)
+                    .join(', ')}`,
+              ]
+            : []),
         ].join('\n'),
       );
     });
@@ -367,8 +388,11 @@ function withRetrieval(cmd: Command): Command {
         'hybrid',
       ]),
     )
+    .addOption(new Option('--reranker <name>', 'reranker (default: from config)').choices(RERANKERS))
     .option('--trace', 'print a per-stage trace');
 }
+
+const RERANKERS: RerankerName[] = ['none', 'ltr', 'onnx', 'http', 'llm'];
 
 function retrievalRequest(o: Record<string, unknown>, q: Quarry): Omit<SearchOptions, 'k'> {
   const freshness =
@@ -384,6 +408,7 @@ function retrievalRequest(o: Record<string, unknown>, q: Quarry): Omit<SearchOpt
     scope: o.groups ? { groups: o.groups as string[] } : undefined,
     trace: o.trace === true,
     retriever: o.retriever as SearchOptions['retriever'],
+    ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),
     ...(freshness === undefined ? {} : { freshness }),
   };
 }

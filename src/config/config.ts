@@ -109,6 +109,31 @@ export const RetrievalConfigSchema = z.object({
     .default({ dimensions: 256, ngramWeight: 0.7, annThreshold: 20_000, quantization: 'none' }),
 });
 
+export const RerankConfigSchema = z.object({
+  /** `none` keeps the fused order; `ltr` is the built-in learning-to-rank model (no downloads). */
+  reranker: z.enum(['none', 'ltr', 'onnx', 'http', 'llm']).default('none'),
+  /** Fused candidates handed to the reranker (rerank a wide pool, not the truncated top 5). */
+  pool: z.number().int().min(2).max(1000).default(100),
+  /** Latency budget of the stage; on timeout the fused order is kept and the trace says so. */
+  budgetMs: z.number().int().min(1).max(600_000).default(2000),
+  /** Skip reranking when (top1 − top2) / top1 of the fused scores is at least this. Unset = always rerank. */
+  earlyExitGap: z.number().min(0).max(1).optional(),
+  /** LTR model file (`quarry train-ranker` output); default: the shipped model. */
+  ltrModel: z.string().min(1).optional(),
+});
+
+export const BudgetConfigSchema = z.object({
+  /** Per-request deadline for ask (ms), split across stages; unset = no deadline. */
+  totalMs: z.number().int().min(1).max(3_600_000).optional(),
+});
+
+export const CacheConfigSchema = z.object({
+  /** Cache answers keyed by question, options, access scope, configuration and index version. */
+  responses: z.boolean().default(true),
+  maxEntries: z.number().int().min(1).max(1_000_000).default(1000),
+  ttlMs: z.number().int().min(1).optional(),
+});
+
 export const QuarryConfigSchema = z.object({
   retrieval: RetrievalConfigSchema.default(RetrievalConfigSchema.parse({})),
   query: QueryConfigSchema.default(QueryConfigSchema.parse({})),
@@ -117,6 +142,9 @@ export const QuarryConfigSchema = z.object({
   bm25: Bm25ConfigSchema.default(Bm25ConfigSchema.parse({})),
   ingest: IngestConfigSchema.default(IngestConfigSchema.parse({})),
   answer: AnswerConfigSchema.default(AnswerConfigSchema.parse({})),
+  rerank: RerankConfigSchema.default(RerankConfigSchema.parse({})),
+  budget: BudgetConfigSchema.default(BudgetConfigSchema.parse({})),
+  cache: CacheConfigSchema.default(CacheConfigSchema.parse({})),
 });
 
 export type QuarryConfig = z.infer<typeof QuarryConfigSchema>;

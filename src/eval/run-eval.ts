@@ -10,6 +10,7 @@ import type { ProgressUpdate } from '../cli/progress.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import { Quarry } from '../pipeline/quarry.js';
+import { type AnswerEvalSummary, evaluateAnswers } from './answers.js';
 import { loadBeirDataset } from './beir.js';
 import { evaluateRun, latencySummary, type Run } from './metrics.js';
 
@@ -33,6 +34,12 @@ export interface EvalOptions {
   typos?: boolean;
   /** RM3 pseudo-relevance feedback (default off). */
   prf?: boolean;
+  /** Rerank with this learning-to-rank model file (`quarry train-ranker` output). */
+  ranker?: string;
+  /** Reranker to use (default: from config; `ltr` when `ranker` is given). */
+  reranker?: 'none' | 'ltr' | 'onnx' | 'http' | 'llm';
+  /** Also answer every judged query with the configured answerer and score the answers. */
+  answers?: boolean;
   onProgress?: (p: ProgressUpdate) => void;
   onQueries?: (done: number, total: number) => void;
 }
@@ -51,6 +58,9 @@ export interface EvalReport {
   corpus: { documents: number; chunks: number; ingestMs: number; documentsPerSecond: number };
   metrics: Record<(typeof EVAL_METRICS)[number], number> & Record<string, number>;
   latency_ms: { p50: number; p95: number; p99: number; mean: number; max: number };
+  rerank?: { reranker: string; model: string | null; pool: number; status: Record<string, number> };
+  /** With `--answers`: how the answer stage did (answer metrics themselves are in `metrics`). */
+  answers?: AnswerEvalSummary;
   perQuery?: Record<string, Record<string, number>>;
 }
 
@@ -88,6 +98,13 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         ...(opts.typos !== undefined ? { typos: opts.typos } : {}),
         ...(opts.prf !== undefined ? { prf: opts.prf } : {}),
       },
+      rerank: {
+        ...base.rerank,
+        ...(opts.ranker !== undefined ? { reranker: 'ltr' as const, ltrModel: opts.ranker } : {}),
+        ...(opts.reranker !== undefined ? { reranker: opts.reranker } : {}),
+      },
+      // Eval measures ranking: every query must run the full pipeline, never a cached answer.
+      cache: { ...base.cache, responses: false },
     },
   });
   try {
@@ -104,20 +121,27 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     const denseBuildMs = retriever === 'bm25' ? 0 : performance.now() - denseStart;
     const run: Run = new Map();
     const latencies: number[] = [];
-    queries.forEach((q, i) => {
+    const rerankStatus: Record<string, number> = {};
+    for (const [i, q] of queries.entries()) {
       const t0 = performance.now();
-      const result = quarry.searchSync(q.text, { k: 100, collapseDocuments: true, retriever });
+      const result = await quarry.search(q.text, { k: 100, collapseDocuments: true, retriever });
       latencies.push(performance.now() - t0);
+      if (result.rerank !== undefined)
+        rerankStatus[result.rerank.status] = (rerankStatus[result.rerank.status] ?? 0) + 1;
       // Score by returned position: the evaluator re-sorts by score, and the pipeline's order (exact-match
-      // promotion, fusion, freshness) is what users get, not the raw retriever score.
+      // promotion, fusion, freshness, reranking) is what users get, not the raw retriever score.
       run.set(
         q.id,
         result.hits.map((h, i) => ({ docId: h.chunk.docId, score: result.hits.length - i })),
       );
       if (i % 50 === 0) opts.onQueries?.(i, queries.length);
-    });
+    }
     const judged = new Map([...dataset.qrels].filter(([qid]) => run.has(qid)));
     const evaluation = evaluateRun(judged, run, [...EVAL_METRICS]);
+    const answers = opts.answers
+      ? await evaluateAnswers(quarry, queries, retriever, opts.onQueries)
+      : undefined;
+    const rerank = quarry.config.rerank;
     const stats = quarry.stats();
     const lat = latencySummary(latencies);
     const params = quarry.lexical.bm25.params;
@@ -154,8 +178,19 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         ingestMs: ingest.durationMs,
         documentsPerSecond: ingest.durationMs > 0 ? Math.round((ingest.added / ingest.durationMs) * 1000) : 0,
       },
-      metrics: evaluation.mean as EvalReport['metrics'],
+      ...(rerank.reranker === 'none'
+        ? {}
+        : {
+            rerank: {
+              reranker: rerank.reranker,
+              model: rerank.reranker === 'ltr' ? (rerank.ltrModel ?? 'default') : null,
+              pool: rerank.pool,
+              status: rerankStatus,
+            },
+          }),
+      metrics: { ...evaluation.mean, ...answers?.metrics } as EvalReport['metrics'],
       latency_ms: { p50: lat.p50, p95: lat.p95, p99: lat.p99, mean: lat.mean, max: lat.max },
+      ...(answers === undefined ? {} : { answers: answers.summary }),
     };
   } finally {
     quarry.close();

@@ -15,6 +15,9 @@ import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
 import { expandQuery } from '../query/prf.js';
 import { understandQuery } from '../query/understand.js';
+import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
+import { type RerankStatus, rerankHits } from '../rerank/run-rerank.js';
+import type { Reranker } from '../rerank/types.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
 import { DocumentCatalog } from '../retrieve/catalog.js';
 import { retrieveExactMatches } from '../retrieve/exact-retriever.js';
@@ -23,6 +26,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, ParentSection, StoreStats } from '../store/types.js';
 import type { AccessScope, Answer, DocumentDraft, SearchHit, StoredDocument, TraceReport } from '../types.js';
 import { checkCitations } from '../validate/citations.js';
+import { Deadline } from './deadline.js';
 
 export interface QuarryOptions {
   /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
@@ -45,12 +49,20 @@ export interface SearchOptions {
   retriever?: 'bm25' | 'dense' | 'hybrid';
   /** Time decay and newest-version-only for this request (default: from config). */
   freshness?: FreshnessOptions;
+  /** Override the configured reranker for this request (`none` = keep the fused order). */
+  reranker?: RerankerName;
+  /** Request deadline in ms (default: `budget.totalMs`), split across stages. */
+  budgetMs?: number;
+  /** Cancels the request. */
+  signal?: AbortSignal;
 }
 
 export interface SearchResult {
   query: string;
   hits: SearchHit[];
   indexVersion: number;
+  /** What the rerank stage did (absent when no reranker is configured). */
+  rerank?: { reranker: string; status: RerankStatus; reason?: string };
   trace?: TraceReport;
 }
 
@@ -71,6 +83,7 @@ export class Quarry {
   private readonly retriever: Retriever;
   readonly dense: DenseIndex;
   private catalog: DocumentCatalog;
+  private readonly rerankers = new Map<string, Promise<Reranker>>();
 
   private constructor(
     readonly config: QuarryConfig,
@@ -154,9 +167,72 @@ export class Quarry {
     return this.store.getParentSection(chunkId);
   }
 
-  /** Retrieve the top-k chunks for `query` (BM25 today), with metadata filters applied inside retrieval. */
-  async search(query: string, options: SearchOptions = {}): Promise<SearchResult> {
-    return this.searchSync(query, options);
+  /**
+   * Retrieve the top-k chunks for `query`: retrieval and fusion (with metadata filters applied inside
+   * retrieval), then the configured reranker over a wide pool under its latency budget.
+   */
+  async search(
+    query: string,
+    options: SearchOptions = {},
+    trace = new Trace(query, options.trace === true),
+    deadline = new Deadline(options.budgetMs ?? this.config.budget.totalMs, undefined, options.signal),
+  ): Promise<SearchResult> {
+    const reranker = await this.reranker(options.reranker);
+    const k = options.k ?? 10;
+    if (reranker === undefined) return this.searchSync(query, options, trace);
+    const pool = this.config.rerank.pool;
+    const first = this.searchSync(query, { ...options, k: Math.max(k, pool) }, trace);
+    const slice = deadline.slice('rerank');
+    const budgetMs = Math.min(slice.ms, this.config.rerank.budgetMs);
+    const stageSignal = AbortSignal.any([
+      slice.signal,
+      AbortSignal.timeout(Math.max(1, Math.floor(budgetMs))),
+    ]);
+    try {
+      const outcome = await trace.stageAsync(
+        'rerank',
+        () =>
+          rerankHits(reranker, query, first.hits, {
+            pool,
+            signal: stageSignal,
+            earlyExitGap: this.config.rerank.earlyExitGap,
+          }),
+        (o) => ({
+          reranker: o.reranker,
+          status: o.status,
+          ...(o.reason === undefined ? {} : { reason: o.reason }),
+          pool: o.pool,
+          budgetMs: Math.round(budgetMs),
+          moves: o.moves.slice(0, Math.max(k, 20)),
+        }),
+      );
+      return {
+        ...first,
+        hits: outcome.hits.slice(0, k).map((h, i) => ({ ...h, rank: i + 1 })),
+        rerank: {
+          reranker: outcome.reranker,
+          status: outcome.status,
+          ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+        },
+        trace: trace.enabled ? trace.report() : undefined,
+      };
+    } finally {
+      slice.release();
+    }
+  }
+
+  /** The reranker for a request: the override, else the configured one; undefined for `none`. */
+  private async reranker(name: RerankerName | undefined): Promise<Reranker | undefined> {
+    const chosen = name ?? this.config.rerank.reranker;
+    if (chosen === 'none') return undefined;
+    let r = this.rerankers.get(chosen);
+    if (r === undefined) {
+      r = createReranker(chosen, this.config, this.rerankDeps());
+      this.rerankers.set(chosen, r);
+      // A reranker that failed to load (bad model path…) is retried on the next request, not cached.
+      r.catch(() => this.rerankers.delete(chosen));
+    }
+    return r;
   }
 
   /** Synchronous search (the embedded path has no I/O wait); used by eval and benchmarks. */
@@ -463,6 +539,14 @@ export class Quarry {
       answerer: 'extractive',
       hits,
       trace: trace.enabled ? trace.report() : undefined,
+    };
+  }
+
+  /** What rerankers may read of the indexes: analysis, term statistics and dense similarity. */
+  private rerankDeps(): RerankerDeps {
+    return {
+      analyze: (t) => this.lexical.analyzer.analyze(t),
+      idf: (t) => this.lexical.idf(t),
     };
   }
 
