@@ -7,6 +7,7 @@ export const ERRORS = {
   INVALID_FILTER: { exit: 2, message: 'Invalid metadata filter' },
   INVALID_ARGUMENT: { exit: 2, message: 'Invalid argument' },
   INVALID_CONFIG: { exit: 2, message: 'Invalid configuration' },
+  CONTEXT_BUDGET: { exit: 2, message: 'The prompt does not fit the model context window' },
   NOT_FOUND: { exit: 4, message: 'Not found' },
   STORE_OPEN: { exit: 5, message: 'Cannot open the store' },
   STORE_SCHEMA: { exit: 5, message: 'Store schema is newer than this version of Quarry' },

@@ -59,4 +59,6 @@ export interface ContextWindow {
   dropped: Array<{ chunkId: number; reason: string }>;
   /** Sentences removed by compression, total. */
   compressedSentences: number;
+  /** The day (`YYYY-MM-DD`) the budget was measured with; prompt construction shows it as `{{today}}`. */
+  today?: string;
 }
