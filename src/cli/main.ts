@@ -8,6 +8,7 @@ import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import { runEval } from '../eval/run-eval.js';
 import type { IngestReport } from '../ingest/ingest.js';
+import { askBatch, parseBatchJsonl } from '../pipeline/batch.js';
 import { Quarry, type SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, TraceReport } from '../types.js';
@@ -177,13 +178,25 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  withRetrieval(withCommon(program.command('ask').argument('<question>', 'question to answer')))
+  withRetrieval(withCommon(program.command('ask').argument('[question]', 'question to answer')))
     .description('answer a question from the indexed documents, with citations')
     .option('-k, --k <n>', 'chunks to retrieve', int('--k'), 10)
-    .action(async (question: string, o: CommonOpts & Record<string, unknown>) => {
+    .option(
+      '--batch <file>',
+      'answer every question of a JSONL file ({"id","question","filter","k","groups"} per line)',
+    )
+    .option('--out <file>', 'with --batch: write the answers as JSONL here (default: standard output)')
+    .option('--concurrency <n>', 'with --batch: questions answered at once', int('--concurrency'), 4)
+    .action(async (question: string | undefined, o: CommonOpts & Record<string, unknown>) => {
+      if ((question === undefined) === (o.batch === undefined))
+        throw new QuarryError('INVALID_ARGUMENT', 'give either a question or --batch <file>, not both');
       const q = openStore(o, { query: { typos: o.typos as boolean } });
       try {
-        const a = await q.ask(question, { k: o.k as number, ...retrievalRequest(o, q) });
+        if (o.batch !== undefined) {
+          await runBatch(q, o, io);
+          return;
+        }
+        const a = await q.ask(question!, { k: o.k as number, ...retrievalRequest(o, q) });
         if (o.json) {
           print(io.out, JSON.stringify(a));
           return;
@@ -368,6 +381,40 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     });
 
   return program;
+}
+
+/** `ask --batch`: answers as JSONL in input order; a failed question gets an error line, the rest go on. */
+async function runBatch(
+  q: Quarry,
+  o: CommonOpts & Record<string, unknown>,
+  io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream },
+): Promise<void> {
+  const file = o.batch as string;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new QuarryError('INVALID_ARGUMENT', `cannot read --batch ${file}: ${(e as Error).message}`, {
+      file,
+    });
+  }
+  const questions = parseBatchJsonl(text, file);
+  const { filter: _f, scope: _s, ...request } = retrievalRequest(o, q);
+  const out = o.out === undefined ? io.out : fs.createWriteStream(o.out as string);
+  let failed = 0;
+  let done = 0;
+  const t0 = performance.now();
+  for await (const r of askBatch(q, questions, { ...request, concurrency: o.concurrency as number })) {
+    if (r.error !== undefined) failed++;
+    done++;
+    out.write(`${JSON.stringify(r)}\n`);
+  }
+  if (out !== io.out) await new Promise<void>((resolve) => (out as fs.WriteStream).end(resolve));
+  const seconds = (performance.now() - t0) / 1000;
+  io.err.write(
+    `answered ${done - failed} of ${done} question(s) in ${seconds.toFixed(2)} s (${(done / Math.max(seconds, 1e-9)).toFixed(1)}/s)${failed ? `, ${failed} failed` : ''}\n`,
+  );
+  if (failed > 0) process.exitCode = 1;
 }
 
 /** Options search and ask share: what to retrieve with, for whom, and how to show it. */

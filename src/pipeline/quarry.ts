@@ -14,7 +14,7 @@ import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from 
 import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
 import { expandQuery } from '../query/prf.js';
-import { understandQuery } from '../query/understand.js';
+import { normalizeQuery, understandQuery } from '../query/understand.js';
 import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
 import { type RerankStatus, rerankHits } from '../rerank/run-rerank.js';
 import type { Reranker } from '../rerank/types.js';
@@ -55,6 +55,8 @@ export interface SearchOptions {
   budgetMs?: number;
   /** Cancels the request. */
   signal?: AbortSignal;
+  /** Query vectors embedded ahead (batch mode embeds every question in one pass), keyed by normalized text. */
+  queryVectors?: ReadonlyMap<string, Float32Array>;
 }
 
 export interface SearchResult {
@@ -341,7 +343,9 @@ export class Quarry {
       ? trace.stage(
           'retrieve.dense',
           () => {
-            const hits = this.dense.search(this.dense.embedQuery(plan.normalized), depth, allowGroup);
+            const vector =
+              options.queryVectors?.get(plan.normalized) ?? this.dense.embedQuery(plan.normalized);
+            const hits = this.dense.search(vector, depth, allowGroup);
             return hits.map((h, i) => ({ ...h, rank: i + 1, retriever: 'dense' }));
           },
           (c) => ({
@@ -540,6 +544,20 @@ export class Quarry {
       hits,
       trace: trace.enabled ? trace.report() : undefined,
     };
+  }
+
+  /**
+   * Embed many queries in one pass for the dense retriever (batch mode), keyed the way search looks them up.
+   * Empty when the configured retrieval does not use dense vectors or the dense index is not ready.
+   */
+  embedQueries(queries: string[], retriever = this.config.retrieval.retriever): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    if (retriever === 'bm25' || !this.dense.ensure()) return out;
+    for (const q of queries) {
+      const normalized = this.config.query.normalize ? normalizeQuery(q) : q;
+      if (!out.has(normalized)) out.set(normalized, this.dense.embedQuery(normalized));
+    }
+    return out;
   }
 
   /** What rerankers may read of the indexes: analysis, term statistics and dense similarity. */
