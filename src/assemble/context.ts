@@ -384,18 +384,27 @@ class Fitter {
     const compression = this.cfg.compression;
     if (compression !== 'always' && cost(whole) <= remaining) return this.done(unit, whole, n, 0);
 
+    // A parent replaces its children only when it fits as it is (compressed, under 'always'); cutting it
+    // further would lose the children's own text, so the children are tried instead.
+    const partial = unit.kind === 'chunk';
     let sentences: SentenceSpan[] | undefined;
-    if (compression !== 'off') {
+    if (compression === 'always' || (compression === 'auto' && partial)) {
       const plan = planCompression(unit.text, this.weights, this.deps, this.cfg.compressionTuning);
       if (plan) {
         sentences = plan.sentences;
         const runsFor = (k: number): SentenceSpan[] => runsOf(plan.sentences, plan.priority.slice(0, k));
-        const k = largestFitting(plan.priority.length, (k) => cost(runsFor(k)) <= remaining);
+        const all = plan.priority.length;
+        const k = partial
+          ? largestFitting(all, (k) => cost(runsFor(k)) <= remaining)
+          : cost(runsFor(all)) <= remaining
+            ? all
+            : 0;
         if (k > 0) return this.done(unit, runsFor(k), n, plan.sentences.length - k);
       } else if (compression === 'always' && cost(whole) <= remaining) {
         return this.done(unit, whole, n, 0);
       }
     }
+    if (!partial) return undefined;
     // Trim at a sentence boundary: the longest run of leading sentences that fits.
     const all = sentences ?? splitSentences(unit.text);
     const prefix = (k: number): SentenceSpan[] =>
@@ -461,7 +470,9 @@ function largestFitting(max: number, ok: (k: number) => boolean): number {
 
 /**
  * Splits the document range [from, to) into segments, each attributed to a chunk containing it (the one
- * reaching furthest, to keep segments few). Text between chunks goes to the next chunk, else the previous.
+ * reaching furthest, to keep segments few). Text between chunks (whitespace, or parent text outside the
+ * retrieved children when the section's chunks are unknown) is its own segment, attributed to the next chunk,
+ * else the previous one.
  */
 function attribute(unit: Unit, from: number, to: number, textStart: number): SourceSegment[] {
   const out: SourceSegment[] = [];
@@ -477,16 +488,13 @@ function attribute(unit: Unit, from: number, to: number, textStart: number): Sou
       owner = next ?? map[map.length - 1]!;
       end = next ? Math.min(to, next.start) : to;
     }
-    const last = out[out.length - 1];
-    if (last && last.chunkId === owner.id && last.docStart + last.length === pos) last.length += end - pos;
-    else
-      out.push({
-        textStart: textStart + (pos - from),
-        docStart: pos,
-        length: end - pos,
-        chunkId: owner.id,
-        chunkStart: owner.start,
-      });
+    out.push({
+      textStart: textStart + (pos - from),
+      docStart: pos,
+      length: end - pos,
+      chunkId: owner.id,
+      chunkStart: owner.start,
+    });
     pos = end;
   }
   return out;
