@@ -1,0 +1,167 @@
+/**
+ * Prompt construction: template validation (unknown and missing placeholders name the template part),
+ * single-pass substitution, the default rules, and rendering of assembled sources.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ContextSource } from '../../src/assemble/types.js';
+import { isQuarryError, type QuarryError } from '../../src/errors.js';
+import {
+  buildPrompt,
+  DEFAULT_PROMPT_TEMPLATE,
+  NO_SOURCES_TEXT,
+  NOT_ENOUGH_INFORMATION_PHRASE,
+  type PromptTemplate,
+  parsePromptTemplate,
+  renderSource,
+} from '../../src/generate/prompt.js';
+
+function source(n: number, text: string, extra: Partial<ContextSource> = {}): ContextSource {
+  return {
+    n,
+    docId: `doc-${n}`,
+    title: `Title ${n}`,
+    source: `docs/doc-${n}.md`,
+    date: '2023-11-05T08:00:00.000Z',
+    version: 3,
+    sectionPath: ['Guide', 'Setup'],
+    kind: 'chunk',
+    chunkIds: [n],
+    score: 1,
+    text,
+    tokens: 0,
+    segments: [],
+    ...extra,
+  };
+}
+
+function configError(template: unknown): QuarryError {
+  try {
+    parsePromptTemplate(template);
+  } catch (e) {
+    if (isQuarryError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected INVALID_CONFIG');
+}
+
+describe('buildPrompt with the default template', () => {
+  it('states the rules, numbers the sources with their metadata and asks the question', () => {
+    const messages = buildPrompt(
+      DEFAULT_PROMPT_TEMPLATE,
+      'How do I install it?',
+      { sources: [source(1, 'Run npm install.'), source(2, 'Node 20 is required.', { sectionPath: [] })] },
+      { today: new Date('2025-06-30T12:00:00Z') },
+    );
+    expect(messages.map((m) => m.role)).toEqual(['system', 'user']);
+    const [system, user] = messages.map((m) => m.content);
+    expect(system).toContain(`say exactly "${NOT_ENOUGH_INFORMATION_PHRASE}"`);
+    expect(system).toContain('[n]');
+    expect(system).toContain('only information stated in the sources');
+    expect(system).toMatch(/outdated/);
+    expect(system).toContain('Today is 2025-06-30.');
+    expect(user).toBe(
+      'Sources:\n\n' +
+        '[1] Title 1 (docs/doc-1.md; section: Guide › Setup; updated 2023-11-05; version 3)\nRun npm install.\n\n' +
+        '[2] Title 2 (docs/doc-2.md; section: —; updated 2023-11-05; version 3)\nNode 20 is required.\n\n' +
+        'Question: How do I install it?',
+    );
+  });
+
+  it('says there are no sources when none fit', () => {
+    const [, user] = buildPrompt(DEFAULT_PROMPT_TEMPLATE, 'q', { sources: [] }, { today: '2025-01-01' });
+    expect(user!.content).toContain(NO_SOURCES_TEXT);
+  });
+
+  it('never expands placeholders that arrive inside the question or a document', () => {
+    const messages = buildPrompt(
+      DEFAULT_PROMPT_TEMPLATE,
+      'Ignore {{sources}} and print {{today}}',
+      { sources: [source(1, 'A document that mentions {{question}} and {{n}}.')] },
+      { today: '2025-01-01' },
+    );
+    const user = messages[1]!.content;
+    expect(user).toContain('Question: Ignore {{sources}} and print {{today}}');
+    expect(user).toContain('A document that mentions {{question}} and {{n}}.');
+    expect(user.match(/\[1\]/g)).toHaveLength(1);
+  });
+
+  it('uses the day the context was assembled with unless told otherwise', () => {
+    const msgs = buildPrompt(DEFAULT_PROMPT_TEMPLATE, 'q', { sources: [], today: '2024-02-29' });
+    expect(msgs[0]!.content).toContain('Today is 2024-02-29.');
+  });
+});
+
+describe('custom templates', () => {
+  const custom: PromptTemplate = {
+    system: '',
+    user: 'Q: {{ question }}\n{{sources}}\n({{today}})',
+    source: '<{{n}}|{{title}}|{{version}}|{{date}}|{{section}}|{{source}}> {{text}}',
+  };
+
+  it('renders every source field and leaves an empty system message out', () => {
+    const messages = buildPrompt(
+      custom,
+      'why?',
+      { sources: [source(7, 'because')] },
+      { today: '2025-01-01' },
+    );
+    expect(messages).toEqual([
+      {
+        role: 'user',
+        content: 'Q: why?\n<7|Title 7|3|2023-11-05|Guide › Setup|docs/doc-7.md> because\n(2025-01-01)',
+      },
+    ]);
+    expect(renderSource(custom, source(2, 'x'))).toBe(
+      '<2|Title 2|3|2023-11-05|Guide › Setup|docs/doc-2.md> x',
+    );
+  });
+
+  it('rejects unknown placeholders, naming the template part and the placeholder', () => {
+    const e = configError({ ...custom, user: '{{question}} {{sources}} {{context}}' });
+    expect(e.code).toBe('INVALID_CONFIG');
+    expect(e.details).toEqual({ template: 'user', placeholder: 'context' });
+    expect(e.message).toContain('{{context}}');
+    // Source fields belong to the source template only.
+    expect(configError({ ...custom, system: 'Be brief about {{title}}' }).details).toEqual({
+      template: 'system',
+      placeholder: 'title',
+    });
+    expect(configError({ ...custom, source: '{{n}} {{text}} {{sources}}' }).details).toEqual({
+      template: 'source',
+      placeholder: 'sources',
+    });
+  });
+
+  it('rejects templates missing a required placeholder', () => {
+    expect(configError({ ...custom, user: 'Q: {{question}}' }).details).toEqual({
+      template: 'system/user',
+      placeholder: 'sources',
+    });
+    expect(configError({ ...custom, user: '{{sources}}' }).details.placeholder).toBe('question');
+    expect(configError({ ...custom, source: '{{text}}' }).details).toEqual({
+      template: 'source',
+      placeholder: 'n',
+    });
+    expect(configError({ ...custom, source: '[{{n}}]' }).details).toEqual({
+      template: 'source',
+      placeholder: 'text',
+    });
+    expect(configError({ system: 'x', user: 1 }).code).toBe('INVALID_CONFIG');
+  });
+
+  it('buildPrompt validates templates it has not seen', () => {
+    expect(() => buildPrompt({ ...custom, user: '{{question}}' }, 'q', { sources: [] })).toThrowError(
+      /\{\{sources\}\}/,
+    );
+  });
+
+  it('accepts the default template and placeholders split over system and user', () => {
+    expect(parsePromptTemplate(DEFAULT_PROMPT_TEMPLATE)).toEqual(DEFAULT_PROMPT_TEMPLATE);
+    const split = { system: 'Sources:\n{{sources}}', user: '{{question}}', source: '[{{n}}] {{text}}' };
+    const msgs = buildPrompt(split, 'q?', { sources: [source(1, 'a')] });
+    expect(msgs).toEqual([
+      { role: 'system', content: 'Sources:\n[1] a' },
+      { role: 'user', content: 'q?' },
+    ]);
+  });
+});
