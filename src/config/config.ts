@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { QuarryError } from '../errors.js';
 import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
+import { HttpRerankerConfigSchema } from '../rerank/http-reranker.js';
+import { OnnxRerankerConfigSchema } from '../rerank/onnx-cross-encoder.js';
 
 export const ChunkingConfigSchema = z.object({
   /** Maximum tokens per retrieval chunk (counted with a BPE tokenizer). */
@@ -120,6 +122,10 @@ export const RerankConfigSchema = z.object({
   earlyExitGap: z.number().min(0).max(1).optional(),
   /** LTR model file (`quarry train-ranker` output); default: the shipped model. */
   ltrModel: z.string().min(1).optional(),
+  /** Local ONNX cross-encoder (required when reranker is `onnx`). */
+  onnx: OnnxRerankerConfigSchema.optional(),
+  /** Cohere / Jina / TEI `/rerank` API (required when reranker is `http`); the key may come from QUARRY_RERANK_API_KEY. */
+  http: HttpRerankerConfigSchema.optional(),
 });
 
 export const BudgetConfigSchema = z.object({

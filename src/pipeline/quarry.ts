@@ -585,6 +585,12 @@ export class Quarry {
   }
 
   close(): void {
+    for (const r of this.rerankers.values())
+      r.then(
+        (x) => x.close?.(),
+        () => undefined,
+      );
+    this.rerankers.clear();
     this.store.close();
   }
 

@@ -1,5 +1,5 @@
 /**
- * Builds the configured reranker. Each implementation lives in its own file and heavy ones (ONNX runtime)
+ * Builds the configured reranker. Each implementation lives in its own file and heavy ones (the ONNX runtime)
  * load only when chosen.
  */
 import type { QuarryConfig } from '../config/config.js';
@@ -15,11 +15,34 @@ export interface RerankerDeps {
 }
 
 export async function createReranker(
-  name: RerankerName,
+  name: Exclude<RerankerName, 'none'>,
   config: QuarryConfig,
   deps: RerankerDeps,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<Reranker> {
-  void config;
-  void deps;
-  throw new QuarryError('INVALID_CONFIG', `rerank.reranker: "${name}" is not available`);
+  const cfg = config.rerank;
+  switch (name) {
+    case 'onnx': {
+      if (cfg.onnx === undefined)
+        throw new QuarryError(
+          'INVALID_CONFIG',
+          'rerank.onnx: set { "dir": "<model directory>" } to use the ONNX reranker',
+        );
+      const { createOnnxCrossEncoder } = await import('./onnx-cross-encoder.js');
+      return createOnnxCrossEncoder(cfg.onnx);
+    }
+    case 'http': {
+      if (cfg.http === undefined)
+        throw new QuarryError(
+          'INVALID_CONFIG',
+          'rerank.http: set { "flavor", "baseURL", "model" } to use an HTTP reranker',
+        );
+      const { createHttpReranker } = await import('./http-reranker.js');
+      const apiKey = cfg.http.apiKey ?? env.QUARRY_RERANK_API_KEY;
+      return createHttpReranker({ ...cfg.http, ...(apiKey === undefined ? {} : { apiKey }) });
+    }
+    default:
+      void deps;
+      throw new QuarryError('INVALID_CONFIG', `rerank.reranker: "${name}" is not available`);
+  }
 }

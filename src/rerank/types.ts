@@ -26,4 +26,6 @@ export interface Reranker {
   readonly id: string;
   /** Scores for every hit (any order); the pipeline sorts. */
   rerank(request: RerankRequest): Promise<RerankScore[]>;
+  /** Release workers/connections (ONNX worker pool). */
+  close?(): Promise<void> | void;
 }
