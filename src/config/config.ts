@@ -156,12 +156,8 @@ export const QuarryConfigSchema = z.object({
 export type QuarryConfig = z.infer<typeof QuarryConfigSchema>;
 export type ChunkingConfig = z.infer<typeof ChunkingConfigSchema>;
 
-type DeepPartial<T> = {
-  [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K];
-};
-
-/** Deep-partial user input for `QuarryConfig`: every field has a default (the schema fills it in). */
-export type QuarryConfigInput = DeepPartial<QuarryConfig>;
+/** User input for `QuarryConfig`: every field with a default may be left out (the schema fills it in). */
+export type QuarryConfigInput = z.input<typeof QuarryConfigSchema>;
 
 export function resolveConfig(input: unknown = {}): QuarryConfig {
   const parsed = QuarryConfigSchema.safeParse(input ?? {});
