@@ -85,6 +85,8 @@ export interface DocumentStore {
   getChunks(ids: number[]): Map<number, StoredChunk>;
   /** The parent section of a chunk (small chunks retrieve, the section gives context), with its text. */
   getParentSection(chunkId: number): ParentSection | undefined;
+  /** Offsets of every chunk of one section, in text order (maps parent-section text back to its chunks). */
+  sectionChunks(docId: string, sectionOrdinal: number): Array<{ id: number; start: number; end: number }>;
   getDocument(id: string): (StoredDocument & { text: string }) | undefined;
   listDocuments(opts?: { limit?: number; offset?: number }): StoredDocument[];
   catalog(): Iterable<CatalogEntry>;

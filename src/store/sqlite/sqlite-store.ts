@@ -356,6 +356,15 @@ export class SqliteStore implements DocumentStore {
     };
   }
 
+  sectionChunks(docId: string, sectionOrdinal: number): Array<{ id: number; start: number; end: number }> {
+    return this.db
+      .prepare<[string, number], { id: number; start: number; end: number }>(
+        `SELECT c.id, c.start, c."end" AS "end" FROM chunks c JOIN documents d ON d.key = c.doc_key
+         WHERE d.id = ? AND c.section = ? ORDER BY c.ordinal`,
+      )
+      .all(docId, sectionOrdinal);
+  }
+
   getDocument(id: string): (StoredDocument & { text: string }) | undefined {
     const r = this.db
       .prepare<[string], DocumentRow & { text: string; chunk_count: number }>(
