@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { QuarryConfig } from '../config/config.js';
 import { describeError, QuarryError } from '../errors.js';
+import { type DocumentRedactor, redactDocument, redactDraft } from '../privacy/redact.js';
 import type { DocumentStore, WriteOutcome } from '../store/types.js';
 import type { DocumentDraft, ParsedDocument } from '../types.js';
 import { chunkDocument } from './chunker.js';
@@ -55,6 +56,8 @@ export interface IngestReport {
   documents: { added: string[]; updated: string[]; unchanged: string[]; removed: string[] };
   errors: IngestFileError[];
   indexVersion: number;
+  /** PII values redacted per kind in the documents written (present when the context redacts). */
+  redactions?: Record<string, number>;
 }
 
 export interface IngestContext {
@@ -62,6 +65,8 @@ export interface IngestContext {
   config: QuarryConfig;
   apply(outcome: WriteOutcome): void;
   persist(): void;
+  /** PII redaction applied to every document before it is chunked and before anything is written. */
+  redact?: DocumentRedactor;
 }
 
 interface FileTask {
@@ -155,6 +160,8 @@ export async function ingestPaths(
   const chunkingFingerprint = JSON.stringify({
     chunking: ctx.config.chunking,
     extra: [opts.tags, opts.accessGroups, opts.fields],
+    // Other redaction settings must rewrite stored text, so they count as a change of every document.
+    ...(ctx.redact ? { redact: ctx.redact.fingerprint } : {}),
   });
 
   await pool(files, ctx.config.ingest.concurrency, async (task) => {
@@ -246,6 +253,7 @@ async function ingestFile(
         parsed.meta,
         opts,
         path.basename(task.abs),
+        writer.redactions,
       ),
     );
     return;
@@ -288,7 +296,18 @@ async function ingestFile(
       continue;
     }
     writer.upserts.push(
-      buildDraft(ctx, r.id, task.source, hash, r.doc, r.meta.doc_type ?? 'record', r.meta, opts, r.id),
+      buildDraft(
+        ctx,
+        r.id,
+        task.source,
+        hash,
+        r.doc,
+        r.meta.doc_type ?? 'record',
+        r.meta,
+        opts,
+        r.id,
+        writer.redactions,
+      ),
     );
     if (writer.upserts.length >= ctx.config.ingest.batchSize) await writer.flush();
   }
@@ -299,22 +318,25 @@ function buildDraft(
   id: string,
   source: string,
   hash: string,
-  doc: ParsedDocument,
+  parsed: ParsedDocument,
   docType: string,
   meta: SourceMeta,
   opts: IngestOptions,
   fallbackTitle: string,
+  redactions: Record<string, number>,
 ): DocumentDraft {
+  const merged = { ...meta.fields, ...opts.fields };
+  delete merged.title;
+  const parts = { doc: parsed, title: parsed.title?.trim() || fallbackTitle, fields: merged };
+  const { doc, title, fields } = ctx.redact ? redactDocument(ctx.redact, parts, redactions) : parts;
   const { sections, chunks } = chunkDocument(doc, { ...ctx.config.chunking, countTokens });
-  const fields = { ...meta.fields, ...opts.fields };
-  delete fields.title;
   return {
     id,
     hash,
     text: doc.text,
     meta: {
       source,
-      title: doc.title?.trim() || fallbackTitle,
+      title,
       doc_type: meta.doc_type ?? docType,
       tags: [...new Set([...(meta.tags ?? []), ...(opts.tags ?? [])])],
       access_groups: [...new Set([...(meta.access_groups ?? []), ...(opts.accessGroups ?? [])])],
@@ -334,7 +356,7 @@ export async function writeDrafts(ctx: IngestContext, drafts: DocumentDraft[]): 
   const states = ctx.store.documentStates(drafts.map((d) => d.id));
   for (const d of drafts) {
     if (states.get(d.id)?.hash === d.hash) writer.unchanged.push(d.id);
-    else writer.upserts.push(d);
+    else writer.upserts.push(ctx.redact ? redactDraft(ctx.redact, d, countTokens, writer.redactions) : d);
     await writer.maybeFlush();
   }
   await writer.flush();
@@ -352,6 +374,7 @@ class BatchWriter {
   readonly removed: string[] = [];
   chunks = 0;
   wrote = false;
+  readonly redactions: Record<string, number> = {};
   indexVersion: number;
   private filesDone = 0;
 
@@ -421,6 +444,7 @@ class BatchWriter {
       },
       errors,
       indexVersion: this.indexVersion,
+      ...(this.ctx.redact ? { redactions: this.redactions } : {}),
     };
   }
 }
