@@ -24,6 +24,7 @@ export const ERRORS = {
   EMBEDDING_FAILED: { exit: 8, message: 'Embedding failed' },
   EMBEDDING_MODEL_LOAD: { exit: 2, message: 'Cannot load the embedding model' },
   EMBEDDING_MODEL_MISMATCH: { exit: 5, message: 'Embedding model does not match the index' },
+  RANKER_MODEL: { exit: 2, message: 'Invalid ranker model' },
   PRIVACY_KEY: { exit: 2, message: 'PII vault key is missing or malformed' },
   PRIVACY_KEY_MISMATCH: { exit: 5, message: 'Wrong key for the PII vault' },
   PRIVACY_VAULT: { exit: 5, message: 'PII vault problem' },
