@@ -157,6 +157,21 @@ export class DenseIndex {
     return this.embedderModel.embedSync(query);
   }
 
+  /**
+   * Stored (L2-normalized) vectors of the given chunks, as read-only views; chunks without a vector are
+   * absent. Rerankers score pools the dense retriever did not return with these, without re-embedding.
+   */
+  vectorsOf(chunkIds: readonly number[]): Map<number, Float32Array> {
+    const out = new Map<number, Float32Array>();
+    if (this.index === undefined) return out;
+    const store = this.index.backend.store;
+    for (const id of chunkIds) {
+      const slot = store.slotOf.get(id);
+      if (slot !== undefined) out.set(id, store.vectorView(slot));
+    }
+    return out;
+  }
+
   search(query: Float32Array, k: number, allowGroup?: (g: number) => boolean): VectorHit[] {
     if (this.index === undefined || this.embedderModel === undefined) return [];
     // A query made only of words the embedder never saw has no direction: dense has no opinion on it.
