@@ -32,6 +32,7 @@ export const ERRORS = {
   LLM_UNAVAILABLE: { exit: 9, message: 'LLM service unavailable' },
   LLM_TIMEOUT: { exit: 9, message: 'LLM request timed out' },
   LLM_PROTOCOL: { exit: 9, message: 'LLM response did not follow the protocol' },
+  LLM_OUTPUT_INVALID: { exit: 9, message: 'LLM output does not match the requested JSON Schema' },
   RERANK_FAILED: { exit: 10, message: 'Reranking failed' },
   RERANK_MODEL_LOAD: { exit: 2, message: 'Cannot load the reranking model' },
 } as const;
