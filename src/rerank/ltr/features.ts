@@ -253,8 +253,7 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     raw.title[i] = bm25Field(qWeights, a.tf.title, a.title.length, avg.title, idf, params);
     raw.body[i] = bm25Field(qWeights, a.tf.body, a.body.length, avg.body, idf, params);
     const first = hits[i]!.scores.bm25?.score;
-    raw.bm25[i] =
-      first ?? bm25Field(qWeights, a.tf.all, a.title.length + a.body.length, avgAll, idf, params);
+    raw.bm25[i] = first ?? bm25Field(qWeights, a.tf.all, a.title.length + a.body.length, avgAll, idf, params);
   }
 
   // Pseudo-relevance: the first stage's top chunks stand in for relevant ones (RM3 and the dense centroid).
@@ -270,7 +269,7 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     { fbDocs: feedbackCount, fbTerms: 10, originalWeight: 0.5 },
   );
   const rm3Weights = new Map<string, number>();
-  expanded.terms.forEach((t, i) => rm3Weights.set(t, expanded.weights[i]!));
+  for (let i = 0; i < expanded.terms.length; i++) rm3Weights.set(expanded.terms[i]!, expanded.weights[i]!);
   for (let i = 0; i < n; i++) {
     const a = analyzed[i]!;
     raw.rm3[i] = bm25Field(rm3Weights, a.tf.all, a.title.length + a.body.length, avgAll, idf, params);

@@ -125,7 +125,10 @@ describe('LTR features on hand-made chunks', () => {
   });
 
   it('matches exact entities verbatim', () => {
-    const pool = [hit(1, 1, 'Log', 'disk failed with ERR_DISK_FULL today'), hit(2, 2, 'Log', 'disk full error')];
+    const pool = [
+      hit(1, 1, 'Log', 'disk failed with ERR_DISK_FULL today'),
+      hit(2, 2, 'Log', 'disk full error'),
+    ];
     const { rows } = extractFeatures('why ERR_DISK_FULL', pool, deps());
     expect(f(rows[0]!, 'entity')).toBe(1);
     expect(f(rows[1]!, 'entity')).toBe(0);
