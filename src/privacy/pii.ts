@@ -79,14 +79,6 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-/** ISBN-13 (EAN with a 978/979 prefix): such a number is a book, not a card, even when it passes Luhn. */
-function isIsbn13(digits: string): boolean {
-  if (digits.length !== 13 || !(digits.startsWith('978') || digits.startsWith('979'))) return false;
-  let sum = 0;
-  for (let i = 0; i < 13; i++) sum += (digits.charCodeAt(i) - 48) * (i % 2 === 0 ? 1 : 3);
-  return sum % 10 === 0;
-}
-
 /** IBAN length per country (SWIFT IBAN registry; French and British territories use FR / GB numbers). */
 // biome-ignore format: a table reads better packed
 export const IBAN_LENGTHS: Readonly<Record<string, number>> = {
@@ -119,7 +111,12 @@ export function ibanValid(iban: string): boolean {
 
 type Span = Omit<PiiFinding, 'text'>;
 
-const EMAIL_CANDIDATE = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g;
+/**
+ * Bounded (RFC 5321 limits: 64-character local part, 63-character labels) and anchored at the start of a
+ * run, so a long base64 blob or hex dump costs linear time instead of a rescan from every character.
+ */
+const EMAIL_CANDIDATE =
+  /(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}(?![A-Za-z0-9-])/g;
 const EMAIL_FORMAT = fullFormats.email as RegExp;
 
 function scanEmails(text: string, out: Span[]): void {
@@ -136,9 +133,10 @@ function scanEmails(text: string, out: Span[]): void {
 }
 
 /** Digit runs that could hold a phone number (≥ 6 digits with phone punctuation between them). */
-const PHONE_REGION = /[+(]?\d[\d\s()./–-]{4,}\d/g;
+const PHONE_REGION = /[+(]?\d[\d\s()./–-]{4,40}\d/g;
 /** Characters of context either side of a region: the matcher looks at what surrounds a number. */
 const PHONE_MARGIN = 8;
+const PHONE_WINDOW = 160;
 
 /**
  * libphonenumber's matcher costs ~3 µs per character of prose, so it reads only the regions around digit
@@ -159,7 +157,9 @@ function scanPhones(text: string, region: CountryCode | undefined, out: Span[]):
     const start = Math.max(0, m.index - PHONE_MARGIN);
     const end = Math.min(text.length, m.index + m[0].length + PHONE_MARGIN);
     const last = windows[windows.length - 1];
-    if (last && start <= last.end) last.end = end;
+    // Merged, but not without bound: the matcher slows down more than linearly on long numeric runs
+    // (tables), and a phone number is far shorter than a window.
+    if (last && start <= last.end && end - last.start <= PHONE_WINDOW) last.end = end;
     else windows.push({ start, end });
   }
   const options = region ? { defaultCountry: region } : {};
@@ -235,12 +235,14 @@ function groupedLikeFormat(raw: string, number: PhoneNumber): boolean {
 }
 
 /**
- * Card candidates: 13–19 contiguous digits, or groups of 3–6 digits joined by one consistent separator
- * (space or dash), as cards are printed (4-4-4-4, 4-6-5, 4-4-4-4-3). Not part of a longer number, word or
- * decimal.
+ * Card candidates: 13–19 contiguous digits, or digit groups joined by one consistent separator (space or
+ * dash), starting with a group of four, not part of a longer number, word or decimal. The groups must then
+ * have a printed card's shape (`cardShape`): a table of numbers passes Luhn one time in ten, and only the
+ * shape keeps those rows from being read as cards. The digits of a printed IBAN (after `DE89 `) are not a card
+ * even when that IBAN's checksum is wrong.
  */
 const CARD_CANDIDATE =
-  /(?<![\p{L}\p{N}_.,+-])(?:\d{13,19}|\d{3,6}([ -])\d{3,6}(?:\1\d{3,6}){1,5})(?![\p{L}\p{N}_]|[.,/-]\p{N})/gu;
+  /(?<![\p{L}\p{N}_.,+-]|\b[A-Z]{2}\d{2} )(?:\d{13,19}|\d{4}([ -])\d{4,6}(?:\1\d{1,5}){1,3})(?![\p{L}\p{N}_]|[.,/-]\p{N})/gu;
 
 function scanCards(text: string, out: Span[]): void {
   for (const m of text.matchAll(CARD_CANDIDATE)) {
@@ -249,8 +251,8 @@ function scanCards(text: string, out: Span[]): void {
       if (isCard(m[0])) out.push({ kind: 'card', start: m.index, end: m.index + m[0].length });
       continue;
     }
-    // A grouped run may carry a neighbouring number (a CVV, a reference): take the widest window of whole
-    // groups that is a card.
+    // A grouped run may carry a neighbouring number (a CVV, a year): take the first, longest window of
+    // whole groups that is a card.
     const groups = m[0].split(sep);
     const offsets: number[] = [];
     let at = m.index;
@@ -258,26 +260,37 @@ function scanCards(text: string, out: Span[]): void {
       offsets.push(at);
       at += g.length + 1;
     }
-    const card = widestCardWindow(groups, offsets);
+    const card = cardWindow(groups, offsets);
     if (card) out.push(card);
   }
 }
 
-/** Leftmost, then longest, run of whole groups that is a card. */
-function widestCardWindow(groups: string[], offsets: number[]): Span | undefined {
+function cardWindow(groups: string[], offsets: number[]): Span | undefined {
   for (let i = 0; i < groups.length; i++) {
-    for (let j = groups.length; j > i + 1; j--) {
-      const digits = groups.slice(i, j).join('');
-      if (digits.length < 13) break;
-      if (isCard(digits))
+    for (let j = groups.length; j > i + 2; j--) {
+      const window = groups.slice(i, j);
+      if (cardShape(window.map((g) => g.length)) && isCard(window.join(''))) {
         return { kind: 'card', start: offsets[i]!, end: offsets[j - 1]! + groups[j - 1]!.length };
+      }
     }
   }
   return undefined;
 }
 
+/** How cards are printed: 4-4-4-4, 4-4-4-4-3 (19 digits), 4-4-4-1 (13), 4-6-5 (Amex), 4-6-4 (Diners). */
+const CARD_SHAPES = new Set(['4-4-4-4', '4-4-4-4-3', '4-4-4-1', '4-6-5', '4-6-4']);
+
+function cardShape(sizes: number[]): boolean {
+  return CARD_SHAPES.has(sizes.join('-'));
+}
+
+/**
+ * Issued by a payment network: major industry identifier 2–6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4,
+ * Discover/UnionPay/Maestro 6). Rules out ms timestamps (1…), ISBNs (9…) and many serial numbers.
+ */
 function isCard(digits: string): boolean {
-  return digits.length >= 13 && digits.length <= 19 && luhnValid(digits) && !isIsbn13(digits);
+  const mii = digits.charCodeAt(0) - 48;
+  return digits.length >= 13 && digits.length <= 19 && mii >= 2 && mii <= 6 && luhnValid(digits);
 }
 
 const IBAN_START = /(?<![\p{L}\p{N}_])([A-Z]{2})\d{2}(?=[ ]?[A-Z0-9])/gu;
@@ -310,8 +323,8 @@ const IPV4_CANDIDATE = /(?<![\p{L}\p{N}_.])\d{1,3}(?:\.\d{1,3}){3}(?![\p{L}\p{N}
  * address) or after the words version / ver / release / build.
  */
 const VERSION_CONTEXT = /\b(?:version|ver\.?|release|build|firmware|fw)\s*[:#]?\s*$/i;
-/** Runs of hex digits, colons and dots with at least two colons: IPv6 candidates, confirmed by `isIP`. */
-const IPV6_CANDIDATE = /(?<![\p{L}\p{N}_:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?:%[\w.-]+)?/gu;
+/** Whole runs of hex digits, colons and dots no longer than an address (45): IPv6 candidates for `isIP`. */
+const IPV6_CANDIDATE = /(?<![\p{L}\p{N}_:.])[0-9A-Fa-f:.]{2,45}(?![0-9A-Fa-f:.])(?:%[\w.-]{1,32})?/gu;
 
 function scanIps(text: string, out: Span[]): void {
   for (const m of text.matchAll(IPV4_CANDIDATE)) {
@@ -326,7 +339,8 @@ function scanIps(text: string, out: Span[]): void {
     const end = m.index + candidate.length;
     if (/[\p{L}\p{N}_]/u.test(text[end] ?? '')) continue;
     // `dead::beef`-style identifiers (C++ scopes, hex words) parse as IPv6; real addresses have a digit.
-    if (!/\d/.test(candidate) || isIP(candidate) !== 6) continue;
+    if (candidate.indexOf(':') === candidate.lastIndexOf(':') || !/\d/.test(candidate)) continue;
+    if (isIP(candidate) !== 6) continue;
     out.push({ kind: 'ip', start: m.index, end });
   }
 }

@@ -3,6 +3,7 @@
  * versions, dates, ISBNs, offsets), exact offsets, overlap resolution, custom patterns and their errors,
  * and a property test that mask redaction of random text removes every embedded value and nothing else.
  */
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isQuarryError, type QuarryError } from '../../src/errors.js';
@@ -135,6 +136,23 @@ describe('detection', () => {
       'On 2024-03-15 (15/03/2024, 2024.03.15) see ISBN 978-3-16-148410-0 / 9783161484100, ' +
       'chunk 141, chars 2043–2208, offsets 12345..67890, ts 1700000000000, §4.5.6, port 8080, 3.14159.';
     expect(found(text)).toEqual([]);
+  });
+
+  it('does not read rows of a number table as cards or phone numbers', () => {
+    const table = Array.from({ length: 400 }, (_, i) => `${i} ${i * 7} ${i * 13} ${1000 + i}`).join(' ');
+    expect(found(table)).toEqual([]);
+  });
+
+  it('scans long blobs without a rescan from every character', () => {
+    // Quadratic scanning of these would take minutes and hit the test timeout; linear takes milliseconds.
+    const blobs = [
+      randomBytes(150_000).toString('base64'),
+      randomBytes(50_000).toString('hex').replace(/(..)/g, '$1:'),
+      'a@'.repeat(100_000),
+      `${'a'.repeat(200_000)}@example.com`,
+      '1.'.repeat(2_000),
+    ];
+    for (const blob of blobs) expect(found(` ${blob} `)).toEqual([]);
   });
 
   it('reports exact offsets, also after astral characters', () => {
