@@ -4,9 +4,14 @@
  */
 import { z } from 'zod';
 import { QuarryError } from '../errors.js';
+import { ContextConfigSchema } from '../assemble/context.js';
+import { LlmConfigSchema } from '../generate/llm/create.js';
+import { PromptTemplateSchema } from '../generate/prompt.js';
 import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
+import { PrivacyConfigSchema } from '../privacy/redact.js';
 import { HttpRerankerConfigSchema } from '../rerank/http-reranker.js';
 import { OnnxRerankerConfigSchema } from '../rerank/onnx-cross-encoder.js';
+import { ValidationConfigSchema } from '../validate/answer.js';
 
 export const ChunkingConfigSchema = z.object({
   /** Maximum tokens per retrieval chunk (counted with a BPE tokenizer). */
@@ -151,6 +156,16 @@ export const QuarryConfigSchema = z.object({
   rerank: RerankConfigSchema.default(RerankConfigSchema.parse({})),
   budget: BudgetConfigSchema.default(BudgetConfigSchema.parse({})),
   cache: CacheConfigSchema.default(CacheConfigSchema.parse({})),
+  /** The LLM that writes answers; unset = the extractive answerer (embedded default, no network). */
+  llm: LlmConfigSchema.optional(),
+  /** Context assembly for LLM answers (the window and reserved output come from `llm`). */
+  context: ContextConfigSchema.default(ContextConfigSchema.parse({})),
+  /** Prompt template override (`{ system, user, source }`); validated, missing placeholders are errors. */
+  prompt: PromptTemplateSchema.optional(),
+  /** Checks of LLM answers: citations, support per sentence, confidence, abstention. */
+  validation: ValidationConfigSchema.default(ValidationConfigSchema.parse({})),
+  /** PII detection and redaction at ingest (before anything is stored) and/or on answers. Off by default. */
+  privacy: PrivacyConfigSchema.default(PrivacyConfigSchema.parse({})),
 });
 
 export type QuarryConfig = z.infer<typeof QuarryConfigSchema>;

@@ -36,6 +36,11 @@ export class Trace {
     return result;
   }
 
+  /** Record a stage that ran since `t0` (a stream consumed by the caller cannot be wrapped in `stage`). */
+  recordSince(name: StageName, t0: number, detail: Record<string, unknown>): void {
+    if (this.enabled) this.record(name, t0, detail, (d) => d);
+  }
+
   private record<T>(
     name: StageName,
     t0: number,

@@ -3,16 +3,19 @@
  * (ingest → index → retrieve → answer → validate). The CLI and, later, the HTTP server are thin shells on it.
  */
 import path from 'node:path';
+import { createMemoryResponseCache, type ResponseCache, responseCacheKey } from '../cache/response-cache.js';
 import { type QuarryConfig, type QuarryConfigInput, resolveConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import { applyFreshness, type FreshnessOptions } from '../fuse/freshness.js';
 import { collapseDuplicates, fuse } from '../fuse/fusion.js';
 import { answerExtractively } from '../generate/extractive.js';
+import { type ConfiguredLlmProvider, createLlmProvider } from '../generate/llm/create.js';
 import { DenseIndex } from '../index/dense/dense-index.js';
 import { LexicalIndex } from '../index/lexical/lexical-index.js';
 import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
 import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
+import { createRedactor, type Redactor, redactsAt } from '../privacy/redact.js';
 import { expandQuery } from '../query/prf.js';
 import { normalizeQuery, understandQuery } from '../query/understand.js';
 import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
@@ -27,6 +30,8 @@ import type { DocumentStore, ParentSection, StoreStats } from '../store/types.js
 import type { AccessScope, Answer, DocumentDraft, SearchHit, StoredDocument, TraceReport } from '../types.js';
 import { checkCitations } from '../validate/citations.js';
 import { Deadline } from './deadline.js';
+import { type AskEvent, answerWithLlm, type LlmAnswerDeps, LlmAnswerFailed } from './llm-answer.js';
+import { AnswerRedaction } from './redact-answer.js';
 
 export interface QuarryOptions {
   /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
@@ -68,7 +73,10 @@ export interface SearchResult {
   trace?: TraceReport;
 }
 
-export interface AskOptions extends SearchOptions {}
+export interface AskOptions extends SearchOptions {
+  /** `false`: neither read nor write the response cache for this request. */
+  cache?: boolean;
+}
 
 export interface QuarryStats extends StoreStats {
   storeDir: string;
@@ -86,14 +94,26 @@ export class Quarry {
   readonly dense: DenseIndex;
   private catalog: DocumentCatalog;
   private readonly rerankers = new Map<string, Promise<Reranker>>();
+  private llmProvider: ConfiguredLlmProvider | undefined;
+  private readonly responses: ResponseCache<Answer> | undefined;
+  /** Hash of the whole configuration, part of every response-cache key. */
+  private readonly configKey: string;
 
   private constructor(
     readonly config: QuarryConfig,
     readonly store: DocumentStore,
     readonly lexical: LexicalIndex,
+    private readonly redactor?: Redactor,
   ) {
     this.catalog = new DocumentCatalog(store.catalog());
     this.retriever = createBm25Retriever(lexical);
+    this.configKey = responseCacheKey({ config });
+    this.responses = config.cache.responses
+      ? createMemoryResponseCache<Answer>({
+          maxEntries: config.cache.maxEntries,
+          ...(config.cache.ttlMs === undefined ? {} : { ttlMs: config.cache.ttlMs }),
+        })
+      : undefined;
     const d = config.retrieval.dense;
     this.dense = new DenseIndex(store, {
       embedder: { lsa: { dimensions: d.dimensions }, ngramWeight: d.ngramWeight },
@@ -117,7 +137,9 @@ export class Quarry {
         { title: config.bm25.titleWeight, body: config.bm25.bodyWeight },
       );
       lexical.open();
-      return new Quarry(config, store, lexical);
+      // Opened now so a missing or wrong vault key fails here, not halfway through an ingest.
+      const redactor = config.privacy.enabled ? createRedactor(config.privacy, { storeDir: dir }) : undefined;
+      return new Quarry(config, store, lexical, redactor);
     } catch (e) {
       store.close();
       throw e;
@@ -494,13 +516,109 @@ export class Quarry {
 
   /** Answer `question` from the indexed documents, with citations; abstains when the sources do not support it. */
   async ask(question: string, options: AskOptions = {}): Promise<Answer> {
+    let final: Answer | undefined;
+    for await (const e of this.askStream(question, options)) if (e.type === 'answer') final = e.answer;
+    return final!;
+  }
+
+  /**
+   * Streaming ask: retrieval, context and generation events as they happen, ending with the validated
+   * `answer`. With an LLM configured, deltas arrive token by token and citations as soon as they are complete;
+   * if the LLM fails or runs out of budget, the extractive answerer answers instead (marked `fallback`).
+   */
+  async *askStream(question: string, options: AskOptions = {}): AsyncGenerator<AskEvent> {
+    if (typeof question !== 'string' || question.trim() === '')
+      throw new QuarryError('INVALID_ARGUMENT', 'question must be a non-empty string');
+    this.ensureFresh();
     const trace = new Trace(question, options.trace === true);
+    const deadline = new Deadline(options.budgetMs ?? this.config.budget.totalMs, undefined, options.signal);
+    const cacheKey = this.responseCacheKey(question, options);
+    const cached =
+      cacheKey === undefined
+        ? undefined
+        : trace.stage(
+            'cache',
+            () => this.responses?.get(cacheKey),
+            (a) => ({ hit: a !== undefined, indexVersion: this.lexical.indexVersion }),
+          );
+    if (cached !== undefined) {
+      yield { type: 'retrieved', hits: cached.hits, strategy: 'cache' };
+      yield {
+        type: 'answer',
+        answer: { ...cached, cached: true, trace: trace.enabled ? trace.report() : undefined },
+      };
+      return;
+    }
     const cfg = this.config.answer;
-    const { hits } = this.searchSync(
+    const provider = this.llm();
+    const { hits } = await this.search(
       question,
-      { ...options, k: Math.max(options.k ?? 10, cfg.topChunks) },
+      { ...options, k: Math.max(options.k ?? 10, provider === undefined ? cfg.topChunks : 0) },
       trace,
+      deadline,
     );
+    // Redacting answers means no raw text may leave before redaction: hits are redacted before they are
+    // reported, and the answer text is sent once, redacted, instead of token by token.
+    const redaction =
+      this.redactor !== undefined && redactsAt(this.config.privacy, 'answers')
+        ? new AnswerRedaction(this.redactor)
+        : undefined;
+    const redactAnswers = redaction !== undefined;
+    const shownHits = redaction === undefined ? hits : redaction.hits(hits);
+    yield { type: 'retrieved', hits: shownHits, strategy: 'standard' };
+    let answer: Omit<Answer, 'question' | 'hits' | 'trace'> | undefined;
+    let fallback: Answer['fallback'];
+    if (provider !== undefined) {
+      try {
+        const generation = answerWithLlm(
+          question,
+          hits,
+          provider,
+          this.config,
+          this.llmDeps(),
+          trace,
+          deadline,
+        );
+        for (let step = await generation.next(); ; step = await generation.next()) {
+          if (step.done === true) {
+            answer = step.value;
+            break;
+          }
+          if (!(redactAnswers && step.value.type === 'delta')) yield step.value;
+        }
+      } catch (e) {
+        if (!(e instanceof LlmAnswerFailed)) throw e;
+        fallback = { from: provider.id, reason: e.message };
+        if (e.partial && !redactAnswers) yield { type: 'reset', reason: e.message };
+      }
+    }
+    const streamed = answer !== undefined && !redactAnswers;
+    if (answer === undefined) {
+      const extractive = this.answerExtractively(question, hits, trace);
+      answer = fallback === undefined ? extractive : { ...extractive, fallback };
+    }
+    if (redaction !== undefined) {
+      const redacted = answer;
+      answer = trace.stage(
+        'privacy.redact',
+        () => redaction.answer(redacted),
+        () => ({ findings: redaction.findings }),
+      );
+    }
+    if (!streamed) yield { type: 'delta', text: answer.text };
+    const final: Answer = { question, ...answer, hits: shownHits, trace: undefined };
+    // A fallback answer is not cached: the LLM may be back for the next asker.
+    if (cacheKey !== undefined && fallback === undefined) this.responses?.set(cacheKey, final);
+    yield { type: 'answer', answer: { ...final, trace: trace.enabled ? trace.report() : undefined } };
+  }
+
+  /** The embedded default answerer: quotes the best-covering sentences, every citation checked verbatim. */
+  private answerExtractively(
+    question: string,
+    hits: SearchHit[],
+    trace: Trace,
+  ): Pick<Answer, 'text' | 'citations' | 'abstained' | 'confidence' | 'answerer'> {
+    const cfg = this.config.answer;
     const result = trace.stage(
       'answer.extractive',
       () =>
@@ -535,15 +653,49 @@ export class Quarry {
       throw new QuarryError('INVALID_ARGUMENT', `citation check failed: ${JSON.stringify(check.problems)}`);
     }
     return {
-      question,
       text: result.text,
       citations: result.citations,
       abstained: result.abstained,
       confidence: result.confidence,
       answerer: 'extractive',
-      hits,
-      trace: trace.enabled ? trace.report() : undefined,
     };
+  }
+
+  /** The configured LLM provider (built once), or undefined for the extractive answerer. */
+  private llm(): ConfiguredLlmProvider | undefined {
+    if (this.config.llm === undefined) return undefined;
+    this.llmProvider ??= createLlmProvider(this.config.llm);
+    return this.llmProvider;
+  }
+
+  private llmDeps(): LlmAnswerDeps {
+    return {
+      analyze: (t) => this.lexical.analyzer.analyze(t),
+      idf: (t) => this.lexical.idf(t),
+      getParentSection: (id) => this.store.getParentSection(id),
+      sectionChunks: (doc, section) => this.store.sectionChunks(doc, section),
+    };
+  }
+
+  /**
+   * Everything that changes an answer: the question, the request options, the caller's groups, the
+   * configuration and the index version (so any write makes older answers unreachable).
+   */
+  private responseCacheKey(question: string, o: AskOptions): string | undefined {
+    if (this.responses === undefined || o.cache === false || o.signal !== undefined) return undefined;
+    return responseCacheKey({
+      question: question.trim(),
+      k: o.k,
+      filter: o.filter,
+      groups: o.scope?.groups === undefined ? null : [...o.scope.groups].sort(),
+      collapse: o.collapseDocuments,
+      retriever: o.retriever,
+      reranker: o.reranker,
+      freshness: o.freshness,
+      budgetMs: o.budgetMs,
+      config: this.configKey,
+      indexVersion: this.lexical.indexVersion,
+    });
   }
 
   /**
@@ -591,6 +743,7 @@ export class Quarry {
         () => undefined,
       );
     this.rerankers.clear();
+    this.redactor?.close();
     this.store.close();
   }
 
@@ -599,6 +752,9 @@ export class Quarry {
       store: this.store,
       config: this.config,
       apply: (outcome: Parameters<Quarry['applyOutcome']>[0]) => this.applyOutcome(outcome),
+      ...(this.redactor !== undefined && redactsAt(this.config.privacy, 'ingest')
+        ? { redact: this.redactor }
+        : {}),
       persist: () => {
         this.lexical.persist();
         this.dense.persist();
@@ -617,6 +773,8 @@ export class Quarry {
     this.lexical.apply(outcome);
     this.dense.apply(outcome);
     this.catalog.apply(outcome);
+    // Keys carry the index version, so old answers are unreachable already; free them too.
+    this.responses?.clear();
   }
 
   /** Another process may have written to the store since we loaded: catch up before serving. */

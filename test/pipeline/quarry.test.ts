@@ -847,7 +847,8 @@ describe('ask with citations on samples/docs', () => {
   });
 
   it('reports a per-stage trace with timings and scored candidates', async () => {
-    const a = await q.ask('What is the default chunk size?', { trace: true });
+    // The question was answered above: bypass the response cache to see every stage run.
+    const a = await q.ask('What is the default chunk size?', { trace: true, cache: false });
     const trace = a.trace;
     expect(trace).toBeDefined();
     expect(trace!.query).toBe('What is the default chunk size?');
