@@ -16,11 +16,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadBeirDataset } from '../src/eval/beir.js';
 import { evaluateRun, latencySummary, type Run } from '../src/eval/metrics.js';
+import { buildTrainingPools, openDatasetStore } from '../src/eval/train-ranker.js';
+import { ltrDepsFor } from '../src/pipeline/rerank-deps.js';
 import { FEATURE_NAMES } from '../src/rerank/ltr/features.js';
-import { applyRerank, createLtrReranker, ltrDepsFromQuarry } from '../src/rerank/ltr/ltr-reranker.js';
+import { applyRerank, createLtrReranker } from '../src/rerank/ltr/ltr-reranker.js';
 import { type LtrModel, loadLtrModel } from '../src/rerank/ltr/model.js';
 import { type TrainingMethod, trainLinearRanker } from '../src/rerank/ltr/train.js';
-import { buildTrainingPools, openDatasetStore } from '../src/rerank/ltr/train-ranker.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const pools = buildTrainingPools(
         quarry,
-        ltrDepsFromQuarry(quarry),
+        ltrDepsFor(quarry),
         ds.queries.map((q) => ({ id: q.id, text: q.text, judgments: ds.qrels.get(q.id) ?? new Map() })),
         { retriever: 'hybrid', depth: DEPTH },
       );
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
     const { quarry, close } = await openDatasetStore(first.corpusPath, path.join(STORE_ROOT, name));
     try {
       quarry.dense.ensure();
-      const reranker = createLtrReranker(model, ltrDepsFromQuarry(quarry));
+      const reranker = createLtrReranker(model, ltrDepsFor(quarry));
       for (const split of SPLITS[name] ?? ['test']) {
         const ds = split === first.split ? first : await loadBeirDataset(dir, split);
         for (const retriever of ['bm25', 'hybrid'] as const) {

@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import { runEval } from '../eval/run-eval.js';
+import { trainRanker } from '../eval/train-ranker.js';
 import type { IngestReport } from '../ingest/ingest.js';
 import { askBatch, parseBatchJsonl } from '../pipeline/batch.js';
 import { Quarry, type SearchOptions } from '../pipeline/quarry.js';
@@ -289,6 +290,61 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
               ]
             : []),
         ].join('\n'),
+      );
+    });
+
+  withCommon(program.command('train-ranker').argument('<dataset>', 'BEIR-layout dataset directory'))
+    .description('learn learning-to-rank weights from judged queries (qrels, golden sets, feedback)')
+    .requiredOption('--out <model.json>', 'where to write the model')
+    .option('--split <name>', 'judged split to train on (never the split you evaluate on)', 'train')
+    .addOption(
+      new Option('--retriever <name>', 'first stage whose pool is reranked')
+        .choices(['bm25', 'dense', 'hybrid'])
+        .default('hybrid'),
+    )
+    .option('--depth <n>', 'pool size per query', int('--depth'), 100)
+    .option('--golden <file>', 'extra judgments: JSONL {"query","relevant":{"<docId>":grade}}')
+    .option('--feedback <file>', 'extra judgments: JSONL {"query","docId","helpful":true|false}')
+    .addOption(
+      new Option('--method <name>', 'training method').choices(['lambdarank', 'ranknet', 'ranknet+ca']),
+    )
+    .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed'))
+    .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
+      const progress = o.json ? undefined : createProgressReporter(io.err);
+      const report = await trainRanker({
+        dataset,
+        out: o.out as string,
+        split: o.split as string,
+        retriever: o.retriever as 'bm25' | 'dense' | 'hybrid',
+        depth: o.depth as number,
+        ...(o.store === undefined ? {} : { store: o.store }),
+        ...(o.golden === undefined ? {} : { golden: o.golden as string }),
+        ...(o.feedback === undefined ? {} : { feedback: o.feedback as string }),
+        train: {
+          ...(o.method === undefined ? {} : { method: o.method as 'lambdarank' }),
+          ...(o.seed === undefined ? {} : { seed: o.seed as number }),
+        },
+        config: readConfigFile(o.config),
+        onQueries: (done, total) =>
+          progress?.update({
+            filesDone: done,
+            filesTotal: total,
+            documents: 0,
+            chunks: 0,
+            elapsedMs: 0,
+            label: 'queries',
+          }),
+      });
+      progress?.stop();
+      const { model: _model, ...summary } = report;
+      if (o.json) {
+        print(io.out, JSON.stringify(summary));
+        return;
+      }
+      print(
+        io.out,
+        `trained on ${report.dataset} (${report.split}): ${report.trainedQueries} of ${report.queries} queries, ${report.pairs} pairs; ` +
+          `train nDCG@10 ${report.ndcgBefore.toFixed(4)} → ${report.ndcgAfter.toFixed(4)}; model written to ${report.out}`,
       );
     });
 

@@ -3,13 +3,14 @@
  * flags, API options) is parsed here once; stages receive typed, trusted values.
  */
 import { z } from 'zod';
-import { QuarryError } from '../errors.js';
 import { ContextConfigSchema } from '../assemble/context.js';
+import { QuarryError } from '../errors.js';
 import { LlmConfigSchema } from '../generate/llm/create.js';
 import { PromptTemplateSchema } from '../generate/prompt.js';
 import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
 import { PrivacyConfigSchema } from '../privacy/redact.js';
 import { HttpRerankerConfigSchema } from '../rerank/http-reranker.js';
+import { LlmRerankerConfigSchema } from '../rerank/llm-reranker.js';
 import { OnnxRerankerConfigSchema } from '../rerank/onnx-cross-encoder.js';
 import { ValidationConfigSchema } from '../validate/answer.js';
 
@@ -129,6 +130,8 @@ export const RerankConfigSchema = z.object({
   ltrModel: z.string().min(1).optional(),
   /** Local ONNX cross-encoder (required when reranker is `onnx`). */
   onnx: OnnxRerankerConfigSchema.optional(),
+  /** LLM relevance grading (reranker `llm`, uses the `llm` section's model). */
+  llm: LlmRerankerConfigSchema.optional(),
   /** Cohere / Jina / TEI `/rerank` API (required when reranker is `http`); the key may come from QUARRY_RERANK_API_KEY. */
   http: HttpRerankerConfigSchema.optional(),
 });

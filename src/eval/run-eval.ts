@@ -14,7 +14,15 @@ import { type AnswerEvalSummary, evaluateAnswers } from './answers.js';
 import { loadBeirDataset } from './beir.js';
 import { evaluateRun, latencySummary, type Run } from './metrics.js';
 
-export const EVAL_METRICS = ['ndcg@10', 'recall@1', 'recall@5', 'recall@10', 'recall@100', 'mrr@10', 'hit@5'] as const;
+export const EVAL_METRICS = [
+  'ndcg@10',
+  'recall@1',
+  'recall@5',
+  'recall@10',
+  'recall@100',
+  'mrr@10',
+  'hit@5',
+] as const;
 
 export interface EvalOptions {
   dataset: string;

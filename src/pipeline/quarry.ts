@@ -19,6 +19,7 @@ import { createRedactor, type Redactor, redactsAt } from '../privacy/redact.js';
 import { expandQuery } from '../query/prf.js';
 import { normalizeQuery, understandQuery } from '../query/understand.js';
 import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
+import type { LtrDeps } from '../rerank/ltr/features.js';
 import { type RerankStatus, rerankHits } from '../rerank/run-rerank.js';
 import type { Reranker } from '../rerank/types.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
@@ -32,6 +33,7 @@ import { checkCitations } from '../validate/citations.js';
 import { Deadline } from './deadline.js';
 import { type AskEvent, answerWithLlm, type LlmAnswerDeps, LlmAnswerFailed } from './llm-answer.js';
 import { AnswerRedaction } from './redact-answer.js';
+import { ltrDepsFor } from './rerank-deps.js';
 
 export interface QuarryOptions {
   /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
@@ -95,6 +97,7 @@ export class Quarry {
   private catalog: DocumentCatalog;
   private readonly rerankers = new Map<string, Promise<Reranker>>();
   private llmProvider: ConfiguredLlmProvider | undefined;
+  private ltrDeps: LtrDeps | undefined;
   private readonly responses: ResponseCache<Answer> | undefined;
   /** Hash of the whole configuration, part of every response-cache key. */
   private readonly configKey: string;
@@ -712,11 +715,14 @@ export class Quarry {
     return out;
   }
 
-  /** What rerankers may read of the indexes: analysis, term statistics and dense similarity. */
+  /** What rerankers may use: LTR feature sources (built once, so their caches live across queries) and the LLM. */
   private rerankDeps(): RerankerDeps {
     return {
-      analyze: (t) => this.lexical.analyzer.analyze(t),
-      idf: (t) => this.lexical.idf(t),
+      features: () => {
+        this.ltrDeps ??= ltrDepsFor(this);
+        return this.ltrDeps;
+      },
+      llm: () => this.llm(),
     };
   }
 

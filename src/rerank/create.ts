@@ -2,16 +2,22 @@
  * Builds the configured reranker. Each implementation lives in its own file and heavy ones (the ONNX runtime)
  * load only when chosen.
  */
+
+import { basename } from 'node:path';
 import type { QuarryConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import type { LlmProvider } from '../generate/llm/types.js';
+import type { LtrDeps } from './ltr/features.js';
 import type { Reranker } from './types.js';
 
 export type RerankerName = QuarryConfig['rerank']['reranker'];
 
-/** What rerankers may read of the indexes (plain functions, so any store backend can provide them). */
+/** What rerankers may use of the pipeline (plain functions, so any store backend can provide them). */
 export interface RerankerDeps {
-  analyze(text: string): string[];
-  idf(term: string): number;
+  /** Index statistics and vectors for learning-to-rank features. */
+  features(): LtrDeps;
+  /** The configured LLM (for LLM relevance grading); undefined when none is configured. */
+  llm(): LlmProvider | undefined;
 }
 
 export async function createReranker(
@@ -41,8 +47,23 @@ export async function createReranker(
       const apiKey = cfg.http.apiKey ?? env.QUARRY_RERANK_API_KEY;
       return createHttpReranker({ ...cfg.http, ...(apiKey === undefined ? {} : { apiKey }) });
     }
-    default:
-      void deps;
-      throw new QuarryError('INVALID_CONFIG', `rerank.reranker: "${name}" is not available`);
+    case 'ltr': {
+      const { createLtrReranker } = await import('./ltr/ltr-reranker.js');
+      const { defaultLtrModel, loadLtrModel } = await import('./ltr/model.js');
+      const model = cfg.ltrModel === undefined ? defaultLtrModel() : loadLtrModel(cfg.ltrModel);
+      return createLtrReranker(model, deps.features(), {
+        name: cfg.ltrModel === undefined ? 'default' : basename(cfg.ltrModel, '.json'),
+      });
+    }
+    case 'llm': {
+      const provider = deps.llm();
+      if (provider === undefined)
+        throw new QuarryError(
+          'INVALID_CONFIG',
+          'rerank.reranker "llm" needs an LLM: configure the llm section',
+        );
+      const { createLlmReranker } = await import('./llm-reranker.js');
+      return createLlmReranker(provider, cfg.llm ?? {});
+    }
   }
 }

@@ -450,6 +450,12 @@ export class Bm25Index {
     return fp === undefined || id === undefined ? 0 : fp.df[id]!;
   }
 
+  /** Mean analyzed length of a field over live documents (BM25's avgdl); 0 for an unknown field. */
+  averageLength(field: string): number {
+    const fp = this.fieldPostings.find((f) => f.spec.name === field);
+    return fp === undefined || this.liveCount === 0 ? 0 : fp.totalLength / this.liveCount;
+  }
+
   /** Inverse document frequency of a term in a field, Lucene's formula. */
   idf(df: number): number {
     return Math.log(1 + (this.liveCount - df + 0.5) / (df + 0.5));

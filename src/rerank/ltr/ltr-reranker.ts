@@ -4,10 +4,9 @@
  * its own beyond honouring the abort signal.
  */
 import { QuarryError } from '../../errors.js';
-import type { Quarry } from '../../pipeline/quarry.js';
 import type { SearchHit } from '../../types.js';
 import type { Reranker, RerankRequest, RerankScore } from '../types.js';
-import { ChunkTermsCache, extractFeatures, type LtrDeps, titleText } from './features.js';
+import { extractFeatures, type LtrDeps } from './features.js';
 import { compileModel, type LtrModel, parseLtrModel } from './model.js';
 
 export interface LtrRerankerOptions {
@@ -53,42 +52,4 @@ export function applyRerank(hits: readonly SearchHit[], scores: readonly RerankS
     .map((h, i) => ({ h, i }))
     .sort((a, b) => score[b.i]! - score[a.i]! || a.i - b.i)
     .map(({ h }, r) => ({ ...h, rank: r + 1 }));
-}
-
-/**
- * Feature dependencies from an open Quarry: its analyzer, idf, BM25 parameters and dense index. Average
- * field lengths are computed from the store once per index version (one pass over the chunks); analyzed
- * chunks are cached (20,000 by default) across queries.
- */
-export function ltrDepsFromQuarry(quarry: Quarry): LtrDeps {
-  const lexical = quarry.lexical;
-  let cached: { version: number; value: { title: number; body: number } } | undefined;
-  return {
-    analyze: (t) => lexical.analyzer.analyze(t),
-    idf: (t) => lexical.idf(t),
-    bm25: { k1: lexical.bm25.params.k1, b: lexical.bm25.params.b },
-    avgLengths() {
-      if (cached?.version !== lexical.indexVersion) {
-        let n = 0;
-        let title = 0;
-        let body = 0;
-        for (const c of quarry.store.iterateChunks()) {
-          n++;
-          title += lexical.analyzer.analyze(titleText({ chunk: c })).length;
-          body += lexical.analyzer.analyze(c.text).length;
-        }
-        cached = {
-          version: lexical.indexVersion,
-          value: { title: n > 0 ? title / n : 0, body: n > 0 ? body / n : 0 },
-        };
-      }
-      return cached.value;
-    },
-    embedQuery(query) {
-      if (!quarry.dense.ensure()) return undefined;
-      return quarry.dense.embedQuery(query);
-    },
-    chunkVectors: (ids) => quarry.dense.vectorsOf(ids),
-    chunkCache: new ChunkTermsCache(),
-  };
 }

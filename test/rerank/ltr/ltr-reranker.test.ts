@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Quarry } from '../../../src/pipeline/quarry.js';
-import { applyRerank, createLtrReranker, ltrDepsFromQuarry } from '../../../src/rerank/ltr/ltr-reranker.js';
+import { ltrDepsFor } from '../../../src/pipeline/rerank-deps.js';
+import { applyRerank, createLtrReranker } from '../../../src/rerank/ltr/ltr-reranker.js';
 import { defaultLtrModel, type LtrModel } from '../../../src/rerank/ltr/model.js';
 
 const DOCS: Record<string, string> = {
@@ -50,7 +51,7 @@ describe('LTR reranker on real pipeline hits', () => {
     const { hits } = quarry.searchSync('solar panel efficiency', { k: 10, retriever: 'bm25' });
     expect(hits.length).toBeGreaterThanOrEqual(3);
     expect(hits[0]!.document.title).toBe('Wind farms'); // the first stage's choice
-    const reranker = createLtrReranker(model({ title_coverage: 1 }), ltrDepsFromQuarry(quarry), {
+    const reranker = createLtrReranker(model({ title_coverage: 1 }), ltrDepsFor(quarry), {
       name: 'title',
     });
     expect(reranker.id).toBe('ltr:title');
@@ -64,14 +65,14 @@ describe('LTR reranker on real pipeline hits', () => {
 
   it('keeps the fused order when the model only trusts the fused rank', async () => {
     const { hits } = quarry.searchSync('solar panel efficiency', { k: 10, retriever: 'bm25' });
-    const reranker = createLtrReranker(model({ fused_rank: -1 }), ltrDepsFromQuarry(quarry));
+    const reranker = createLtrReranker(model({ fused_rank: -1 }), ltrDepsFor(quarry));
     const reranked = applyRerank(hits, await reranker.rerank({ query: 'solar panel efficiency', hits }));
     expect(reranked.map((h) => h.chunk.id)).toEqual(hits.map((h) => h.chunk.id));
   });
 
   it('scores real hits with the bundled model', async () => {
     const { hits } = quarry.searchSync('wind turbines', { k: 10, retriever: 'bm25' });
-    const scores = await createLtrReranker(defaultLtrModel(), ltrDepsFromQuarry(quarry)).rerank({
+    const scores = await createLtrReranker(defaultLtrModel(), ltrDepsFor(quarry)).rerank({
       query: 'wind turbines',
       hits,
     });
@@ -81,7 +82,7 @@ describe('LTR reranker on real pipeline hits', () => {
 
   it('rejects when the latency budget is already spent', async () => {
     const { hits } = quarry.searchSync('solar', { k: 10, retriever: 'bm25' });
-    const reranker = createLtrReranker(model({ bm25: 1 }), ltrDepsFromQuarry(quarry));
+    const reranker = createLtrReranker(model({ bm25: 1 }), ltrDepsFor(quarry));
     const controller = new AbortController();
     controller.abort(new Error('budget exhausted'));
     await expect(reranker.rerank({ query: 'solar', hits, signal: controller.signal })).rejects.toThrow(
@@ -90,7 +91,7 @@ describe('LTR reranker on real pipeline hits', () => {
   });
 
   it('refuses an invalid model and invalid scores', () => {
-    expect(() => createLtrReranker(model({ bogus: 1 }), ltrDepsFromQuarry(quarry))).toThrow(
+    expect(() => createLtrReranker(model({ bogus: 1 }), ltrDepsFor(quarry))).toThrow(
       /unknown feature "bogus"/,
     );
     const { hits } = quarry.searchSync('solar', { k: 10, retriever: 'bm25' });

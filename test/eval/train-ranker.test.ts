@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadLtrModel } from '../../../src/rerank/ltr/model.js';
-import { trainRanker } from '../../../src/rerank/ltr/train-ranker.js';
+import { trainRanker } from '../../src/eval/train-ranker.js';
+import { loadLtrModel } from '../../src/rerank/ltr/model.js';
 
 const TOPICS = [
   'solar',

@@ -7,13 +7,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { QuarryConfigInput } from '../../config/config.js';
-import { QuarryError } from '../../errors.js';
-import { loadBeirDataset } from '../../eval/beir.js';
-import { Quarry } from '../../pipeline/quarry.js';
-import { extractFeatures, type LtrDeps } from './features.js';
-import { ltrDepsFromQuarry } from './ltr-reranker.js';
-import type { LtrModel } from './model.js';
+import type { QuarryConfigInput } from '../config/config.js';
+import { QuarryError } from '../errors.js';
+import { Quarry } from '../pipeline/quarry.js';
+import { ltrDepsFor } from '../pipeline/rerank-deps.js';
+import { extractFeatures, type LtrDeps } from '../rerank/ltr/features.js';
+import type { LtrModel } from '../rerank/ltr/model.js';
 import {
   type Judgments,
   readFeedback,
@@ -22,7 +21,8 @@ import {
   type TrainOptions,
   TrainOptionsSchema,
   trainLinearRanker,
-} from './train.js';
+} from '../rerank/ltr/train.js';
+import { loadBeirDataset } from './beir.js';
 
 /** Options the CLI exposes for `train-ranker` (and `eval --ranker`), validated at the boundary. */
 export const TrainRankerOptionsSchema = z.object({
@@ -162,7 +162,7 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
   const { quarry, close } = await openDatasetStore(dataset.corpusPath, opts.store, options.config);
   try {
     if (opts.retriever !== 'bm25') quarry.dense.ensure();
-    const deps = ltrDepsFromQuarry(quarry);
+    const deps = ltrDepsFor(quarry);
     const pools = buildTrainingPools(quarry, deps, judged, {
       retriever: opts.retriever,
       depth: opts.depth,
