@@ -9,6 +9,7 @@ import { LlmConfigSchema } from '../generate/llm/create.js';
 import { PromptTemplateSchema } from '../generate/prompt.js';
 import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
 import { PrivacyConfigSchema } from '../privacy/redact.js';
+import { QueryRewriteConfigSchema } from '../query/rewrite.js';
 import { HttpRerankerConfigSchema } from '../rerank/http-reranker.js';
 import { LlmRerankerConfigSchema } from '../rerank/llm-reranker.js';
 import { OnnxRerankerConfigSchema } from '../rerank/onnx-cross-encoder.js';
@@ -69,6 +70,14 @@ export const QueryConfigSchema = z.object({
   prfDocs: z.number().int().min(1).max(100).default(10),
   prfTerms: z.number().int().min(1).max(100).default(10),
   prfOriginalWeight: z.number().min(0).max(1).default(0.5),
+  /**
+   * LLM query rewriting (needs the llm section): `auto` rewrites complex queries (multi-hop wording or at
+   * least `minWords` words) into a clearer query, variants and sub-questions, retrieved and fused with RRF.
+   */
+  rewrite: QueryRewriteConfigSchema.extend({
+    mode: z.enum(['off', 'auto', 'always']).default('off'),
+    minWords: z.number().int().min(1).max(200).default(12),
+  }).default({ mode: 'off', minWords: 12, variants: 3, maxSubQueries: 3, maxTokens: 400 }),
 });
 
 const RetrieverWeightsSchema = z.object({

@@ -17,6 +17,8 @@ import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
 import { createRedactor, type Redactor, redactsAt } from '../privacy/redact.js';
 import { expandQuery } from '../query/prf.js';
+import { rewriteQuery } from '../query/rewrite.js';
+import { chooseStrategy, type RetrievalStrategy } from '../query/strategy.js';
 import { normalizeQuery, understandQuery } from '../query/understand.js';
 import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
 import type { LtrDeps } from '../rerank/ltr/features.js';
@@ -70,6 +72,8 @@ export interface SearchResult {
   query: string;
   hits: SearchHit[];
   indexVersion: number;
+  /** Retrieval strategy the router chose (`standard`, or `multi-stage` with LLM rewriting). */
+  strategy?: RetrievalStrategy;
   /** What the rerank stage did (absent when no reranker is configured). */
   rerank?: { reranker: string; status: RerankStatus; reason?: string };
   trace?: TraceReport;
@@ -206,9 +210,19 @@ export class Quarry {
   ): Promise<SearchResult> {
     const reranker = await this.reranker(options.reranker);
     const k = options.k ?? 10;
-    if (reranker === undefined) return this.searchSync(query, options, trace);
+    const rewrite = this.config.query.rewrite;
+    const decision = chooseStrategy(query, {
+      mode: rewrite.mode,
+      llm: this.config.llm !== undefined,
+      minWords: rewrite.minWords,
+    });
+    const retrieve = (want: number): Promise<SearchResult> =>
+      decision.strategy === 'multi-stage'
+        ? this.searchMultiStage(query, { ...options, k: want }, trace, deadline, decision.reason)
+        : Promise.resolve(this.searchSync(query, { ...options, k: want }, trace));
+    if (reranker === undefined) return { ...(await retrieve(k)), strategy: decision.strategy };
     const pool = this.config.rerank.pool;
-    const first = this.searchSync(query, { ...options, k: Math.max(k, pool) }, trace);
+    const first = await retrieve(Math.max(k, pool));
     const slice = deadline.slice('rerank');
     const budgetMs = Math.min(slice.ms, this.config.rerank.budgetMs);
     const stageSignal = AbortSignal.any([
@@ -235,6 +249,7 @@ export class Quarry {
       );
       return {
         ...first,
+        strategy: decision.strategy,
         hits: outcome.hits.slice(0, k).map((h, i) => ({ ...h, rank: i + 1 })),
         rerank: {
           reranker: outcome.reranker,
@@ -246,6 +261,88 @@ export class Quarry {
     } finally {
       slice.release();
     }
+  }
+
+  /**
+   * Multi-stage retrieval: the LLM rewrites the query, adds variants and splits a multi-hop question into
+   * sub-questions; each is retrieved and the lists are fused with RRF (a chunk many phrasings agree on rises).
+   * Any rewriting failure leaves the original query alone, so this never does worse than standard retrieval
+   * by failing.
+   */
+  private async searchMultiStage(
+    query: string,
+    options: SearchOptions,
+    trace: Trace,
+    deadline: Deadline,
+    reason: string,
+  ): Promise<SearchResult> {
+    const provider = this.llm()!;
+    const slice = deadline.slice('retrieve');
+    const cfg = this.config.query.rewrite;
+    const rewritten = await trace
+      .stageAsync(
+        'query.rewrite',
+        () =>
+          rewriteQuery(provider, query, {
+            variants: cfg.variants,
+            maxSubQueries: cfg.maxSubQueries,
+            maxTokens: cfg.maxTokens,
+            signal: slice.signal,
+          }),
+        (r) => ({ strategy: 'multi-stage', reason, ...r }),
+      )
+      .finally(() => slice.release());
+    const queries = [
+      ...new Set([query, rewritten.rewritten, ...rewritten.variants, ...rewritten.subQueries]),
+    ];
+    const k = options.k ?? 10;
+    if (queries.length === 1) return this.searchSync(query, options, trace);
+    const depth = Math.max(k, this.config.retrieval.depth);
+    const results = queries.map((q) => this.searchSync(q, { ...options, k: depth }, trace));
+    const byChunk = new Map<number, SearchHit>();
+    for (const r of results) for (const h of r.hits) if (!byChunk.has(h.chunk.id)) byChunk.set(h.chunk.id, h);
+    const fused = trace.stage(
+      'fuse',
+      () =>
+        fuse(
+          results.map((r, i) => ({
+            retriever: `q${i}`,
+            candidates: r.hits.map((h) => ({
+              chunkId: h.chunk.id,
+              group: 0,
+              score: h.score,
+              rank: h.rank,
+              retriever: `q${i}`,
+            })),
+          })),
+          { method: 'rrf', rrfK: this.config.retrieval.fusion.rrfK },
+        ),
+      (f) => ({
+        method: 'rrf',
+        queries,
+        candidates: f
+          .slice(0, Math.max(k, 20))
+          .map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score), sources: c.sources })),
+      }),
+    );
+    let ranked = fused;
+    if (options.collapseDocuments) {
+      const seen = new Set<string>();
+      ranked = fused.filter((f) => {
+        const doc = byChunk.get(f.chunkId)!.chunk.docId;
+        return !seen.has(doc) && seen.add(doc) !== undefined;
+      });
+    }
+    const hits = ranked.slice(0, k).map((f, i) => {
+      const h = byChunk.get(f.chunkId)!;
+      return { ...h, rank: i + 1, score: f.score, scores: { ...h.scores, ...f.sources } };
+    });
+    return {
+      query,
+      hits,
+      indexVersion: this.lexical.indexVersion,
+      trace: trace.enabled ? trace.report() : undefined,
+    };
   }
 
   /** The reranker for a request: the override, else the configured one; undefined for `none`. */
@@ -554,7 +651,7 @@ export class Quarry {
     }
     const cfg = this.config.answer;
     const provider = this.llm();
-    const { hits } = await this.search(
+    const { hits, strategy } = await this.search(
       question,
       { ...options, k: Math.max(options.k ?? 10, provider === undefined ? cfg.topChunks : 0) },
       trace,
@@ -568,7 +665,7 @@ export class Quarry {
         : undefined;
     const redactAnswers = redaction !== undefined;
     const shownHits = redaction === undefined ? hits : redaction.hits(hits);
-    yield { type: 'retrieved', hits: shownHits, strategy: 'standard' };
+    yield { type: 'retrieved', hits: shownHits, strategy: strategy ?? 'standard' };
     let answer: Omit<Answer, 'question' | 'hits' | 'trace'> | undefined;
     let fallback: Answer['fallback'];
     if (provider !== undefined) {
