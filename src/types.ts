@@ -148,6 +148,8 @@ export interface Answer {
   abstained: boolean;
   /** 0–1: how well the retrieved text covers the question. */
   confidence: number;
+  /** Structured-output mode: the answer as the JSON value that validated against the requested schema. */
+  data?: unknown;
   /** `extractive`, or the LLM provider id (e.g. `openai:gpt-4o-mini`). */
   answerer: string;
   hits: SearchHit[];
@@ -171,6 +173,8 @@ export interface AnswerValidationSummary {
   removed: number;
   /** Markers that pointed to no source in the context. */
   unknownMarkers: number[];
+  /** The self-critique pass's verdict and the sentences it named unsupported (when enabled). */
+  critique?: { verdict: string; unsupported: string[] };
 }
 
 /** Names of the pipeline stages that report into a trace (a closed list, also used for spans later). */

@@ -8,6 +8,7 @@ import { QuarryError } from '../errors.js';
 import { LlmConfigSchema } from '../generate/llm/create.js';
 import { PromptTemplateSchema } from '../generate/prompt.js';
 import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
+import { SemanticChunkingConfigSchema } from '../ingest/semantic.js';
 import { PrivacyConfigSchema } from '../privacy/redact.js';
 import { QueryRewriteConfigSchema } from '../query/rewrite.js';
 import { HttpRerankerConfigSchema } from '../rerank/http-reranker.js';
@@ -22,6 +23,11 @@ export const ChunkingConfigSchema = z.object({
   overlapTokens: z.number().int().min(0).max(1024).default(32),
   /** Upper bound of a parent section handed to context assembly. */
   parentMaxTokens: z.number().int().min(64).max(32768).default(1024),
+  /**
+   * Cuts at topic shifts inside sections over the budget. Optional rather than defaulted: absent, the
+   * chunking settings (and so every stored document's change fingerprint) stay exactly as before.
+   */
+  semantic: SemanticChunkingConfigSchema.optional(),
 });
 
 export const Bm25ConfigSchema = z.object({
@@ -175,7 +181,10 @@ export const QuarryConfigSchema = z.object({
   /** Prompt template override (`{ system, user, source }`); validated, missing placeholders are errors. */
   prompt: PromptTemplateSchema.optional(),
   /** Checks of LLM answers: citations, support per sentence, confidence, abstention. */
-  validation: ValidationConfigSchema.default(ValidationConfigSchema.parse({})),
+  validation: ValidationConfigSchema.extend({
+    /** A second LLM pass checks the answer against the sources (costs one more call per answer). */
+    critique: z.boolean().default(false),
+  }).default({ ...ValidationConfigSchema.parse({}), critique: false }),
   /** PII detection and redaction at ingest (before anything is stored) and/or on answers. Off by default. */
   privacy: PrivacyConfigSchema.default(PrivacyConfigSchema.parse({})),
 });

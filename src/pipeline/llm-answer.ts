@@ -8,14 +8,17 @@ import { assembleContext } from '../assemble/context.js';
 import { tokenizerFor } from '../assemble/tokenizer.js';
 import type { ContextWindow } from '../assemble/types.js';
 import type { QuarryConfig } from '../config/config.js';
+import { QuarryError } from '../errors.js';
 import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
-import type { TokenUsage } from '../generate/llm/types.js';
+import type { ChatMessage, TokenUsage } from '../generate/llm/types.js';
 import { buildPrompt, DEFAULT_PROMPT_TEMPLATE, parsePromptTemplate } from '../generate/prompt.js';
 import type { Trace } from '../observability/trace.js';
 import type { ParentSection } from '../store/types.js';
 import type { Answer, AnswerValidationSummary, SearchHit } from '../types.js';
 import { type AnswerValidation, validateAnswer } from '../validate/answer.js';
 import { CitationStreamParser } from '../validate/answer-citations.js';
+import { critiqueAnswer } from '../validate/critique.js';
+import { generateStructured, type JsonSchema } from '../validate/structured.js';
 import type { Deadline } from './deadline.js';
 
 /** What a streaming ask reports while it works; the last event is always `answer`. */
@@ -38,7 +41,7 @@ export interface LlmAnswerDeps {
 
 export type LlmAnswer = Pick<
   Answer,
-  'text' | 'citations' | 'abstained' | 'confidence' | 'answerer' | 'usage' | 'validation'
+  'text' | 'data' | 'citations' | 'abstained' | 'confidence' | 'answerer' | 'usage' | 'validation'
 >;
 
 /** Generation did not produce an answer; `partial` is true when deltas were already streamed. */
@@ -61,6 +64,7 @@ export async function* answerWithLlm(
   deps: LlmAnswerDeps,
   trace: Trace,
   deadline: Deadline,
+  opts: { jsonSchema?: JsonSchema } = {},
 ): AsyncGenerator<AskEvent, LlmAnswer> {
   const template = config.prompt === undefined ? DEFAULT_PROMPT_TEMPLATE : parsePromptTemplate(config.prompt);
   const tokenizer = tokenizerFor(provider.model);
@@ -113,6 +117,18 @@ export async function* answerWithLlm(
     available: context.budget.available,
   };
   const messages = buildPrompt(template, question, context, { today });
+  if (opts.jsonSchema !== undefined) {
+    return yield* answerStructured(
+      messages,
+      opts.jsonSchema,
+      context,
+      provider,
+      config,
+      deps,
+      trace,
+      deadline,
+    );
+  }
 
   const slice = deadline.slice('generate');
   const parser = new CitationStreamParser({ knownSources: context.sources.map((s) => s.n) });
@@ -183,14 +199,160 @@ export async function* answerWithLlm(
       })),
     }),
   );
-  return {
+  const summary = summarize(validation, config.validation.unsupportedPolicy, unknownMarkers);
+  const answer: LlmAnswer = {
     text: validation.text,
     citations: validation.citations,
     abstained: validation.abstained,
     confidence: validation.confidence,
     answerer: provider.id,
     ...(usage === undefined ? {} : { usage }),
-    validation: summarize(validation, config.validation.unsupportedPolicy, unknownMarkers),
+    validation: summary,
+  };
+  return config.validation.critique && !answer.abstained
+    ? selfCritique(question, answer, context, provider, config, trace, deadline)
+    : answer;
+}
+
+/**
+ * The optional self-critique pass: the LLM checks its own answer against the sources. Sentences it names
+ * are flagged; an answer it calls unsupported loses half its confidence (and abstains if that falls below
+ * the threshold), a partially supported one a fifth. A failed critique keeps the answer as validated.
+ */
+async function selfCritique(
+  question: string,
+  answer: LlmAnswer,
+  context: ContextWindow,
+  provider: ConfiguredLlmProvider,
+  config: QuarryConfig,
+  trace: Trace,
+  deadline: Deadline,
+): Promise<LlmAnswer> {
+  const slice = deadline.slice('validate');
+  try {
+    const critique = await trace.stageAsync(
+      'answer.critique',
+      () => critiqueAnswer(provider, question, answer.text, context.sources, { signal: slice.signal }),
+      (c) => ({
+        verdict: c.verdict,
+        modelVerdict: c.modelVerdict,
+        unsupported: c.unsupported,
+        unmatched: c.unmatched,
+      }),
+    );
+    const factor =
+      critique.verdict === 'unsupported' ? 0.5 : critique.verdict === 'partially_supported' ? 0.8 : 1;
+    const confidence = Math.round(answer.confidence * factor * 1000) / 1000;
+    const flagged = critique.unsupported.map((i) => critique.sentences[i]!.text);
+    const validation = {
+      ...answer.validation!,
+      critique: { verdict: critique.verdict, unsupported: flagged },
+    };
+    const usage = addUsage(answer.usage, critique.usage);
+    if (confidence < config.validation.minConfidence) {
+      return {
+        ...answer,
+        text: config.validation.abstainText,
+        citations: [],
+        abstained: true,
+        confidence,
+        validation,
+        ...(usage ? { usage } : {}),
+      };
+    }
+    return { ...answer, confidence, validation, ...(usage ? { usage } : {}) };
+  } catch (e) {
+    trace.recordSince('answer.critique', performance.now(), {
+      error: e instanceof Error ? e.message : String(e),
+    });
+    return answer;
+  } finally {
+    slice.release();
+  }
+}
+
+/**
+ * Structured-output mode: the answer is a JSON value validated against the caller's JSON Schema (one retry
+ * with the validation errors); the citations in its string fields are checked like prose.
+ */
+async function* answerStructured(
+  messages: ChatMessage[],
+  jsonSchema: JsonSchema,
+  context: ContextWindow,
+  provider: ConfiguredLlmProvider,
+  config: QuarryConfig,
+  deps: LlmAnswerDeps,
+  trace: Trace,
+  deadline: Deadline,
+): AsyncGenerator<AskEvent, LlmAnswer> {
+  const slice = deadline.slice('generate');
+  const t0 = performance.now();
+  let result: Awaited<ReturnType<typeof generateStructured>>;
+  try {
+    result = await generateStructured(provider, messages, jsonSchema, {
+      maxTokens: config.llm!.maxTokens,
+      signal: slice.signal,
+    });
+  } catch (e) {
+    const reason = slice.signal.aborted
+      ? `generation exceeded its ${Math.round(slice.ms)} ms budget`
+      : e instanceof Error
+        ? e.message
+        : String(e);
+    recordGeneration(trace, provider, messages.length, '', undefined, '', undefined, t0, reason);
+    // A reply that never matched the schema is the caller's contract failing, not an outage: no fallback.
+    if (e instanceof QuarryError && e.code === 'LLM_OUTPUT_INVALID') throw e;
+    throw new LlmAnswerFailed(reason, false, { cause: e });
+  } finally {
+    slice.release();
+  }
+  recordGeneration(
+    trace,
+    provider,
+    messages.length,
+    result.text,
+    result.usage,
+    'stop',
+    undefined,
+    t0,
+    undefined,
+    result.attempts,
+  );
+  const text = JSON.stringify(result.value, null, 2);
+  yield { type: 'delta', text };
+  const prose = stringLeaves(result.value).join('\n');
+  const validation = trace.stage(
+    'answer.validate',
+    () => validateAnswer(prose, context.sources, { ...config.validation, unsupportedPolicy: 'flag' }, deps),
+    (v) => ({ structured: true, attempts: result.attempts, confidence: v.confidence, problems: v.problems }),
+  );
+  return {
+    text,
+    data: result.value,
+    citations: validation.citations,
+    abstained: false,
+    confidence: validation.confidence,
+    answerer: provider.id,
+    usage: result.usage,
+    validation: summarize(validation, 'flag', new Set()),
+  };
+}
+
+function stringLeaves(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v)) return v.flatMap(stringLeaves);
+  if (v !== null && typeof v === 'object') return Object.values(v).flatMap(stringLeaves);
+  return [];
+}
+
+function addUsage(a: TokenUsage | undefined, b: TokenUsage | undefined): TokenUsage | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    ...(a.costUsd !== undefined && b.costUsd !== undefined ? { costUsd: a.costUsd + b.costUsd } : {}),
+    ...(a.estimated || b.estimated ? { estimated: true } : {}),
   };
 }
 
@@ -230,6 +392,7 @@ function recordGeneration(
   firstTokenMs: number | undefined,
   t0: number,
   error?: string,
+  attempts?: number,
 ): void {
   // Generation is streamed by the caller's loop, so it is recorded after the fact rather than wrapped.
   trace.recordSince('answer.generate', t0, {
@@ -240,6 +403,7 @@ function recordGeneration(
     firstTokenMs: firstTokenMs === undefined ? null : Math.round(firstTokenMs * 1000) / 1000,
     usage: usage ?? null,
     circuit: provider.circuit(),
+    ...(attempts === undefined ? {} : { attempts }),
     ...(error === undefined ? {} : { error }),
   });
 }

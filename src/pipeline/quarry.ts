@@ -82,6 +82,11 @@ export interface SearchResult {
 export interface AskOptions extends SearchOptions {
   /** `false`: neither read nor write the response cache for this request. */
   cache?: boolean;
+  /**
+   * Structured output: the LLM answers with JSON valid against this JSON Schema (retried once with the
+   * validation errors); the value is in `answer.data`. Needs an LLM.
+   */
+  jsonSchema?: Record<string, unknown>;
 }
 
 export interface QuarryStats extends StoreStats {
@@ -651,6 +656,11 @@ export class Quarry {
     }
     const cfg = this.config.answer;
     const provider = this.llm();
+    if (options.jsonSchema !== undefined && provider === undefined)
+      throw new QuarryError(
+        'INVALID_ARGUMENT',
+        'structured output (jsonSchema) needs an LLM: configure the llm section',
+      );
     const { hits, strategy } = await this.search(
       question,
       { ...options, k: Math.max(options.k ?? 10, provider === undefined ? cfg.topChunks : 0) },
@@ -678,6 +688,7 @@ export class Quarry {
           this.llmDeps(),
           trace,
           deadline,
+          options.jsonSchema === undefined ? {} : { jsonSchema: options.jsonSchema },
         );
         for (let step = await generation.next(); ; step = await generation.next()) {
           if (step.done === true) {
@@ -793,6 +804,7 @@ export class Quarry {
       reranker: o.reranker,
       freshness: o.freshness,
       budgetMs: o.budgetMs,
+      jsonSchema: o.jsonSchema,
       config: this.configKey,
       indexVersion: this.lexical.indexVersion,
     });

@@ -280,6 +280,84 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
   });
 });
 
+describe('structured output and self-critique', () => {
+  const schema = {
+    type: 'object',
+    properties: { chunkTokens: { type: 'integer' }, evidence: { type: 'string' } },
+    required: ['chunkTokens', 'evidence'],
+    additionalProperties: false,
+  };
+
+  it('returns JSON valid against the schema, retrying once with the validation errors', async () => {
+    server.queue(
+      { kind: 'reply', deltas: ['{"chunkTokens": "256", "evidence": "x"}'] },
+      {
+        kind: 'reply',
+        deltas: [
+          '{"chunkTokens": 256, "evidence": "By default Quarry splits documents into chunks of 256 tokens [1]."}',
+        ],
+      },
+    );
+    const q = open();
+    const a = await q.ask('What is the default chunk size?', { jsonSchema: schema, trace: true });
+    expect(a.fallback).toBeUndefined();
+    expect(a.data).toEqual({ chunkTokens: 256, evidence: expect.stringContaining('256 tokens') });
+    expect(JSON.parse(a.text)).toEqual(a.data);
+    expect(server.requests).toHaveLength(2);
+    const retry = JSON.stringify(server.requests[1]!.body.messages);
+    expect(retry).toContain('chunkTokens');
+    expect(retry).toMatch(/integer/);
+    expect(server.requests[0]!.body.response_format).toEqual({ type: 'json_object' });
+    expect(a.citations.length).toBeGreaterThan(0);
+    expectVerbatim(q, a);
+    const gen = a.trace!.stages.find((s) => s.stage === 'answer.generate')!.detail;
+    expect(gen.attempts).toBe(2);
+    q.close();
+  });
+
+  it('fails with the schema errors when the second reply is still invalid, and refuses without an LLM', async () => {
+    server.queue(
+      { kind: 'reply', deltas: ['{"chunkTokens": "a"}'] },
+      { kind: 'reply', deltas: ['{"chunkTokens": "b"}'] },
+    );
+    const q = open();
+    await expect(q.ask('What is the default chunk size?', { jsonSchema: schema })).rejects.toMatchObject({
+      code: 'LLM_OUTPUT_INVALID',
+    });
+    q.close();
+    const plain = Quarry.open({ store });
+    await expect(plain.ask('What is the default chunk size?', { jsonSchema: schema })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    plain.close();
+  });
+
+  it('lets a self-critique pass flag sentences and lower the confidence', async () => {
+    const sentence = 'By default Quarry splits documents into chunks of 256 tokens';
+    server.respond = (body) => {
+      const system = (body.messages as ChatMessage[])[0]!.content;
+      if (system.startsWith('You check an answer'))
+        return {
+          kind: 'reply',
+          deltas: [JSON.stringify({ verdict: 'unsupported', unsupported: [`${sentence} [1].`] })],
+        };
+      return groundedReply(/256/, sentence)(body);
+    };
+    const plain = open();
+    const before = await plain.ask('What is the default chunk size?');
+    plain.close();
+    const critical = open({}, { validation: { critique: true } });
+    const a = await critical.ask('What is the default chunk size?', { trace: true });
+    expect(a.validation!.critique).toEqual({
+      verdict: 'unsupported',
+      unsupported: [expect.stringContaining('256 tokens')],
+    });
+    expect(a.confidence).toBeCloseTo(before.confidence * 0.5, 2);
+    expect(a.trace!.stages.some((s) => s.stage === 'answer.critique')).toBe(true);
+    critical.close();
+  });
+});
+
 describe('ask with an LLM (Anthropic Messages API)', () => {
   it('streams and validates an answer the same way', async () => {
     const anthropic = await startFakeAnthropicServer();
