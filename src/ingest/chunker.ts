@@ -6,6 +6,14 @@
 import { QuarryError } from '../errors.js';
 import type { Block, ChunkDraft, ParsedDocument, Section } from '../types.js';
 import { paragraphBlocks } from './parsers/text.js';
+import {
+  embedSentences as hashedNgramSentences,
+  resolveSemanticChunking,
+  type SemanticChunkingConfig,
+  type SemanticChunkingInput,
+  type SentenceEmbedder,
+  topicSegmentStarts,
+} from './semantic.js';
 import type { TokenCounter } from './tokens.js';
 
 export interface ChunkOptions {
@@ -16,6 +24,10 @@ export interface ChunkOptions {
   /** Cap per section; larger sections are split at block/paragraph boundaries. Raised to maxTokens if lower. */
   parentMaxTokens: number;
   countTokens: TokenCounter;
+  /** Cuts at topic shifts inside sections over the budget (see semantic.ts); absent or disabled = structure only. */
+  semantic?: SemanticChunkingInput;
+  /** Sentence vectors for semantic chunking; hashed character n-grams by default. */
+  embedSentences?: SentenceEmbedder;
 }
 
 export interface ChunkedDocument {
@@ -34,6 +46,11 @@ interface Unit extends Range {
 
 interface Piece extends Range {
   tokens: number;
+}
+
+interface Topics {
+  config: SemanticChunkingConfig;
+  embed: SentenceEmbedder;
 }
 
 /** An overlap start inside the previous chunk, with the (estimated) tokens it would repeat. */
@@ -62,7 +79,11 @@ export function chunkDocument(doc: ParsedDocument, opts: ChunkOptions): ChunkedD
   // parent smaller than a chunk cannot hold one.
   const overlap = Math.min(Math.floor(opts.overlapTokens), Math.floor(maxTokens / 2));
   const parentMax = Math.max(Math.floor(opts.parentMaxTokens), maxTokens);
-  const c = new Chunker(doc.text, opts.countTokens);
+  const semantic = opts.semantic === undefined ? undefined : resolveSemanticChunking(opts.semantic);
+  const topics = semantic?.enabled
+    ? { config: semantic, embed: opts.embedSentences ?? hashedNgramSentences }
+    : undefined;
+  const c = new Chunker(doc.text, opts.countTokens, topics);
   const blocks = normalizeBlocks(doc.blocks, doc.text.length);
 
   const sections: Section[] = [];
@@ -154,6 +175,7 @@ class Chunker {
   constructor(
     private readonly text: string,
     private readonly counter: TokenCounter,
+    private readonly topics?: Topics,
   ) {}
 
   /** Token count of a slice, memoised: the same range is often a section, a unit and a piece at once. */
@@ -198,7 +220,51 @@ class Chunker {
   chunkSection(range: Range, blocks: Block[], maxTokens: number, overlap: number): Piece[] {
     if (!this.exceeds(range.start, range.end, maxTokens))
       return [{ ...range, tokens: this.count(range.start, range.end) }];
-    return this.pack(this.pieces(this.units(range, blocks), maxTokens), maxTokens, overlap);
+    const segments = this.topics ? this.topicSegments(range, blocks, this.topics) : [range];
+    // Each topic segment is packed on its own, so overlap never carries one topic's sentences into the next.
+    return segments.flatMap((s) =>
+      s !== range && !this.exceeds(s.start, s.end, maxTokens)
+        ? [{ ...s, tokens: this.count(s.start, s.end) }]
+        : this.pack(this.pieces(this.units(s, blocks), maxTokens), maxTokens, overlap),
+    );
+  }
+
+  /**
+   * The section cut at topic shifts, as consecutive trimmed ranges covering it. A heading is fused with the
+   * sentence after it: a boundary right under a heading would leave the heading alone.
+   */
+  private topicSegments(range: Range, blocks: Block[], topics: Topics): Range[] {
+    const sentences: Range[] = [];
+    // breaks[g]: the gap after sentence g ends a block or a paragraph (blank line).
+    const breaks: boolean[] = [];
+    let heading: number | undefined;
+    for (const unit of this.units(range, blocks)) {
+      if (unit.heading) {
+        heading ??= unit.start;
+        continue;
+      }
+      if (sentences.length > 0) breaks[sentences.length - 1] = true;
+      for (const s of this.sentences(unit)) {
+        const prev = sentences[sentences.length - 1];
+        if (prev && breaks[sentences.length - 1] === undefined)
+          breaks[sentences.length - 1] = /\n\s*\n/.test(this.text.slice(prev.end, s.start));
+        sentences.push(heading === undefined ? s : { start: heading, end: s.end });
+        heading = undefined;
+      }
+    }
+    if (heading !== undefined) sentences.push({ start: heading, end: range.end });
+    const starts = topicSegmentStarts(
+      sentences.map((s) => this.text.slice(s.start, s.end)),
+      sentences.map((s) => this.count(s.start, s.end)),
+      topics.config,
+      topics.embed,
+      breaks,
+    );
+    if (starts.length === 0) return [range];
+    const bounds = [0, ...starts, sentences.length];
+    return bounds
+      .slice(0, -1)
+      .map((b, j) => ({ start: sentences[b]!.start, end: sentences[bounds[j + 1]! - 1]!.end }));
   }
 
   /** The blocks inside `range`, plus any non-blank text between them (so nothing a parser skipped is lost). */
