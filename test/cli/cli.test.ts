@@ -219,10 +219,13 @@ describe('quarry eval', () => {
       { _id: 'd5', title: 'Coral', text: 'Coral reefs are built by tiny animals in warm seas.' },
     ];
     const queries = [
-      { _id: 'q1', text: 'how do volcanoes erupt lava' },
-      { _id: 'q2', text: 'which insects make honey' },
-      { _id: 'q3', text: 'ice carving valleys' },
+      { _id: 'q1', text: 'volcanoes erupt lava', metadata: { answers: ['Molten  LAVA'] } },
+      { _id: 'q2', text: 'bees make honey', metadata: { answers: ['honey bees'] } },
+      { _id: 'q3', text: 'glaciers carve valleys', metadata: { answers: ['a glacier'] } },
       { _id: 'q4', text: 'unjudged query about comets' },
+      // Judged only in the train split; each matches two documents, so a ranker has pairs to learn from.
+      { _id: 't1', text: 'honey and ice' },
+      { _id: 't2', text: 'lava and the sun' },
     ];
     fs.mkdirSync(path.join(dir, 'qrels'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'corpus.jsonl'), `${corpus.map((c) => JSON.stringify(c)).join('\n')}\n`);
@@ -233,6 +236,10 @@ describe('quarry eval', () => {
     fs.writeFileSync(
       path.join(dir, 'qrels', 'test.tsv'),
       'query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n',
+    );
+    fs.writeFileSync(
+      path.join(dir, 'qrels', 'train.tsv'),
+      'query-id\tcorpus-id\tscore\nt1\td3\t1\nt2\td4\t1\n',
     );
   }
 
@@ -268,11 +275,104 @@ describe('quarry eval', () => {
     expect(report.latency_ms.p50).toBeLessThanOrEqual(report.latency_ms.p99!);
   });
 
+  it('eval --answers adds answer_hit@1: the first cited sentence contains a gold answer', () => {
+    const dataset = path.join(tmp, 'tinybeir-answers');
+    writeDataset(dataset);
+    const r = quarry(['eval', dataset, '--answers', '--json'], {
+      store: path.join(tmp, 'eval-answers-store'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const report = json<{
+      metrics: Record<string, number>;
+      answers: { questions: number; withGold: number };
+    }>(r);
+    // q1's quote holds "molten lava" (case and spacing ignored), q2's "Honey bees", q3's no "a glacier".
+    expect(report.metrics['answer_hit@1']).toBeCloseTo(2 / 3, 10);
+    expect(report.answers).toMatchObject({ questions: 3, withGold: 3 });
+  });
+
+  it('train-ranker learns a model from a split, and eval --ranker reranks with it', () => {
+    const dataset = path.join(tmp, 'tinybeir-ltr');
+    writeDataset(dataset);
+    const model = path.join(tmp, 'ltr.json');
+    const trained = quarry(
+      ['train-ranker', dataset, '--split', 'train', '--out', model, '--retriever', 'bm25', '--json'],
+      { store: path.join(tmp, 'ltr-store') },
+    );
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(json(trained)).toMatchObject({ split: 'train', queries: 2, out: model });
+    const saved = JSON.parse(fs.readFileSync(model, 'utf8')) as {
+      format: string;
+      trainedOn: { split: string };
+    };
+    expect(saved.format).toBe('quarry-ltr');
+    expect(saved.trainedOn.split).toBe('train');
+    const r = quarry(['eval', dataset, '--ranker', model, '--json'], { store: path.join(tmp, 'ltr-store') });
+    expect(r.code, r.stderr).toBe(0);
+    const report = json<{
+      rerank: { reranker: string; status: Record<string, number> };
+      metrics: Record<string, number>;
+    }>(r);
+    expect(report.rerank.reranker).toBe('ltr');
+    // Every judged query went through the rerank stage (a one-candidate pool has nothing to reorder).
+    expect(Object.values(report.rerank.status).reduce((a, b) => a + b, 0)).toBe(3);
+    expect(report.metrics['ndcg@10']).toBeGreaterThan(0);
+
+    fs.writeFileSync(
+      path.join(tmp, 'bad-model.json'),
+      '{"format":"quarry-ltr","version":1,"features":["nope"]}',
+    );
+    const bad = quarry(['eval', dataset, '--ranker', path.join(tmp, 'bad-model.json'), '--json'], {
+      store: path.join(tmp, 'ltr-store'),
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bad-model\.json|nope/);
+  });
+
   it('eval on a missing dataset directory exits 7', () => {
     const missing = path.join(tmp, 'no-such-dataset');
     const r = quarry(['eval', missing, '--json'], { store: path.join(tmp, 'eval-store-2') });
     expect(r.code).toBe(7);
     expect(r.stderr).toContain('no-such-dataset');
     expect(json<{ error: { code: string } }>(r).error.code).toBe('DATASET');
+  });
+});
+
+describe('quarry ask --batch', () => {
+  it('answers a JSONL file in input order, with citations, and rejects a bad file naming the line', () => {
+    const batchStore = path.join(tmp, 'batch-store');
+    expect(quarry(['ingest', SAMPLE_DOCS], { store: batchStore }).code).toBe(0);
+    const file = path.join(tmp, 'questions.jsonl');
+    fs.writeFileSync(
+      file,
+      [
+        { id: 'size', question: 'What is the default chunk size?' },
+        { question: 'What is the capital of Mongolia?' },
+        { id: 7, question: 'How do I delete a document?', k: 3 },
+      ]
+        .map((q) => JSON.stringify(q))
+        .join('\n'),
+    );
+    const out = path.join(tmp, 'answers.jsonl');
+    const r = quarry(['ask', '--batch', file, '--out', out, '--concurrency', '2'], { store: batchStore });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/answered 3 of 3/);
+    const lines = fs
+      .readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as { id: string; answer: { text: string; abstained: boolean; citations: unknown[] } },
+      );
+    expect(lines.map((l) => l.id)).toEqual(['size', '2', '7']);
+    expect(lines[0]!.answer.text).toContain('256');
+    expect(lines[0]!.answer.citations.length).toBeGreaterThan(0);
+    expect(lines[1]!.answer.abstained).toBe(true);
+
+    fs.writeFileSync(file, '{"question":"ok?"}\n{"question":""}\n');
+    const bad = quarry(['ask', '--batch', file], { store: batchStore });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/line 2/);
   });
 });
