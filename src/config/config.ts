@@ -7,6 +7,11 @@ import { ContextConfigSchema } from '../assemble/context.js';
 import { QuarryError } from '../errors.js';
 import { LlmConfigSchema } from '../generate/llm/create.js';
 import { PromptTemplateSchema } from '../generate/prompt.js';
+import {
+  checkDenseModels,
+  DEFAULT_DENSE_MODELS,
+  DenseModelsConfigShape,
+} from '../index/dense/dense-config.js';
 import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
 import { SemanticChunkingConfigSchema } from '../ingest/semantic.js';
 import { PrivacyConfigSchema } from '../privacy/redact.js';
@@ -128,8 +133,17 @@ export const RetrievalConfigSchema = z.object({
       /** Vectors above which the exact index switches to HNSW. */
       annThreshold: z.number().int().min(1).default(20_000),
       quantization: z.enum(['none', 'int8', 'binary']).default('none'),
+      ...DenseModelsConfigShape,
     })
-    .default({ dimensions: 256, ngramWeight: 0.7, annThreshold: 20_000, quantization: 'none' }),
+    .superRefine(checkDenseModels)
+    .default({
+      dimensions: 256,
+      ngramWeight: 0.7,
+      annThreshold: 20_000,
+      quantization: 'none',
+      models: DEFAULT_DENSE_MODELS,
+      syncBatchSize: 512,
+    }),
 });
 
 export const RerankConfigSchema = z.object({
