@@ -10,7 +10,7 @@ import type { BeirQuery } from './beir.js';
 import { latencySummary } from './metrics.js';
 
 /** Pipeline stages grouped the way the answer stage is reported. */
-const STAGE_GROUPS: Record<string, StageName[]> = {
+export const STAGE_GROUPS: Record<string, StageName[]> = {
   retrieve: [
     'query.analyze',
     'query.expand',
