@@ -71,7 +71,7 @@ export async function* askBatch(
   const { concurrency = 4, ...ask } = options;
   const limiter = createLimiter(concurrency);
   // One embedding pass for all questions: a remote embedder gets batched requests, the built-in one a tight loop.
-  const queryVectors = quarry.embedQueries(
+  const queryVectors = await quarry.embedQueries(
     questions.map((q) => q.question),
     ask.retriever,
   );

@@ -11,6 +11,8 @@ import { collapseDuplicates, fuse } from '../fuse/fusion.js';
 import { answerExtractively } from '../generate/extractive.js';
 import { type ConfiguredLlmProvider, createLlmProvider } from '../generate/llm/create.js';
 import { DenseIndex } from '../index/dense/dense-index.js';
+import { DenseModels, type PendingQueryVector } from '../index/dense/dense-models.js';
+import type { DenseSyncReport } from '../index/dense/provider-dense-index.js';
 import { LexicalIndex } from '../index/lexical/lexical-index.js';
 import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
 import { countTokens } from '../ingest/tokens.js';
@@ -103,6 +105,8 @@ export function resolveStoreDir(store?: string): string {
 export class Quarry {
   private readonly retriever: Retriever;
   readonly dense: DenseIndex;
+  /** Every configured dense model (the built-in one is `dense`), its index and the per-query router. */
+  readonly denseModels: DenseModels;
   private catalog: DocumentCatalog;
   private readonly rerankers = new Map<string, Promise<Reranker>>();
   private llmProvider: ConfiguredLlmProvider | undefined;
@@ -130,6 +134,13 @@ export class Quarry {
     this.dense = new DenseIndex(store, {
       embedder: { lsa: { dimensions: d.dimensions }, ngramWeight: d.ngramWeight },
       vectors: { annThreshold: d.annThreshold, quantization: d.quantization },
+    });
+    this.denseModels = new DenseModels(store, {
+      models: d.models,
+      router: d.router,
+      syncBatchSize: d.syncBatchSize,
+      vectors: { annThreshold: d.annThreshold, quantization: d.quantization },
+      builtin: this.dense,
     });
   }
 
@@ -161,13 +172,35 @@ export class Quarry {
   /** Ingest files and folders (see `IngestOptions`); returns added/updated/unchanged/removed and errors. */
   async ingest(paths: string[], options: IngestOptions = {}): Promise<IngestReport> {
     this.ensureFresh();
-    return ingestPaths(this.ingestContext(), paths, options);
+    return this.afterWrite(await ingestPaths(this.ingestContext(), paths, options));
   }
 
   /** Write already-prepared documents (library use): same transactional path as file ingestion. */
   async addDocuments(drafts: DocumentDraft[]): Promise<IngestReport> {
     this.ensureFresh();
-    return writeDrafts(this.ingestContext(), drafts);
+    return this.afterWrite(await writeDrafts(this.ingestContext(), drafts));
+  }
+
+  /**
+   * Remote/ONNX dense indexes catch up after a write (the store's write path is synchronous, embedding is
+   * not). A failure is an error naming the model; the documents are stored and BM25 finds them already.
+   */
+  private async afterWrite(report: IngestReport): Promise<IngestReport> {
+    if (this.denseModels.providers.length === 0) return report;
+    try {
+      await this.denseModels.sync();
+    } catch (e) {
+      if (!(e instanceof QuarryError) || e.code !== 'EMBEDDING_FAILED') throw e;
+      throw new QuarryError(
+        'EMBEDDING_FAILED',
+        `the documents were written (${report.added} added, ${report.updated} updated, ${report.removed} ` +
+          'removed) and BM25 finds them, but a dense index could not embed them; it catches up on the next ' +
+          `syncDense(), ingest or search. ${e.message}`,
+        { ...e.details, written: { added: report.added, updated: report.updated, removed: report.removed } },
+        e,
+      );
+    }
+    return report;
   }
 
   /** Delete documents by id; returns the ids that existed. Nothing of them stays retrievable. */
@@ -180,6 +213,7 @@ export class Quarry {
     this.applyOutcome(outcome);
     this.lexical.persist();
     this.dense.persist();
+    this.denseModels.persist();
     return outcome.results.map((r) => r.id);
   }
 
@@ -224,7 +258,7 @@ export class Quarry {
     const retrieve = (want: number): Promise<SearchResult> =>
       decision.strategy === 'multi-stage'
         ? this.searchMultiStage(query, { ...options, k: want }, trace, deadline, decision.reason)
-        : Promise.resolve(this.searchSync(query, { ...options, k: want }, trace));
+        : this.searchAsync(query, { ...options, k: want }, trace);
     if (reranker === undefined) return { ...(await retrieve(k)), strategy: decision.strategy };
     const pool = this.config.rerank.pool;
     const first = await retrieve(Math.max(k, pool));
@@ -364,12 +398,59 @@ export class Quarry {
     return r;
   }
 
-  /** Synchronous search (the embedded path has no I/O wait); used by eval and benchmarks. */
+  /**
+   * Synchronous search (the embedded path has no I/O wait). A remote/ONNX dense model needs its query vector
+   * in `options.queryVectors` here (see `embedQueries`); without one dense is skipped and the trace says so.
+   */
   searchSync(
     query: string,
     options: SearchOptions = {},
     trace = new Trace(query, options.trace === true),
   ): SearchResult {
+    const step = this.searchSteps(query, options, trace).next();
+    if (!step.done) throw new Error('search steps waited without a pending query embedding');
+    return step.value;
+  }
+
+  /**
+   * Search with the query embedding of a remote/ONNX dense model in flight while the synchronous steps
+   * (analysis, BM25) run; the steps pause for the vector only at the dense stage. If the embedding fails the
+   * result is BM25's and the trace says why.
+   */
+  private async searchAsync(query: string, options: SearchOptions, trace: Trace): Promise<SearchResult> {
+    this.ensureFresh();
+    const retriever = options.retriever ?? this.config.retrieval.retriever;
+    const pending =
+      retriever === 'bm25'
+        ? undefined
+        : this.denseModels.startQuery(this.config.query.normalize ? normalizeQuery(query) : query, options);
+    if (pending === undefined) return this.searchSync(query, options, trace);
+    // Dense alone: whether BM25 must stand in depends on the embedding, so there is nothing to overlap.
+    if (retriever === 'dense') await pending.done;
+    pending.stepsAt = performance.now();
+    const steps = this.searchSteps(query, options, trace, pending);
+    let step = steps.next();
+    while (!step.done) {
+      pending.neededAt = performance.now();
+      await pending.done;
+      trace.recordSince('retrieve.prepare', pending.startedAt, {
+        queryEmbedding: pending.model.name,
+        model: pending.model.index.modelId,
+        ok: pending.vector !== undefined,
+        ...(pending.failure === undefined ? {} : { failure: pending.failure }),
+      });
+      step = steps.next();
+    }
+    return step.value;
+  }
+
+  /** The search itself; pauses (yields) only to wait for a pending query embedding. */
+  private *searchSteps(
+    query: string,
+    options: SearchOptions,
+    trace: Trace,
+    pending?: PendingQueryVector,
+  ): Generator<'dense', SearchResult, void> {
     this.ensureFresh();
     if (options.k !== undefined && (!Number.isInteger(options.k) || options.k < 1 || options.k > 10_000)) {
       throw new QuarryError(
@@ -397,15 +478,15 @@ export class Quarry {
     const intentRouting = this.config.retrieval.intentWeights && plan.intent !== null;
     const k = options.k ?? (intentRouting ? plan.intent!.k : 10);
     const retriever = options.retriever ?? this.config.retrieval.retriever;
-    const denseReady =
-      retriever !== 'bm25' &&
-      trace.stage(
-        'retrieve.prepare',
-        () => this.dense.ensure(),
-        (ok) => ({
-          dense: ok ? this.dense.kind : 'unavailable (corpus too small to train the built-in embedder)',
-        }),
-      );
+    const denseUse =
+      retriever === 'bm25'
+        ? undefined
+        : trace.stage(
+            'retrieve.prepare',
+            () => this.denseModels.prepare(plan.normalized, options.queryVectors, pending),
+            (u) => u.detail,
+          );
+    const denseReady = denseUse?.ready === true;
     const freshness = options.freshness ?? this.config.retrieval.freshness;
     const freshnessOn = freshness.halfLifeDays !== undefined || freshness.latestBy !== undefined;
     // Fusion and freshness re-order candidates: fetch a deeper list so the final top-k can come from it.
@@ -466,22 +547,24 @@ export class Quarry {
               })),
             }),
           );
+    if (denseReady && denseUse.pending?.settled === false) yield 'dense';
     const dense = denseReady
       ? trace.stage(
           'retrieve.dense',
           () => {
-            const vector =
-              options.queryVectors?.get(plan.normalized) ?? this.dense.embedQuery(plan.normalized);
-            const hits = this.dense.search(vector, depth, allowGroup);
-            return hits.map((h, i) => ({ ...h, rank: i + 1, retriever: 'dense' }));
+            const r = this.denseModels.retrieve(denseUse, plan.normalized, depth, allowGroup);
+            return { ...r, hits: r.hits?.map((h, i) => ({ ...h, rank: i + 1, retriever: 'dense' })) };
           },
-          (c) => ({
+          (r) => ({
             k: depth,
-            model: this.dense.embedder?.id,
-            index: this.dense.kind,
-            candidates: c.map((x) => ({ chunkId: x.chunkId, rank: x.rank, score: round(x.score) })),
+            ...r.detail,
+            candidates: (r.hits ?? []).map((x) => ({
+              chunkId: x.chunkId,
+              rank: x.rank,
+              score: round(x.score),
+            })),
           }),
-        )
+        ).hits
       : undefined;
     // Entities (error codes, ids, versions, quoted phrases) must match exactly: chunks that contain one
     // verbatim form their own list, promoted (BM25 alone) or fused (hybrid).
@@ -811,17 +894,28 @@ export class Quarry {
   }
 
   /**
-   * Embed many queries in one pass for the dense retriever (batch mode), keyed the way search looks them up.
-   * Empty when the configured retrieval does not use dense vectors or the dense index is not ready.
+   * Embed many queries in one pass for the dense retriever (batch mode), keyed the way search looks them up,
+   * each with the model the router picks for it (one batched call per remote/ONNX model). Empty when the
+   * retrieval does not use dense vectors; queries whose model is not ready or failed are left out.
    */
-  embedQueries(queries: string[], retriever = this.config.retrieval.retriever): Map<string, Float32Array> {
-    const out = new Map<string, Float32Array>();
-    if (retriever === 'bm25' || !this.dense.ensure()) return out;
-    for (const q of queries) {
-      const normalized = this.config.query.normalize ? normalizeQuery(q) : q;
-      if (!out.has(normalized)) out.set(normalized, this.dense.embedQuery(normalized));
-    }
-    return out;
+  async embedQueries(
+    queries: string[],
+    retriever = this.config.retrieval.retriever,
+  ): Promise<Map<string, Float32Array>> {
+    if (retriever === 'bm25') return new Map();
+    this.ensureFresh();
+    return this.denseModels.embedQueries(
+      queries.map((q) => (this.config.query.normalize ? normalizeQuery(q) : q)),
+    );
+  }
+
+  /**
+   * Bring every remote/ONNX dense index in step with the store (ingest and search do this themselves; call
+   * it to retry after an embedding failure, or after another process wrote). Throws `EMBEDDING_FAILED`.
+   */
+  async syncDense(signal?: AbortSignal): Promise<DenseSyncReport[]> {
+    this.ensureFresh();
+    return this.denseModels.sync(signal);
   }
 
   /** What rerankers may use: LTR feature sources (built once, so their caches live across queries) and the LLM. */
@@ -858,6 +952,8 @@ export class Quarry {
         () => undefined,
       );
     this.rerankers.clear();
+    // Stops embedding workers; the embedding cache's database closes synchronously inside.
+    void this.denseModels.close();
     this.redactor?.close();
     this.store.close();
   }
@@ -873,6 +969,7 @@ export class Quarry {
       persist: () => {
         this.lexical.persist();
         this.dense.persist();
+        this.denseModels.persist();
       },
     };
   }
@@ -883,10 +980,13 @@ export class Quarry {
       // would miss its changes, and tag (and later persist) the index with a version it does not reflect.
       this.lexical.rebuild();
       this.catalog = new DocumentCatalog(this.store.catalog());
+      // Our own deletes still leave the remote/ONNX indexes at once; the rest is reconciled at their sync.
+      this.denseModels.apply(outcome);
       return;
     }
     this.lexical.apply(outcome);
     this.dense.apply(outcome);
+    this.denseModels.apply(outcome);
     this.catalog.apply(outcome);
     // Keys carry the index version, so old answers are unreachable already; free them too.
     this.responses?.clear();
