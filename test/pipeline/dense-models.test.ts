@@ -327,6 +327,36 @@ describe('several dense models', () => {
     q.close();
   });
 
+  it('keeps the built-in model beside a remote one, each query searching the index the router picks', async () => {
+    const samples = path.resolve(import.meta.dirname, '../../samples/docs');
+    const store = tmp();
+    const q = Quarry.open({
+      store,
+      config: config([{ name: 'builtin', provider: 'builtin' }, remote('remote', 'fake-embed')], {
+        router: [{ maxQueryChars: 20, model: 'remote' }],
+      }),
+    });
+    await q.ingest([samples]);
+    expect(providerIndex(q, 'remote').size).toBe(q.stats().chunks);
+    server.reset();
+    const short = await q.search('chunk size', { trace: true });
+    const long = await q.search('what happens when a process is killed mid-ingest', { trace: true });
+    expect(server.requests.map((r) => r.body.input)).toEqual([['chunk size']]);
+    expect(stage(short.trace!.stages, 'retrieve.dense')).toMatchObject({
+      name: 'remote',
+      provider: 'openai',
+    });
+    const builtin = stage(long.trace!.stages, 'retrieve.dense');
+    expect(builtin).toMatchObject({ name: 'builtin', provider: 'builtin', router: { route: -1 } });
+    expect(String(builtin.model)).toMatch(/^local-lsa/);
+    expect((builtin.candidates as unknown[]).length).toBeGreaterThan(0);
+    // The built-in index keeps its own artifacts, so stores built before several models existed still load.
+    expect(fs.readdirSync(path.join(store, 'artifacts'))).toEqual(
+      expect.arrayContaining(['dense.snapshot', 'local-embedder.model', 'dense-remote.snapshot']),
+    );
+    q.close();
+  });
+
   it('a deleted document leaves every dense index at once, and stays gone after reopening', async () => {
     const store = tmp();
     const docs = corpus();

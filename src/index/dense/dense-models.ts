@@ -111,10 +111,7 @@ export class DenseModels {
   private cache: EmbeddingCache | undefined;
   private readonly cacheFile: string | undefined;
 
-  constructor(
-    private readonly store: DocumentStore,
-    opts: DenseModelsOptions,
-  ) {
+  constructor(store: DocumentStore, opts: DenseModelsOptions) {
     this.router = opts.router;
     this.cacheFile =
       opts.cacheFile === false ? undefined : (opts.cacheFile ?? path.join(store.dir, EMBEDDING_CACHE_FILE));
