@@ -8,7 +8,15 @@ import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { createLimiter, type Limiter } from '../embed/types.js';
 import { QuarryError } from '../errors.js';
-import { backoffDelay, describeBody, excerpt, retryAfterFromHeaders, sleep } from '../net/http.js';
+import {
+  type AttemptResult,
+  excerpt,
+  jsonHeaders,
+  type PostFailure,
+  postOnce,
+  type RetryInfo,
+  withRetries,
+} from '../net/http.js';
 import type { SearchHit } from '../types.js';
 import type { Reranker, RerankRequest, RerankScore } from './types.js';
 
@@ -79,13 +87,7 @@ export const HttpRerankerConfigSchema = z
 
 export type HttpRerankerConfig = z.output<typeof HttpRerankerConfigSchema>;
 
-export interface RerankRetryInfo {
-  /** 1-based retry number. */
-  retry: number;
-  delayMs: number;
-  status?: number;
-  reason: string;
-}
+export type RerankRetryInfo = RetryInfo;
 
 export type HttpRerankerOptions = z.input<typeof HttpRerankerConfigSchema> & {
   /** Called before each retry (logging, metrics). */
@@ -102,13 +104,7 @@ export interface HttpRerankerStats {
   tokens: number;
 }
 
-interface Attempt {
-  scores?: number[];
-  error?: QuarryError;
-  retryable: boolean;
-  retryAfterMs?: number;
-  status?: number;
-}
+type Attempt = AttemptResult<number[]>;
 
 export class HttpReranker implements Reranker {
   readonly id: string;
@@ -173,42 +169,21 @@ export class HttpReranker implements Reranker {
   }
 
   /** One slice, with retries; scores in slice order. */
-  private async request(query: string, documents: string[], signal: AbortSignal): Promise<number[]> {
-    for (let retry = 0; ; retry++) {
-      const a = await this.attempt(query, documents, signal);
-      if (a.scores) return a.scores;
-      const error = a.error!;
-      if (!a.retryable || retry >= this.config.maxRetries) {
-        if (a.retryable) error.details.attempts = retry + 1;
-        throw error;
-      }
-      let delayMs = backoffDelay(retry, this.config);
-      if (a.retryAfterMs !== undefined) {
-        if (a.retryAfterMs > this.config.maxRetryAfterMs) {
-          error.details.retryAfterMs = a.retryAfterMs;
-          throw error;
-        }
-        delayMs = a.retryAfterMs;
-      }
-      this.stats.retries++;
-      this.onRetry?.({
-        retry: retry + 1,
-        delayMs,
-        ...(a.status !== undefined ? { status: a.status } : {}),
-        reason: error.message,
-      });
-      await sleep(delayMs, signal);
-    }
+  private request(query: string, documents: string[], signal: AbortSignal): Promise<number[]> {
+    return withRetries(
+      () => this.attempt(query, documents, signal),
+      this.config,
+      signal,
+      (info) => {
+        this.stats.retries++;
+        this.onRetry?.(info);
+      },
+    );
   }
 
-  private fail(
-    detail: string,
-    details: Record<string, unknown>,
-    retryable: boolean,
-    cause?: unknown,
-  ): Attempt {
-    const status = typeof details.status === 'number' ? details.status : undefined;
+  private fail({ detail, details, retryable, retryAfterMs, cause }: PostFailure): Attempt {
     return {
+      ok: false,
       error: new QuarryError(
         'RERANK_FAILED',
         `${this.id} (${this.url}): ${detail}`,
@@ -216,7 +191,7 @@ export class HttpReranker implements Reranker {
         cause,
       ),
       retryable,
-      ...(status !== undefined ? { status } : {}),
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     };
   }
 
@@ -237,82 +212,25 @@ export class HttpReranker implements Reranker {
   }
 
   private async attempt(query: string, documents: string[], signal: AbortSignal): Promise<Attempt> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json',
-      ...this.config.headers,
-    };
-    if (this.config.apiKey) headers.authorization = `Bearer ${this.config.apiKey}`;
-    // One controller per attempt, aborted by the caller's signal or by the phase deadline.
-    const ctl = new AbortController();
-    let phase: 'connect' | 'read' | undefined;
-    const onAbort = (): void => ctl.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const arm = (p: 'connect' | 'read', ms: number): NodeJS.Timeout =>
-      setTimeout(() => {
-        phase = p;
-        ctl.abort(new Error(`${p} timeout`));
-      }, ms);
-    let timer = arm('connect', this.config.connectTimeoutMs);
-    const timedOut = (): Attempt => {
-      const ms = phase === 'connect' ? this.config.connectTimeoutMs : this.config.readTimeoutMs;
-      const what = phase === 'connect' ? 'no response headers' : 'the response body did not arrive';
-      return this.fail(`${what} within ${ms} ms (${phase} timeout)`, { timeout: phase, timeoutMs: ms }, true);
-    };
-    try {
-      this.stats.requests++;
-      let res: Response;
-      try {
-        res = await fetch(this.url, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify(this.body(query, documents)),
-          signal: ctl.signal,
-        });
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        if (phase) return timedOut();
-        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        const why = cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
-        return this.fail(`network error: ${why}`, { network: why }, true, e);
-      }
-      clearTimeout(timer);
-      timer = arm('read', this.config.readTimeoutMs);
-      let text: string;
-      try {
-        text = await res.text();
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        if (phase) return timedOut();
-        return this.fail(
-          `reading the response failed: ${e instanceof Error ? e.message : String(e)}`,
-          {},
-          true,
-          e,
-        );
-      }
-      if (!res.ok) {
-        const retryable = res.status === 429 || res.status >= 500;
-        const a = this.fail(
-          `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${describeBody(text)}`,
-          { status: res.status, body: excerpt(text) },
-          retryable,
-        );
-        const retryAfterMs = retryable ? retryAfterFromHeaders(res.headers) : undefined;
-        if (retryAfterMs !== undefined) a.retryAfterMs = retryAfterMs;
-        return a;
-      }
-      return this.parse(text, documents.length);
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-    }
+    this.stats.requests++;
+    const res = await postOnce(
+      this.url,
+      jsonHeaders(this.config.apiKey, this.config.headers),
+      JSON.stringify(this.body(query, documents)),
+      this.config,
+      signal,
+    );
+    return res.ok ? this.parse(res.text, documents.length) : this.fail(res);
   }
 
   /** Checks a response and returns one score per document, in request order. Never retried. */
   private parse(text: string, count: number): Attempt {
     const bad = (why: string): Attempt =>
-      this.fail(`invalid response: ${why}`, { body: excerpt(text), documents: count }, false);
+      this.fail({
+        detail: `invalid response: ${why}`,
+        details: { body: excerpt(text), documents: count },
+        retryable: false,
+      });
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -359,7 +277,7 @@ export class HttpReranker implements Reranker {
     if (typeof units === 'number') this.stats.searchUnits += units;
     const tokens = j?.usage?.total_tokens;
     if (typeof tokens === 'number') this.stats.tokens += tokens;
-    return { scores: scores as number[], retryable: false };
+    return { ok: true, value: scores as number[] };
   }
 }
 

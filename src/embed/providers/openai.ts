@@ -6,7 +6,16 @@
  * response (or the `dimensions` option) and enforced afterwards.
  */
 import { QuarryError } from '../../errors.js';
-import { backoffDelay, describeBody, excerpt, parseRetryAfter, sleep } from '../../net/http.js';
+import {
+  type AttemptResult,
+  excerpt,
+  jsonHeaders,
+  type PostFailure,
+  parseRetryAfter,
+  postOnce,
+  type RetryInfo,
+  withRetries,
+} from '../../net/http.js';
 import { createLimiter, type Embedder, type EmbedOptions, embedInBatches, type Limiter } from '../types.js';
 
 export interface OpenAIEmbedderOptions {
@@ -47,16 +56,8 @@ export interface OpenAIEmbedderOptions {
   onRetry?: (info: RetryInfo) => void;
 }
 
-/** Re-exported for existing imports; lives in the shared HTTP module. */
-export { parseRetryAfter };
-
-export interface RetryInfo {
-  /** 1-based retry number. */
-  retry: number;
-  delayMs: number;
-  status?: number;
-  reason: string;
-}
+/** Re-exported for existing imports; they live in the shared HTTP module. */
+export { parseRetryAfter, type RetryInfo };
 
 export interface OpenAIEmbedderStats {
   requests: number;
@@ -66,15 +67,8 @@ export interface OpenAIEmbedderStats {
   serverModel: string | undefined;
 }
 
-interface Attempt {
-  /** Vectors in input order. */
-  vectors?: Float32Array[];
-  /** Retryable failure: wait (at least) this long, then try again. */
-  retryAfterMs?: number;
-  error: QuarryError | undefined;
-  retryable: boolean;
-  status?: number;
-}
+/** Vectors in input order, or a failure. */
+type Attempt = AttemptResult<Float32Array[]>;
 
 function decodeBase64(s: string): Float32Array | undefined {
   const bytes = Buffer.from(s, 'base64');
@@ -181,42 +175,21 @@ export class OpenAIEmbedder implements Embedder {
   async close(): Promise<void> {}
 
   /** One batch, with retries. */
-  private async request(input: string[], signal: AbortSignal): Promise<Float32Array[]> {
-    for (let retry = 0; ; retry++) {
-      const a = await this.attempt(input, signal);
-      if (a.vectors) return a.vectors;
-      const error = a.error!;
-      if (!a.retryable || retry >= this.o.maxRetries) {
-        if (a.retryable) error.details.attempts = retry + 1;
-        throw error;
-      }
-      let delayMs = backoffDelay(retry, this.o);
-      if (a.retryAfterMs !== undefined) {
-        if (a.retryAfterMs > this.o.maxRetryAfterMs) {
-          error.details.retryAfterMs = a.retryAfterMs;
-          throw error;
-        }
-        delayMs = a.retryAfterMs;
-      }
-      this.stats.retries++;
-      this.o.onRetry?.({
-        retry: retry + 1,
-        delayMs,
-        ...(a.status !== undefined ? { status: a.status } : {}),
-        reason: error.message,
-      });
-      await sleep(delayMs, signal);
-    }
+  private request(input: string[], signal: AbortSignal): Promise<Float32Array[]> {
+    return withRetries(
+      () => this.attempt(input, signal),
+      this.o,
+      signal,
+      (info) => {
+        this.stats.retries++;
+        this.o.onRetry?.(info);
+      },
+    );
   }
 
-  private fail(
-    detail: string,
-    details: Record<string, unknown>,
-    retryable: boolean,
-    cause?: unknown,
-  ): Attempt {
-    const status = typeof details.status === 'number' ? details.status : undefined;
+  private fail({ detail, details, retryable, retryAfterMs, cause }: PostFailure): Attempt {
     return {
+      ok: false,
       error: new QuarryError(
         'EMBEDDING_FAILED',
         `${this.id} (${this.url}): ${detail}`,
@@ -224,7 +197,7 @@ export class OpenAIEmbedder implements Embedder {
         cause,
       ),
       retryable,
-      ...(status !== undefined ? { status } : {}),
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     };
   }
 
@@ -232,87 +205,21 @@ export class OpenAIEmbedder implements Embedder {
     const body: Record<string, unknown> = { model: this.o.model, input };
     if (this.o.dimensions !== undefined) body.dimensions = this.o.dimensions;
     if (this.o.encodingFormat === 'base64') body.encoding_format = 'base64';
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json',
-      ...this.o.headers,
-    };
-    if (this.o.apiKey) headers.authorization = `Bearer ${this.o.apiKey}`;
-
-    // One controller per attempt, aborted by the caller's signal or by the phase deadline.
-    const ctl = new AbortController();
-    let phase: 'connect' | 'read' | undefined;
-    const onAbort = (): void => ctl.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const arm = (p: 'connect' | 'read', ms: number): NodeJS.Timeout =>
-      setTimeout(() => {
-        phase = p;
-        ctl.abort(new Error(`${p} timeout`));
-      }, ms);
-    let timer = arm('connect', this.o.connectTimeoutMs);
-    const timedOut = (): Attempt => {
-      const ms = phase === 'connect' ? this.o.connectTimeoutMs : this.o.readTimeoutMs;
-      const what = phase === 'connect' ? 'no response headers' : 'the response body did not arrive';
-      return this.fail(`${what} within ${ms} ms (${phase} timeout)`, { timeout: phase, timeoutMs: ms }, true);
-    };
-    try {
-      this.stats.requests++;
-      let res: Response;
-      try {
-        res = await fetch(this.url, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify(body),
-          signal: ctl.signal,
-        });
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        if (phase) return timedOut();
-        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        const why = cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
-        return this.fail(`network error: ${why}`, { network: why }, true, e);
-      }
-      clearTimeout(timer);
-      timer = arm('read', this.o.readTimeoutMs);
-      let text: string;
-      try {
-        text = await res.text();
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        if (phase) return timedOut();
-        return this.fail(
-          `reading the response failed: ${e instanceof Error ? e.message : String(e)}`,
-          {},
-          true,
-          e,
-        );
-      }
-      if (!res.ok) {
-        const retryable = res.status === 429 || res.status >= 500;
-        const a = this.fail(
-          `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${describeBody(text)}`,
-          { status: res.status, body: excerpt(text) },
-          retryable,
-        );
-        const ms = res.headers.get('retry-after-ms');
-        const retryAfterMs =
-          ms !== null && /^\d+(\.\d+)?$/.test(ms.trim())
-            ? Number(ms)
-            : parseRetryAfter(res.headers.get('retry-after'));
-        if (retryable && retryAfterMs !== undefined) a.retryAfterMs = retryAfterMs;
-        return a;
-      }
-      return this.parse(text, input.length);
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-    }
+    this.stats.requests++;
+    const res = await postOnce(
+      this.url,
+      jsonHeaders(this.o.apiKey, this.o.headers),
+      JSON.stringify(body),
+      this.o,
+      signal,
+    );
+    return res.ok ? this.parse(res.text, input.length) : this.fail(res);
   }
 
   /** Parses `{ data: [{ embedding, index }], model, usage }` into vectors in input order. Never retried. */
   private parse(text: string, count: number): Attempt {
-    const bad = (why: string, extra: Record<string, unknown> = {}): Attempt =>
-      this.fail(`invalid response: ${why}`, { body: excerpt(text), ...extra }, false);
+    const bad = (why: string): Attempt =>
+      this.fail({ detail: `invalid response: ${why}`, details: { body: excerpt(text) }, retryable: false });
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -351,14 +258,15 @@ export class OpenAIEmbedder implements Embedder {
       }
       const expected = this.dimension;
       if (expected !== 0 && v.length !== expected) {
-        return this.fail(
-          `the server returned a vector of dimension ${v.length}, expected ${expected}` +
+        return this.fail({
+          detail:
+            `the server returned a vector of dimension ${v.length}, expected ${expected}` +
             (this.o.dimensions !== undefined
               ? ' (the requested dimensions)'
               : ' (learned from its first response)'),
-          { expected, actual: v.length, index },
-          false,
-        );
+          details: { expected, actual: v.length, index },
+          retryable: false,
+        });
       }
       if (expected === 0) this.detected = v.length;
       out[index] = v;
@@ -366,7 +274,7 @@ export class OpenAIEmbedder implements Embedder {
     const j = json as { model?: unknown; usage?: { prompt_tokens?: unknown } };
     if (typeof j.model === 'string') this.stats.serverModel = j.model;
     if (typeof j.usage?.prompt_tokens === 'number') this.stats.promptTokens += j.usage.prompt_tokens;
-    return { vectors: out as Float32Array[], error: undefined, retryable: false };
+    return { ok: true, value: out as Float32Array[] };
   }
 }
 

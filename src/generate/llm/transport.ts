@@ -7,11 +7,13 @@
 import { QuarryError } from '../../errors.js';
 import { countTokens } from '../../ingest/tokens.js';
 import {
-  backoffDelay,
   describeBody,
   excerpt,
+  type RetryInfo,
   type RetryPolicy,
   retryAfterFromHeaders,
+  retryDelay,
+  retryInfo,
   sleep,
 } from '../../net/http.js';
 import { type CallOutcome, CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
@@ -56,13 +58,7 @@ export class ProtocolViolation extends Error {
   override name = 'ProtocolViolation';
 }
 
-export interface LlmRetryInfo {
-  /** 1-based retry number. */
-  retry: number;
-  delayMs: number;
-  status?: number;
-  reason: string;
-}
+export type LlmRetryInfo = RetryInfo;
 
 /** Options every provider takes (defaults in brackets). */
 export interface LlmClientOptions extends Partial<RetryPolicy> {
@@ -244,27 +240,15 @@ export class HttpLlmProvider implements LlmProvider {
             f.error.details.partialText = partial;
             f.error.details.afterOutput = true;
           }
-          if (partial !== '' || !f.retryable || retry >= this.o.maxRetries) {
-            outcome = f.serviceFault ? 'failure' : 'neutral';
+          const delayMs = partial === '' ? retryDelay(retry, f, this.o) : undefined;
+          if (delayMs === undefined) {
+            // retryDelay records the server's wait when it was longer than allowed; say what the limit was.
+            const waitTooLong = f.error.details.retryAfterMs !== undefined;
+            if (waitTooLong) f.error.details.maxRetryAfterMs = this.o.maxRetryAfterMs;
+            outcome = f.serviceFault || waitTooLong ? 'failure' : 'neutral';
             throw f.error;
           }
-          let delayMs = backoffDelay(retry, this.o);
-          if (f.retryAfterMs !== undefined) {
-            if (f.retryAfterMs > this.o.maxRetryAfterMs) {
-              f.error.details.retryAfterMs = f.retryAfterMs;
-              f.error.details.maxRetryAfterMs = this.o.maxRetryAfterMs;
-              outcome = 'failure';
-              throw f.error;
-            }
-            delayMs = f.retryAfterMs;
-          }
-          const status = f.error.details.status;
-          this.opts.onRetry?.({
-            retry: retry + 1,
-            delayMs,
-            ...(typeof status === 'number' ? { status } : {}),
-            reason: f.error.message,
-          });
+          this.opts.onRetry?.(retryInfo(retry, delayMs, f.error));
           await sleep(delayMs, signal);
         } finally {
           signal?.removeEventListener('abort', onAbort);
