@@ -2,8 +2,16 @@
 // (query, passage) pair as one BERT input — `[CLS] query [SEP] passage [SEP]` with segment ids — runs the model
 // with onnxruntime-node (CPU only, never any network) and turns its logits into one relevance score per pair.
 // Plain JavaScript: Node 20 workers do not reliably inherit a TypeScript loader.
-import { readFileSync } from 'node:fs';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
+import {
+  chooseOutput,
+  KNOWN_INPUTS,
+  loadTokenizer,
+  messageOf,
+  openSession,
+  probe,
+  runFloat32,
+} from '../embed/providers/onnx-session.mjs';
 import { TokenizerConfigError, WordPieceTokenizer } from '../embed/providers/wordpiece.mjs';
 
 /**
@@ -20,9 +28,6 @@ const init = workerData;
 
 /** @param {string} message @param {Record<string, unknown>} [details] */
 const loadError = (message, details = {}) => ({ code: 'RERANK_MODEL_LOAD', message, details });
-
-/** @param {unknown} e */
-const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
 let ort;
 let session;
@@ -145,13 +150,7 @@ async function score(query, passages) {
   const feeds = { input_ids: new ort.Tensor('int64', ids, shape) };
   if (useMask) feeds.attention_mask = new ort.Tensor('int64', mask, shape);
   if (useTokenTypes) feeds.token_type_ids = new ort.Tensor('int64', types, shape);
-  const result = await session.run(feeds, [output]);
-  const tensor = result[output];
-  if (tensor?.type !== 'float32') {
-    throw new Error(`model output "${output}" is not a float32 tensor (got ${tensor?.type})`);
-  }
-  const data = /** @type {Float32Array} */ (tensor.data);
-  const dims = tensor.dims;
+  const { data, dims } = await runFloat32(session, feeds, output);
   const scores = new Float64Array(batch);
   if (dims[0] === batch && (dims.length === 1 || (dims.length === 2 && dims[1] === 1))) {
     outputKind = 'single';
@@ -173,10 +172,8 @@ async function score(query, passages) {
 }
 
 async function start() {
-  try {
-    const json = JSON.parse(readFileSync(init.tokenizerPath, 'utf8'));
-    maxLength = init.maxLength ?? json?.truncation?.max_length ?? 512;
-    if (init.maxPositions && maxLength > init.maxPositions) maxLength = init.maxPositions;
+  const tok = loadTokenizer(init, loadError, (json, windowLength) => {
+    maxLength = windowLength;
     tokenizer = new WordPieceTokenizer(json, { maxLength });
     layout = pairLayout(json.post_processor);
     specialCount = layout.reduce((n, p) => n + ('special' in p ? p.special.length : 0), 0);
@@ -185,32 +182,12 @@ async function start() {
         `maxLength ${maxLength} leaves no room for a query and a passage besides ${specialCount} special tokens`,
       );
     }
-  } catch (e) {
-    const why =
-      e instanceof TokenizerConfigError || e instanceof SyntaxError
-        ? messageOf(e)
-        : `cannot read: ${messageOf(e)}`;
-    return loadError(`${init.tokenizerPath}: ${why}`, { path: init.tokenizerPath });
-  }
-  try {
-    ort = (await import('onnxruntime-node')).default;
-  } catch (e) {
-    return loadError(`onnxruntime-node is not installed or cannot load: ${messageOf(e)}`, {});
-  }
-  try {
-    session = await ort.InferenceSession.create(init.modelPath, {
-      executionProviders: ['cpu'],
-      intraOpNumThreads: init.threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    });
-  } catch (e) {
-    return loadError(`${init.modelPath}: onnxruntime could not load the model: ${messageOf(e)}`, {
-      path: init.modelPath,
-    });
-  }
-  const known = new Set(['input_ids', 'attention_mask', 'token_type_ids']);
-  const unknown = session.inputNames.filter((/** @type {string} */ n) => !known.has(n));
+  });
+  if (tok.error) return tok.error;
+  const opened = await openSession(init, loadError);
+  if (opened.error) return opened.error;
+  ({ ort, session } = opened.value);
+  const unknown = session.inputNames.filter((/** @type {string} */ n) => !KNOWN_INPUTS.has(n));
   if (!session.inputNames.includes('input_ids') || unknown.length > 0) {
     return loadError(
       `${init.modelPath}: a cross-encoder takes input_ids (and optionally attention_mask, token_type_ids); ` +
@@ -220,21 +197,17 @@ async function start() {
   }
   useMask = session.inputNames.includes('attention_mask');
   useTokenTypes = session.inputNames.includes('token_type_ids');
-  if (init.outputName && !session.outputNames.includes(init.outputName)) {
-    return loadError(
-      `${init.modelPath}: the model has no output "${init.outputName}" (outputs: ${session.outputNames.join(', ')})`,
-      { path: init.modelPath, outputs: session.outputNames },
-    );
-  }
-  output = init.outputName ?? (session.outputNames.includes('logits') ? 'logits' : session.outputNames[0]);
-  try {
-    // Two pairs, so a model that cannot batch or whose output is not per-pair logits fails now, not per query.
-    await score('probe', ['probe', 'a longer probe passage']);
-  } catch (e) {
-    return loadError(`${init.modelPath}: a probe inference failed: ${messageOf(e)}`, {
-      path: init.modelPath,
-    });
-  }
+  const chosen = chooseOutput(
+    session,
+    init,
+    loadError,
+    session.outputNames.includes('logits') ? 'logits' : session.outputNames[0],
+  );
+  if (chosen.error) return chosen.error;
+  output = chosen.value;
+  // Two pairs, so a model that cannot batch or whose output is not per-pair logits fails now, not per query.
+  const probed = await probe(init, loadError, () => score('probe', ['probe', 'a longer probe passage']));
+  if (probed.error) return probed.error;
   return null;
 }
 

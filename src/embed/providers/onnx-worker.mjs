@@ -2,9 +2,17 @@
 // runs the model with onnxruntime-node (CPU only, never any network), mean- or CLS-pools the token states
 // over the attention mask and L2-normalizes. Plain JavaScript: Node 20 workers do not reliably inherit a
 // TypeScript loader.
-import { readFileSync } from 'node:fs';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
-import { TokenizerConfigError, WordPieceTokenizer } from './wordpiece.mjs';
+import {
+  chooseOutput,
+  KNOWN_INPUTS,
+  loadTokenizer,
+  messageOf,
+  openSession,
+  probe,
+  runFloat32,
+} from './onnx-session.mjs';
+import { WordPieceTokenizer } from './wordpiece.mjs';
 
 /**
  * @typedef {{ modelPath: string; tokenizerPath: string; maxLength?: number; maxPositions?: number; pooling: 'mean' | 'cls';
@@ -18,9 +26,6 @@ const init = workerData;
 
 /** @param {string} message @param {Record<string, unknown>} [details] */
 const loadError = (message, details = {}) => ({ code: 'EMBEDDING_MODEL_LOAD', message, details });
-
-/** @param {unknown} e */
-const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
 let ort;
 let session;
@@ -42,13 +47,7 @@ async function embed(texts) {
   if (session.inputNames.includes('attention_mask'))
     feeds.attention_mask = new ort.Tensor('int64', enc.mask, shape);
   if (useTokenTypes) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(enc.ids.length), shape);
-  const result = await session.run(feeds, [output]);
-  const tensor = result[output];
-  if (tensor?.type !== 'float32') {
-    throw new Error(`model output "${output}" is not a float32 tensor (got ${tensor?.type})`);
-  }
-  const data = /** @type {Float32Array} */ (tensor.data);
-  const dims = tensor.dims;
+  const { data, dims } = await runFloat32(session, feeds, output);
   let dim;
   const out = (d) => new Float32Array(enc.batch * d);
   let vectors;
@@ -94,35 +93,16 @@ async function embed(texts) {
 }
 
 async function start() {
-  try {
-    const json = JSON.parse(readFileSync(init.tokenizerPath, 'utf8'));
-    let maxLength = init.maxLength ?? json?.truncation?.max_length ?? 512;
-    if (init.maxPositions && maxLength > init.maxPositions) maxLength = init.maxPositions;
-    tokenizer = new WordPieceTokenizer(json, { maxLength });
-  } catch (e) {
-    const why =
-      e instanceof TokenizerConfigError || e instanceof SyntaxError
-        ? messageOf(e)
-        : `cannot read: ${messageOf(e)}`;
-    return loadError(`${init.tokenizerPath}: ${why}`, { path: init.tokenizerPath });
-  }
-  try {
-    ort = (await import('onnxruntime-node')).default;
-  } catch (e) {
-    return loadError(`onnxruntime-node is not installed or cannot load: ${messageOf(e)}`, {});
-  }
-  try {
-    session = await ort.InferenceSession.create(init.modelPath, {
-      executionProviders: ['cpu'],
-      intraOpNumThreads: init.threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    });
-  } catch (e) {
-    return loadError(`${init.modelPath}: onnxruntime could not load the model: ${messageOf(e)}`, {
-      path: init.modelPath,
-    });
-  }
+  const tok = loadTokenizer(
+    init,
+    loadError,
+    (json, maxLength) => new WordPieceTokenizer(json, { maxLength }),
+  );
+  if (tok.error) return tok.error;
+  tokenizer = tok.value;
+  const opened = await openSession(init, loadError);
+  if (opened.error) return opened.error;
+  ({ ort, session } = opened.value);
   if (!session.inputNames.includes('input_ids')) {
     return loadError(
       `${init.modelPath}: the model has no "input_ids" input (inputs: ${session.inputNames.join(', ')})`,
@@ -132,8 +112,7 @@ async function start() {
       },
     );
   }
-  const known = new Set(['input_ids', 'attention_mask', 'token_type_ids']);
-  const unknown = session.inputNames.filter((n) => !known.has(n));
+  const unknown = session.inputNames.filter((n) => !KNOWN_INPUTS.has(n));
   if (unknown.length > 0) {
     return loadError(
       `${init.modelPath}: the model needs inputs Quarry cannot provide: ${unknown.join(', ')}`,
@@ -144,24 +123,17 @@ async function start() {
     );
   }
   useTokenTypes = session.inputNames.includes('token_type_ids');
-  if (init.outputName) {
-    if (!session.outputNames.includes(init.outputName)) {
-      return loadError(
-        `${init.modelPath}: the model has no output "${init.outputName}" (outputs: ${session.outputNames.join(', ')})`,
-        { path: init.modelPath, outputs: session.outputNames },
-      );
-    }
-    output = init.outputName;
-  } else {
-    output = session.outputNames.includes('last_hidden_state') ? 'last_hidden_state' : session.outputNames[0];
-  }
-  try {
-    dimension = (await embed(['probe'])).dim;
-  } catch (e) {
-    return loadError(`${init.modelPath}: a probe inference failed: ${messageOf(e)}`, {
-      path: init.modelPath,
-    });
-  }
+  const chosen = chooseOutput(
+    session,
+    init,
+    loadError,
+    session.outputNames.includes('last_hidden_state') ? 'last_hidden_state' : session.outputNames[0],
+  );
+  if (chosen.error) return chosen.error;
+  output = chosen.value;
+  const probed = await probe(init, loadError, () => embed(['probe']));
+  if (probed.error) return probed.error;
+  dimension = probed.value.dim;
   return null;
 }
 
