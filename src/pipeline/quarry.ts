@@ -258,7 +258,7 @@ export class Quarry {
     const retrieve = (want: number): Promise<SearchResult> =>
       decision.strategy === 'multi-stage'
         ? this.searchMultiStage(query, { ...options, k: want }, trace, deadline, decision.reason)
-        : this.searchAsync(query, { ...options, k: want }, trace);
+        : this.searchAsync(query, { ...options, k: want }, trace, deadline);
     if (reranker === undefined) return { ...(await retrieve(k)), strategy: decision.strategy };
     const pool = this.config.rerank.pool;
     const first = await retrieve(Math.max(k, pool));
@@ -417,31 +417,46 @@ export class Quarry {
    * (analysis, BM25) run; the steps pause for the vector only at the dense stage. If the embedding fails the
    * result is BM25's and the trace says why.
    */
-  private async searchAsync(query: string, options: SearchOptions, trace: Trace): Promise<SearchResult> {
+  private async searchAsync(
+    query: string,
+    options: SearchOptions,
+    trace: Trace,
+    deadline?: Deadline,
+  ): Promise<SearchResult> {
     this.ensureFresh();
     const retriever = options.retriever ?? this.config.retrieval.retriever;
-    const pending =
-      retriever === 'bm25'
-        ? undefined
-        : this.denseModels.startQuery(this.config.query.normalize ? normalizeQuery(query) : query, options);
-    if (pending === undefined) return this.searchSync(query, options, trace);
-    // Dense alone: whether BM25 must stand in depends on the embedding, so there is nothing to overlap.
-    if (retriever === 'dense') await pending.done;
-    pending.stepsAt = performance.now();
-    const steps = this.searchSteps(query, options, trace, pending);
-    let step = steps.next();
-    while (!step.done) {
-      pending.neededAt = performance.now();
-      await pending.done;
-      trace.recordSince('retrieve.prepare', pending.startedAt, {
-        queryEmbedding: pending.model.name,
-        model: pending.model.index.modelId,
-        ok: pending.vector !== undefined,
-        ...(pending.failure === undefined ? {} : { failure: pending.failure }),
-      });
-      step = steps.next();
+    if (retriever === 'bm25') return this.searchSync(query, options, trace);
+    // The query embedding (and a lagging index's catch-up) gets the retrieval share of the request budget.
+    const slice = deadline?.slice('retrieve');
+    try {
+      const pending = this.denseModels.startQuery(
+        this.config.query.normalize ? normalizeQuery(query) : query,
+        { ...options, signal: slice?.signal ?? options.signal, cancel: options.signal },
+      );
+      if (pending === undefined) return this.searchSync(query, options, trace);
+      const vector = async (): Promise<void> => {
+        pending.neededAt = performance.now();
+        await pending.done;
+        trace.recordSince('retrieve.prepare', pending.startedAt, {
+          queryEmbedding: pending.model.name,
+          model: pending.model.index.modelId,
+          ok: pending.vector !== undefined,
+          ...(pending.failure === undefined ? {} : { failure: pending.failure }),
+        });
+      };
+      // Dense alone: whether BM25 must stand in depends on the embedding, so there is nothing to overlap.
+      if (retriever === 'dense') await vector();
+      pending.stepsAt = performance.now();
+      const steps = this.searchSteps(query, options, trace, pending);
+      let step = steps.next();
+      while (!step.done) {
+        await vector();
+        step = steps.next();
+      }
+      return step.value;
+    } finally {
+      slice?.release();
     }
-    return step.value;
   }
 
   /** The search itself; pauses (yields) only to wait for a pending query embedding. */

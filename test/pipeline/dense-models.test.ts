@@ -172,6 +172,19 @@ describe('an OpenAI-compatible embedder as the dense model', () => {
       expect(timing.concurrentMs).toBeGreaterThan(0);
       expect(timing.waitedMs).toBeGreaterThan(0);
       expect(r.hits[0]!.chunk.text).toContain('one transaction');
+
+      // Past the retrieval share of the request budget (15 % of 1 s < 400 ms) dense is dropped, not awaited.
+      const budgeted = await q.search('the store uses SQLite', { trace: true, budgetMs: 1000 });
+      const skipped = stage(budgeted.trace!.stages, 'retrieve.dense');
+      expect(skipped.fallback).toBe('bm25');
+      expect(String(skipped.skipped)).toMatch(/retrieval budget/);
+      expect(budgeted.hits[0]!.chunk.text).toContain('SQLite');
+
+      // The caller's own cancellation is not a fallback: the search fails with its reason.
+      const ac = new AbortController();
+      const cancelled = q.search('chunks follow headings', { signal: ac.signal });
+      setTimeout(() => ac.abort(new Error('cancelled by the caller')), 50);
+      await expect(cancelled).rejects.toThrow('cancelled by the caller');
       q.close();
     } finally {
       await slow.close();

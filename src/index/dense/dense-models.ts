@@ -93,6 +93,10 @@ function isTransient(e: unknown): boolean {
   return e instanceof QuarryError && e.code === 'EMBEDDING_FAILED';
 }
 
+function describe(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
 function assertVectorModel(v: Float32Array, modelId: string | undefined, name: string): void {
   const from = queryVectorModel(v);
   if (from === undefined || modelId === undefined || from === modelId) return;
@@ -167,7 +171,13 @@ export class DenseModels {
    */
   startQuery(
     normalized: string,
-    opts: { signal?: AbortSignal | undefined; queryVectors?: ReadonlyMap<string, Float32Array> | undefined },
+    opts: {
+      /** Bounds the embedding (e.g. the retrieval budget): when it fires, dense is skipped, BM25 answers. */
+      signal?: AbortSignal | undefined;
+      /** The caller's own cancellation: when it fires, the search fails with its reason. */
+      cancel?: AbortSignal | undefined;
+      queryVectors?: ReadonlyMap<string, Float32Array> | undefined;
+    },
   ): PendingQueryVector | undefined {
     const { model, decision } = this.route(normalized);
     if (model.provider === 'builtin') return undefined;
@@ -184,6 +194,8 @@ export class DenseModels {
     };
     const fail = (e: unknown, transient: (msg: string) => void): void => {
       if (isTransient(e)) transient(e instanceof Error ? e.message : String(e));
+      else if (opts.signal?.aborted && opts.cancel?.aborted !== true)
+        transient(`no vector within the retrieval budget (${describe(opts.signal.reason)})`);
       else p.fatal ??= e;
     };
     const syncing = index.current
