@@ -4,7 +4,6 @@
  * network errors / timeouts are retried with jittered backoff honouring `Retry-After`; other 4xx never are.
  * Every response is checked (each index present once, in range, with a finite score) before the pipeline sees it.
  */
-import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { createLimiter, type Limiter } from '../embed/types.js';
 import { QuarryError } from '../errors.js';
@@ -17,7 +16,7 @@ import {
   type RetryInfo,
   withRetries,
 } from '../net/http.js';
-import type { SearchHit } from '../types.js';
+import { passageText, scoreInSlices } from './slices.js';
 import type { Reranker, RerankRequest, RerankScore } from './types.js';
 
 const DEFAULT_BASE = { cohere: 'https://api.cohere.com', jina: 'https://api.jina.ai' } as const;
@@ -130,42 +129,14 @@ export class HttpReranker implements Reranker {
     this.limiter = createLimiter(config.concurrency);
   }
 
-  private document(hit: SearchHit): string {
-    const title = hit.chunk.title.trim();
-    return this.config.includeTitle && title ? `${title}\n${hit.chunk.text}` : hit.chunk.text;
-  }
-
   async rerank(request: RerankRequest): Promise<RerankScore[]> {
     const { signal } = request;
     if (signal?.aborted) throw signal.reason;
-    const documents = request.hits.map((h) => this.document(h));
+    const documents = request.hits.map((h) => passageText(h, this.config.includeTitle));
     if (documents.length === 0) return [];
-    // The first failing slice cancels its siblings: one bad slice makes the whole ranking unusable.
-    const failed = new AbortController();
-    const combined = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
-    setMaxListeners(2 * Math.ceil(documents.length / this.maxDocuments) + 16, combined);
-    const jobs: Promise<RerankScore[]>[] = [];
-    for (let start = 0; start < documents.length; start += this.maxDocuments) {
-      const slice = documents.slice(start, start + this.maxDocuments);
-      jobs.push(
-        this.limiter.run(async () => {
-          try {
-            const scores = await this.request(request.query, slice, combined);
-            return scores.map((score, i) => ({ index: start + i, score }));
-          } catch (e) {
-            if (!failed.signal.aborted) failed.abort(e);
-            throw e;
-          }
-        }, combined),
-      );
-    }
-    try {
-      return (await Promise.all(jobs)).flat();
-    } catch (e) {
-      for (const j of jobs) j.catch(() => {});
-      if (signal?.aborted) throw signal.reason;
-      throw e;
-    }
+    return scoreInSlices(documents, this.maxDocuments, this.limiter, signal, (slice, sliceSignal) =>
+      this.request(request.query, slice, sliceSignal),
+    );
   }
 
   /** One slice, with retries; scores in slice order. */

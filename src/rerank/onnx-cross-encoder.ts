@@ -3,17 +3,14 @@
  * by the model together, which is why it ranks better than comparing two separately embedded vectors. The model
  * comes from a directory the user provides — nothing is ever downloaded — and runs in a worker-thread pool.
  */
-import { createHash } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
-import { createReadStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { z } from 'zod';
 import { WorkerPool } from '../embed/pool.js';
-import { locateOnnxModel, readModelHints } from '../embed/providers/onnx.js';
+import { locateOnnxModel, readModelHints, sha256File } from '../embed/providers/onnx.js';
 import { createLimiter, type Limiter } from '../embed/types.js';
 import { ERRORS, QuarryError } from '../errors.js';
-import type { SearchHit } from '../types.js';
+import { passageText, scoreInSlices } from './slices.js';
 import type { Reranker, RerankRequest, RerankScore } from './types.js';
 
 export const OnnxRerankerConfigSchema = z
@@ -70,12 +67,6 @@ type Task = { kind: 'score' | 'encode'; query: string; passages: string[] };
 type Result = { scores?: Float64Array; truncated?: number; pairs?: EncodedPair[]; threadId: number };
 
 const WORKER = new URL('./onnx-cross-encoder-worker.mjs', import.meta.url);
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 function configError(issues: z.core.$ZodIssue[]): QuarryError {
   const detail = issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
@@ -158,11 +149,6 @@ export class OnnxCrossEncoder implements Reranker {
     return { batches: this.batches, truncatedPairs: this.truncatedPairs, threadIds: [...this.threads] };
   }
 
-  private passage(hit: SearchHit): string {
-    const title = hit.chunk.title.trim();
-    return this.config.includeTitle && title ? `${title}\n${hit.chunk.text}` : hit.chunk.text;
-  }
-
   private assertOpen(): void {
     if (this.closed) {
       throw new QuarryError('RERANK_FAILED', `reranker ${this.id} is closed`, { reranker: this.id });
@@ -173,49 +159,37 @@ export class OnnxCrossEncoder implements Reranker {
     this.assertOpen();
     const { signal } = request;
     if (signal?.aborted) throw signal.reason;
-    const passages = request.hits.map((h) => this.passage(h));
+    const passages = request.hits.map((h) => passageText(h, this.config.includeTitle));
     if (passages.length === 0) return [];
-    const size = this.config.batchSize;
-    // One private signal for the batches of this request: the first failure (or the caller's abort) stops
-    // the batches still queued instead of spending worker time on a result nobody will read.
-    const failed = new AbortController();
-    const combined = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
-    // Every queued batch listens on this (private) signal: not a leak.
-    setMaxListeners(2 * Math.ceil(passages.length / size) + 16, combined);
-    const jobs: Promise<RerankScore[]>[] = [];
-    for (let start = 0; start < passages.length; start += size) {
-      const batch = passages.slice(start, start + size);
-      jobs.push(
-        this.limiter.run(async () => {
-          try {
-            const r = await this.pool.run(
-              { kind: 'score', query: request.query, passages: batch },
-              { signal: combined },
-            );
-            this.batches++;
-            this.truncatedPairs += r.truncated ?? 0;
-            this.threads.add(r.threadId);
-            const scores = r.scores;
-            if (!scores || scores.length !== batch.length) {
-              throw new QuarryError(
-                'RERANK_FAILED',
-                `${this.id} returned ${scores?.length ?? 0} score(s) for ${batch.length} pair(s)`,
-                { reranker: this.id },
-              );
-            }
-            return Array.from(scores, (score, i) => ({ index: start + i, score }));
-          } catch (e) {
-            if (!failed.signal.aborted) failed.abort(e);
-            throw e;
-          }
-        }, combined),
-      );
-    }
     try {
-      return (await Promise.all(jobs)).flat();
+      // The first failing batch (or the caller's abort) stops the batches still queued instead of spending
+      // worker time on a result nobody will read.
+      return await scoreInSlices(
+        passages,
+        this.config.batchSize,
+        this.limiter,
+        signal,
+        async (batch, sliceSignal) => {
+          const r = await this.pool.run(
+            { kind: 'score', query: request.query, passages: batch },
+            { signal: sliceSignal },
+          );
+          this.batches++;
+          this.truncatedPairs += r.truncated ?? 0;
+          this.threads.add(r.threadId);
+          const scores = r.scores;
+          if (!scores || scores.length !== batch.length) {
+            throw new QuarryError(
+              'RERANK_FAILED',
+              `${this.id} returned ${scores?.length ?? 0} score(s) for ${batch.length} pair(s)`,
+              { reranker: this.id },
+            );
+          }
+          return scores;
+        },
+      );
     } catch (e) {
-      for (const j of jobs) j.catch(() => {});
-      if (signal?.aborted) throw signal.reason;
+      if (signal?.aborted) throw e;
       throw asRerankError(e, this.id);
     }
   }

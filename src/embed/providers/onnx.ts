@@ -75,7 +75,8 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
+/** Hex SHA-256 of a file, streamed: model ids follow the weights' bytes, not the directory name. */
+export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
