@@ -109,6 +109,8 @@ export class ProviderDenseIndex {
   /** Chunks whose vector was all zeros: not indexed, not re-embedded on every sync. */
   private readonly empty = new Set<number>();
   private opened = false;
+  /** Vectors or version changed since the artifact was last written (persisting costs a full write). */
+  private dirty = false;
 
   constructor(
     private readonly store: DocumentStore,
@@ -296,6 +298,7 @@ export class ProviderDenseIndex {
           this.addAll(embedder, batch, vectors, report);
         }
         // Chunks deleted while we were embedding are pruned by the next round (the version moved on).
+        if (this.version !== target) this.dirty = true;
         this.version = target;
       }
     } finally {
@@ -329,6 +332,7 @@ export class ProviderDenseIndex {
       }
       this.accept(embedder, v);
       this.index.add(m.id, m.group, v);
+      this.dirty = true;
     });
   }
 
@@ -338,6 +342,7 @@ export class ProviderDenseIndex {
     const gone: number[] = [];
     for (const id of this.index.backend.store.slotOf.keys()) if (!live.has(id)) gone.push(id);
     for (const id of gone) this.index.remove(id);
+    if (gone.length > 0) this.dirty = true;
     return gone.length;
   }
 
@@ -349,21 +354,26 @@ export class ProviderDenseIndex {
     let added = false;
     for (const r of outcome.results) {
       for (const id of r.removedChunkIds) {
-        this.index?.remove(id);
+        if (this.index?.remove(id) === true) this.dirty = true;
         this.empty.delete(id);
       }
       if (r.addedChunks.length > 0) added = true;
     }
     // A pure delete on an index that was current leaves it current.
-    if (!added && this.version === outcome.indexVersion - 1) this.version = outcome.indexVersion;
+    if (!added && this.version === outcome.indexVersion - 1) {
+      this.version = outcome.indexVersion;
+      this.dirty = true;
+    }
   }
 
   /** Writes the held vectors, tagged with the store version they fully reflect (-1: reconcile on open). */
   persist(): void {
-    if (this.index === undefined) return;
+    if (this.index === undefined || !this.dirty) return;
     this.store.writeArtifact(this.artifact, this.index.serialize(this.version));
     this.recorded = this.index.info;
+    this.dirty = false;
   }
+
 
   /** Embeds a query with this index's own model (through the cache). */
   async embedQuery(text: string, signal?: AbortSignal): Promise<Float32Array> {
