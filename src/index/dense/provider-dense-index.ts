@@ -374,7 +374,6 @@ export class ProviderDenseIndex {
     this.dirty = false;
   }
 
-
   /** Embeds a query with this index's own model (through the cache). */
   async embedQuery(text: string, signal?: AbortSignal): Promise<Float32Array> {
     const [v] = await this.embedQueries([text], signal);
