@@ -8,64 +8,19 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tokenizerJson, VOCAB } from '../embed/providers/onnx-fixture.js';
+import {
+  type Field,
+  FLOAT,
+  INT64,
+  initializer,
+  modelBytes,
+  msg,
+  node,
+  str,
+  valueInfo,
+} from '../fixtures/onnx-proto.js';
 
 export { VOCAB };
-
-// --- a minimal protobuf writer -------------------------------------------------------------------------
-
-function varint(n: number | bigint): number[] {
-  let v = BigInt(n);
-  if (v < 0n) v += 1n << 64n;
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return out;
-}
-
-type Field = number[];
-const tag = (field: number, wire: number): number[] => varint((field << 3) | wire);
-const int = (field: number, n: number | bigint): Field => [...tag(field, 0), ...varint(n)];
-const bytes = (field: number, b: Uint8Array | number[]): Field => [
-  ...tag(field, 2),
-  ...varint(b.length),
-  ...b,
-];
-const str = (field: number, s: string): Field => bytes(field, [...Buffer.from(s, 'utf8')]);
-const msg = (field: number, ...parts: Field[]): Field => bytes(field, parts.flat());
-
-// --- ONNX messages (field numbers from onnx.proto) ------------------------------------------------------
-
-const FLOAT = 1;
-const INT64 = 7;
-
-const dim = (d: number | string): Field => msg(1, typeof d === 'number' ? int(1, d) : str(2, d));
-const valueInfo = (field: number, name: string, elemType: number, shape: (number | string)[]): Field =>
-  msg(field, str(1, name), msg(2, msg(1, int(1, elemType), msg(2, ...shape.map(dim)))));
-
-/** TensorProto { dims = 1, data_type = 2, name = 8, raw_data = 9 } as graph initializer (GraphProto field 5). */
-function initializer(name: string, dims: number[], data: Float32Array | BigInt64Array): Field {
-  const type = data instanceof Float32Array ? FLOAT : INT64;
-  const raw = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return msg(5, ...dims.map((d) => int(1, d)), int(2, type), str(8, name), bytes(9, [...raw]));
-}
-
-/** NodeProto { input = 1, output = 2, name = 3, op_type = 4, attribute = 5 }; int attributes only. */
-function node(op: string, inputs: string[], output: string, attrs: Record<string, number> = {}): Field {
-  // AttributeProto { name = 1, i = 3, type = 20 (INT = 2) }
-  const attributes = Object.entries(attrs).map(([k, v]) => msg(5, str(1, k), int(3, v), int(20, 2)));
-  return msg(
-    1,
-    ...inputs.map((i) => str(1, i)),
-    str(2, output),
-    str(3, `${op}_${output}`),
-    str(4, op),
-    ...attributes,
-  );
-}
 
 export interface TinyCrossEncoderOptions {
   /** One weight per vocabulary entry. */
@@ -116,12 +71,7 @@ export function tinyCrossEncoderBytes(o: TinyCrossEncoderOptions): Uint8Array {
     ...(o.extraInput ? [valueInfo(11, o.extraInput, INT64, ['batch', 'seq'])] : []),
     valueInfo(12, 'logits', FLOAT, ['batch', classes]),
   );
-  return Uint8Array.from([
-    ...int(1, 8),
-    ...str(2, 'quarry-test'),
-    ...graph,
-    ...msg(8, str(1, ''), int(2, 13)),
-  ]);
+  return modelBytes(graph);
 }
 
 const id = (t: (typeof VOCAB)[number]): number => VOCAB.indexOf(t);

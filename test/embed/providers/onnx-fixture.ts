@@ -6,43 +6,16 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-
-// --- a minimal protobuf writer -------------------------------------------------------------------------
-
-function varint(n: number | bigint): number[] {
-  let v = BigInt(n);
-  if (v < 0n) v += 1n << 64n; // two's complement, 10 bytes
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return out;
-}
-
-type Field = number[];
-const tag = (field: number, wire: number): number[] => varint((field << 3) | wire);
-const int = (field: number, n: number | bigint): Field => [...tag(field, 0), ...varint(n)];
-const bytes = (field: number, b: Uint8Array | number[]): Field => [
-  ...tag(field, 2),
-  ...varint(b.length),
-  ...b,
-];
-const str = (field: number, s: string): Field => bytes(field, [...Buffer.from(s, 'utf8')]);
-const msg = (field: number, ...parts: Field[]): Field => bytes(field, parts.flat());
-
-// --- ONNX messages (field numbers from onnx.proto) ------------------------------------------------------
-
-const FLOAT = 1;
-const INT64 = 7;
-
-/** TensorShapeProto.Dimension: dim_value = 1, dim_param = 2 */
-const dim = (d: number | string): Field => msg(1, typeof d === 'number' ? int(1, d) : str(2, d));
-/** ValueInfoProto { name = 1, type = 2 { tensor_type = 1 { elem_type = 1, shape = 2 } } } */
-const valueInfo = (field: number, name: string, elemType: number, shape: (number | string)[]): Field =>
-  msg(field, str(1, name), msg(2, msg(1, int(1, elemType), msg(2, ...shape.map(dim)))));
+import {
+  FLOAT,
+  INT64,
+  initializer,
+  modelBytes,
+  msg,
+  node,
+  str,
+  valueInfo,
+} from '../../fixtures/onnx-proto.js';
 
 export interface TinyModelOptions {
   /** Rows = vocabulary size, columns = embedding dimension. */
@@ -54,42 +27,17 @@ export interface TinyModelOptions {
 export function tinyModelBytes({ matrix, tokenTypeIds }: TinyModelOptions): Uint8Array {
   const vocab = matrix.length;
   const d = matrix[0]!.length;
-  const raw = Buffer.from(Float32Array.from(matrix.flat()).buffer);
-  // TensorProto { dims = 1, data_type = 2, name = 8, raw_data = 9 }
-  const initializer = msg(
-    5,
-    int(1, vocab),
-    int(1, d),
-    int(2, FLOAT),
-    str(8, 'embeddings'),
-    bytes(9, [...raw]),
-  );
-  // NodeProto { input = 1, output = 2, name = 3, op_type = 4 }
-  const node = msg(
-    1,
-    str(1, 'embeddings'),
-    str(1, 'input_ids'),
-    str(2, 'last_hidden_state'),
-    str(3, 'gather'),
-    str(4, 'Gather'),
-  );
   const graph = msg(
     7,
-    node,
+    node('Gather', ['embeddings', 'input_ids'], 'last_hidden_state', {}, 'gather'),
     str(2, 'tiny-embedder'),
-    initializer,
+    initializer('embeddings', [vocab, d], Float32Array.from(matrix.flat())),
     valueInfo(11, 'input_ids', INT64, ['batch', 'seq']),
     valueInfo(11, 'attention_mask', INT64, ['batch', 'seq']),
     ...(tokenTypeIds ? [valueInfo(11, 'token_type_ids', INT64, ['batch', 'seq'])] : []),
     valueInfo(12, 'last_hidden_state', FLOAT, ['batch', 'seq', d]),
   );
-  // ModelProto { ir_version = 1, producer_name = 2, graph = 7, opset_import = 8 { domain = 1, version = 2 } }
-  return Uint8Array.from([
-    ...int(1, 8),
-    ...str(2, 'quarry-test'),
-    ...graph,
-    ...msg(8, str(1, ''), int(2, 13)),
-  ]);
+  return modelBytes(graph);
 }
 
 // --- tokenizer.json ----------------------------------------------------------------------------------------
