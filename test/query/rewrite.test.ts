@@ -1,24 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOpenAIChatProvider } from '../../src/generate/llm/openai-chat.js';
+import { describe, expect, it } from 'vitest';
 import { rewriteQuery } from '../../src/query/rewrite.js';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { failFastProvider, useFakeLlmServer } from '../generate/llm/helpers.js';
 
-let server: FakeLlmServer;
-beforeAll(async () => {
-  server = await startFakeOpenAIChatServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useFakeLlmServer(startFakeOpenAIChatServer);
 
-const provider = () =>
-  createOpenAIChatProvider({
-    baseURL: server.url,
-    model: 'gpt-4o-mini',
-    maxRetries: 0,
-    circuitBreaker: false,
-  });
+const provider = () => failFastProvider(server);
 const reply = (payload: unknown) => ({ kind: 'reply' as const, deltas: [JSON.stringify(payload)] });
 
 describe('rewriteQuery', () => {

@@ -1,25 +1,12 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOpenAIChatProvider } from '../../src/generate/llm/openai-chat.js';
+import { describe, expect, it } from 'vitest';
 import { createLlmReranker, parseGrades } from '../../src/rerank/llm-reranker.js';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { failFastProvider, useFakeLlmServer } from '../generate/llm/helpers.js';
 import { hitsOf } from './hits.js';
 
-let server: FakeLlmServer;
-beforeAll(async () => {
-  server = await startFakeOpenAIChatServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useFakeLlmServer(startFakeOpenAIChatServer);
 
-const provider = () =>
-  createOpenAIChatProvider({
-    baseURL: server.url,
-    model: 'gpt-4o-mini',
-    maxRetries: 0,
-    circuitBreaker: false,
-  });
+const provider = () => failFastProvider(server);
 
 /** The fake grader: 9 for passages that mention "WAL", 1 otherwise, read from the prompt it was sent. */
 function grader(body: Record<string, unknown>) {

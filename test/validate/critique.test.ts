@@ -1,29 +1,13 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOpenAIChatProvider } from '../../src/generate/llm/openai-chat.js';
+import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../src/generate/llm/types.js';
 import { critiqueAnswer } from '../../src/validate/critique.js';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { failFastProvider, useFakeLlmServer } from '../generate/llm/helpers.js';
 import { chunk, chunkingDoc, makeSource, storageDoc } from './fixtures.js';
 
-let server: FakeLlmServer;
-beforeAll(async () => {
-  server = await startFakeOpenAIChatServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useFakeLlmServer(startFakeOpenAIChatServer);
 
-const provider = () =>
-  createOpenAIChatProvider({
-    baseURL: server.url,
-    apiKey: 'sk-test',
-    model: 'gpt-4o-mini',
-    maxRetries: 0,
-    connectTimeoutMs: 5_000,
-    readTimeoutMs: 5_000,
-    circuitBreaker: false,
-  });
+const provider = () => failFastProvider(server);
 const reply = (value: unknown) => ({
   kind: 'reply' as const,
   deltas: [JSON.stringify(value)],

@@ -1,29 +1,13 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { QuarryError } from '../../src/errors.js';
-import { createOpenAIChatProvider } from '../../src/generate/llm/openai-chat.js';
 import type { ChatMessage } from '../../src/generate/llm/types.js';
 import { compileJsonSchema, extractJson, generateStructured } from '../../src/validate/structured.js';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { failFastProvider, useFakeLlmServer } from '../generate/llm/helpers.js';
 
-let server: FakeLlmServer;
-beforeAll(async () => {
-  server = await startFakeOpenAIChatServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useFakeLlmServer(startFakeOpenAIChatServer);
 
-const provider = () =>
-  createOpenAIChatProvider({
-    baseURL: server.url,
-    apiKey: 'sk-test',
-    model: 'gpt-4o-mini',
-    maxRetries: 0,
-    connectTimeoutMs: 5_000,
-    readTimeoutMs: 5_000,
-    circuitBreaker: false,
-  });
+const provider = () => failFastProvider(server);
 
 const reply = (text: string) => ({ kind: 'reply' as const, deltas: [text], format: 'json' as const });
 

@@ -1,29 +1,19 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type AnthropicOptions, createAnthropicProvider } from '../../../src/generate/llm/anthropic.js';
 import type { LlmRetryInfo } from '../../../src/generate/llm/transport.js';
 import type { ChatMessage } from '../../../src/generate/llm/types.js';
 import { countTokens } from '../../../src/ingest/tokens.js';
-import { type FakeLlmServer, startFakeAnthropicServer } from './fake-anthropic-server.js';
-import { asQuarryError, collect, failure } from './helpers.js';
+import { startFakeAnthropicServer } from './fake-anthropic-server.js';
+import { asQuarryError, collect, FAST_RETRIES, failure, useFakeLlmServer } from './helpers.js';
 
-let server: FakeLlmServer;
-beforeAll(async () => {
-  server = await startFakeAnthropicServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useFakeLlmServer(startFakeAnthropicServer);
 
 const make = (o: Partial<AnthropicOptions> = {}) =>
   createAnthropicProvider({
     baseURL: server.url,
     apiKey: 'sk-ant-test',
     model: 'claude-sonnet-4-5',
-    initialBackoffMs: 1,
-    maxBackoffMs: 5,
-    readTimeoutMs: 5_000,
-    connectTimeoutMs: 5_000,
+    ...FAST_RETRIES,
     ...o,
   });
 

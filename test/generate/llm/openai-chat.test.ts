@@ -1,30 +1,20 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CircuitBreaker } from '../../../src/generate/llm/circuit-breaker.js';
 import { createOpenAIChatProvider, type OpenAIChatOptions } from '../../../src/generate/llm/openai-chat.js';
 import { estimatePromptTokens, type LlmRetryInfo } from '../../../src/generate/llm/transport.js';
 import type { ChatMessage } from '../../../src/generate/llm/types.js';
 import { countTokens } from '../../../src/ingest/tokens.js';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from './fake-openai-chat-server.js';
-import { asQuarryError, collect, failure } from './helpers.js';
+import { startFakeOpenAIChatServer } from './fake-openai-chat-server.js';
+import { asQuarryError, collect, FAST_RETRIES, failure, useFakeLlmServer } from './helpers.js';
 
-let server: FakeLlmServer;
-beforeAll(async () => {
-  server = await startFakeOpenAIChatServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useFakeLlmServer(startFakeOpenAIChatServer);
 
 const make = (o: Partial<OpenAIChatOptions> = {}) =>
   createOpenAIChatProvider({
     baseURL: server.url,
     apiKey: 'sk-test',
     model: 'gpt-4o-mini',
-    initialBackoffMs: 1,
-    maxBackoffMs: 5,
-    readTimeoutMs: 5_000,
-    connectTimeoutMs: 5_000,
+    ...FAST_RETRIES,
     ...o,
   });
 
