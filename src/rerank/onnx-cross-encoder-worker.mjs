@@ -197,12 +197,7 @@ async function start() {
   }
   useMask = session.inputNames.includes('attention_mask');
   useTokenTypes = session.inputNames.includes('token_type_ids');
-  const chosen = chooseOutput(
-    session,
-    init,
-    loadError,
-    session.outputNames.includes('logits') ? 'logits' : session.outputNames[0],
-  );
+  const chosen = chooseOutput(session, init, loadError, 'logits');
   if (chosen.error) return chosen.error;
   output = chosen.value;
   // Two pairs, so a model that cannot batch or whose output is not per-pair logits fails now, not per query.

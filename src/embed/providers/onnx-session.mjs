@@ -72,12 +72,15 @@ export async function openSession(init, loadError) {
 }
 
 /**
- * The output to read: `init.outputName` when the model has it (else a load error), otherwise `fallback`.
- * @param {any} session @param {SessionInit} init @param {LoadError} loadError @param {string} fallback
+ * The output to read: `init.outputName` when the model has it (else a load error), otherwise `preferred` when
+ * the model has that, else its first output.
+ * @param {any} session @param {SessionInit} init @param {LoadError} loadError @param {string} preferred
  * @returns {{ value: string; error?: undefined } | { error: unknown }}
  */
-export function chooseOutput(session, init, loadError, fallback) {
-  if (!init.outputName) return { value: fallback };
+export function chooseOutput(session, init, loadError, preferred) {
+  if (!init.outputName) {
+    return { value: session.outputNames.includes(preferred) ? preferred : session.outputNames[0] };
+  }
   if (!session.outputNames.includes(init.outputName)) {
     return {
       error: loadError(

@@ -123,12 +123,7 @@ async function start() {
     );
   }
   useTokenTypes = session.inputNames.includes('token_type_ids');
-  const chosen = chooseOutput(
-    session,
-    init,
-    loadError,
-    session.outputNames.includes('last_hidden_state') ? 'last_hidden_state' : session.outputNames[0],
-  );
+  const chosen = chooseOutput(session, init, loadError, 'last_hidden_state');
   if (chosen.error) return chosen.error;
   output = chosen.value;
   const probed = await probe(init, loadError, () => embed(['probe']));
