@@ -3,7 +3,7 @@
  * one JSON POST with connect/read deadlines, the retry loop (jittered exponential backoff honouring
  * `Retry-After`), abortable sleeps and short error-body excerpts.
  */
-import type { QuarryError } from '../errors.js';
+import { QuarryError } from '../errors.js';
 
 const BODY_EXCERPT = 500;
 
@@ -17,6 +17,18 @@ export interface RetryPolicy {
   maxBackoffMs: number;
   /** A server asking to wait longer than this (Retry-After) fails the call instead. */
   maxRetryAfterMs: number;
+}
+
+/** Rejects a retry setting that is not a non-negative number (INVALID_CONFIG naming it); unset ones pass. */
+export function checkRetryPolicy(opts: Partial<RetryPolicy>): void {
+  for (const k of ['maxRetries', 'initialBackoffMs', 'maxBackoffMs', 'maxRetryAfterMs'] as const) {
+    const v = opts[k];
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) {
+      throw new QuarryError('INVALID_CONFIG', `${k} must be a non-negative number, got ${String(v)}`, {
+        [k]: v,
+      });
+    }
+  }
 }
 
 /** `Retry-After` in milliseconds: delta-seconds or an HTTP date (relative to `now`); undefined when absent/invalid. */

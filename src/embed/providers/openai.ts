@@ -8,6 +8,7 @@
 import { QuarryError } from '../../errors.js';
 import {
   type AttemptResult,
+  checkRetryPolicy,
   excerpt,
   jsonHeaders,
   type PostFailure,
@@ -127,14 +128,7 @@ export class OpenAIEmbedder implements Embedder {
         });
       }
     }
-    for (const k of ['maxRetries', 'initialBackoffMs', 'maxBackoffMs', 'maxRetryAfterMs'] as const) {
-      const v = opts[k];
-      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) {
-        throw new QuarryError('INVALID_CONFIG', `${k} must be a non-negative number, got ${String(v)}`, {
-          [k]: v,
-        });
-      }
-    }
+    checkRetryPolicy(opts);
     if (
       opts.encodingFormat !== undefined &&
       opts.encodingFormat !== 'float' &&

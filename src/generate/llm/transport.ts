@@ -7,6 +7,7 @@
 import { QuarryError } from '../../errors.js';
 import { countTokens } from '../../ingest/tokens.js';
 import {
+  checkRetryPolicy,
   describeBody,
   excerpt,
   type RetryInfo,
@@ -130,14 +131,7 @@ export class HttpLlmProvider implements LlmProvider {
         });
       }
     }
-    for (const k of ['maxRetries', 'initialBackoffMs', 'maxBackoffMs', 'maxRetryAfterMs'] as const) {
-      const v = opts[k];
-      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) {
-        throw new QuarryError('INVALID_CONFIG', `${k} must be a non-negative number, got ${String(v)}`, {
-          [k]: v,
-        });
-      }
-    }
+    checkRetryPolicy(opts);
     this.id = opts.id;
     this.model = opts.model;
     this.o = {
