@@ -59,7 +59,15 @@ export interface EvalReport {
   split: string;
   queries: number;
   retriever: string;
-  dense?: { ready: boolean; model: string | null; index: string; buildMs: number; fusion: unknown };
+  dense?: {
+    ready: boolean;
+    /** The first (default-routed) model; `models` lists every configured one. */
+    model: string | null;
+    index: string;
+    models: Array<{ name: string; model: string | null; index: string; vectors: number }>;
+    buildMs: number;
+    fusion: unknown;
+  };
   bm25: { k1: number; b: number; lengthNorm: string; fields: string };
   chunking: { maxTokens: number; overlapTokens: number; description: string };
   query: { typos: boolean; prf: boolean };
@@ -125,8 +133,22 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     }
     const retriever = opts.retriever ?? quarry.config.retrieval.retriever;
     const denseStart = performance.now();
-    const denseReady = retriever !== 'bm25' && quarry.dense.ensure();
+    // Build every configured dense model before timing queries: the built-in one trains on the corpus, remote
+    // and ONNX ones embed it (ingest already synced them; this is a no-op then).
+    let denseReady = false;
+    if (retriever !== 'bm25') {
+      await quarry.syncDense();
+      denseReady = quarry.denseModels.models.every((m) =>
+        m.provider === 'builtin' ? m.index.ensure() : m.index.size > 0,
+      );
+    }
     const denseBuildMs = retriever === 'bm25' ? 0 : performance.now() - denseStart;
+    const denseModels = quarry.denseModels.models.map((m) => ({
+      name: m.name,
+      model: m.provider === 'builtin' ? (m.index.embedder?.id ?? null) : (m.index.modelId ?? null),
+      index: m.index.kind,
+      vectors: m.index.size,
+    }));
     const run: Run = new Map();
     const latencies: number[] = [];
     const rerankStatus: Record<string, number> = {};
@@ -164,8 +186,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         : {
             dense: {
               ready: denseReady,
-              model: quarry.dense.embedder?.id ?? null,
-              index: quarry.dense.kind,
+              model: denseModels[0]?.model ?? null,
+              index: denseModels[0]?.index ?? 'none',
+              models: denseModels,
               buildMs: Math.round(denseBuildMs),
               fusion: retriever === 'hybrid' ? quarry.config.retrieval.fusion : null,
             },

@@ -255,11 +255,12 @@ export class Quarry {
       llm: this.config.llm !== undefined,
       minWords: rewrite.minWords,
     });
-    const retrieve = (want: number): Promise<SearchResult> =>
+    // `want` undefined keeps the caller's k unset, so intent routing can choose how many results to return.
+    const retrieve = (want: number | undefined): Promise<SearchResult> =>
       decision.strategy === 'multi-stage'
         ? this.searchMultiStage(query, { ...options, k: want }, trace, deadline, decision.reason)
         : this.searchAsync(query, { ...options, k: want }, trace, deadline);
-    if (reranker === undefined) return { ...(await retrieve(k)), strategy: decision.strategy };
+    if (reranker === undefined) return { ...(await retrieve(options.k)), strategy: decision.strategy };
     const pool = this.config.rerank.pool;
     const first = await retrieve(Math.max(k, pool));
     const slice = deadline.slice('rerank');
@@ -337,7 +338,10 @@ export class Quarry {
     const k = options.k ?? 10;
     if (queries.length === 1) return this.searchSync(query, options, trace);
     const depth = Math.max(k, this.config.retrieval.depth);
-    const results = queries.map((q) => this.searchSync(q, { ...options, k: depth }, trace));
+    const results: SearchResult[] = [];
+    // One after the other: each waits only for its own query embedding, and the trace stays in query order.
+    for (const q of queries)
+      results.push(await this.searchAsync(q, { ...options, k: depth }, trace, deadline));
     const byChunk = new Map<number, SearchHit>();
     for (const r of results) for (const h of r.hits) if (!byChunk.has(h.chunk.id)) byChunk.set(h.chunk.id, h);
     const fused = trace.stage(
