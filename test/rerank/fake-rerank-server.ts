@@ -4,8 +4,8 @@
  * request takes the next behaviour from the script (then `ok`). Scores are a pure function of the query and
  * the document (`fakeScore`) and results come back sorted by score, as the real services send them.
  */
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { type FakeTiming, type IncomingJson, ScriptedJsonServer } from '../fixtures/scripted-json-server.js';
 
 export type Flavor = 'cohere' | 'jina' | 'tei';
 
@@ -35,10 +35,7 @@ export interface RecordedRequest {
   clientClosed: boolean;
 }
 
-export interface FakeRerankOptions {
-  /** Delay before answering `ok` requests, to make concurrency observable (default 0). */
-  delayMs?: number;
-  slowMs?: number;
+export interface FakeRerankOptions extends FakeTiming {
   retryAfter?: string;
 }
 
@@ -66,55 +63,17 @@ const ROUTES: Record<Flavor, string[]> = {
   tei: ['/rerank'],
 };
 
-export class FakeRerankServer {
-  readonly requests: RecordedRequest[] = [];
-  script: Behaviour[] = [];
-  inFlight = 0;
-  maxInFlight = 0;
-  private readonly server: Server;
-  private readonly pending = new Set<NodeJS.Timeout>();
-
+export class FakeRerankServer extends ScriptedJsonServer<Behaviour, RecordedRequest> {
   constructor(
     readonly flavor: Flavor,
     readonly opts: FakeRerankOptions = {},
   ) {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () =>
-        this.handle(req.method ?? '', req.url ?? '', req.headers, Buffer.concat(chunks), res),
-      );
-    });
+    super(opts, 'ok');
   }
 
   /** The server root (no API path). */
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return this;
-  }
-
-  async close(): Promise<void> {
-    for (const t of this.pending) clearTimeout(t);
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  reset(script: Behaviour[] = []): void {
-    this.requests.length = 0;
-    this.script = script;
-    this.maxInFlight = 0;
-  }
-
-  private later(ms: number, f: () => void): void {
-    const t = setTimeout(() => {
-      this.pending.delete(t);
-      f();
-    }, ms);
-    this.pending.add(t);
+    return this.origin;
   }
 
   /** An error body in the flavor's own shape. */
@@ -137,26 +96,13 @@ export class FakeRerankServer {
     res.end(JSON.stringify(payload));
   }
 
-  private handle(
-    method: string,
-    url: string,
-    headers: IncomingHttpHeaders,
-    raw: Buffer,
+  protected handle(
+    { method, url, headers, body, behaviour }: IncomingJson<Behaviour>,
     res: ServerResponse,
   ): void {
-    const behaviour = this.script.shift() ?? 'ok';
-    let body: Record<string, unknown> = {};
-    try {
-      body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-    } catch {
-      // recorded as {}
-    }
     const rec: RecordedRequest = { method, url, headers, body, behaviour, clientClosed: false };
     this.requests.push(rec);
-    this.inFlight++;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     res.on('close', () => {
-      this.inFlight--;
       if (!res.writableFinished) rec.clientClosed = true;
     });
     if (method !== 'POST' || !ROUTES[this.flavor].includes(url)) {
@@ -190,15 +136,8 @@ export class FakeRerankServer {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"results": [{"index": 0, "relevance_score": 0.');
         return;
-      case 'reset':
-        res.socket?.destroy();
-        return;
-      case 'slow-headers':
-        this.later(this.opts.slowMs ?? 2000, () => this.respond(body, res, behaviour));
-        return;
       default:
-        if (this.opts.delayMs) this.later(this.opts.delayMs, () => this.respond(body, res, behaviour));
-        else this.respond(body, res, behaviour);
+        this.deliver(res, behaviour, () => this.respond(body, res, behaviour));
     }
   }
 
@@ -247,19 +186,6 @@ export class FakeRerankServer {
               meta: { api_version: { version: '2' }, billed_units: { search_units: 1 } },
             };
     }
-    const text = JSON.stringify(payload);
-    if (b === 'slow-body') {
-      res.writeHead(200, {
-        'content-type': 'application/json',
-        'content-length': String(Buffer.byteLength(text)),
-      });
-      res.write(text.slice(0, Math.floor(text.length / 2)));
-      this.later(this.opts.slowMs ?? 2000, () => {
-        if (!res.destroyed) res.end(text.slice(Math.floor(text.length / 2)));
-      });
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(text);
+    this.sendJson(res, JSON.stringify(payload), b === 'slow-body');
   }
 }

@@ -4,8 +4,12 @@
  * function of the text (`fakeVector`), so tests can compute what they expect.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  type FakeTiming,
+  type IncomingJson,
+  ScriptedJsonServer,
+} from '../../fixtures/scripted-json-server.js';
 
 export type Behaviour =
   | 'ok'
@@ -34,11 +38,8 @@ export interface RecordedRequest {
   behaviour: Behaviour;
 }
 
-export interface FakeServerOptions {
+export interface FakeServerOptions extends FakeTiming {
   dim?: number;
-  /** Delay before answering `ok` requests, to make concurrency observable (default 0). */
-  delayMs?: number;
-  slowMs?: number;
   retryAfter?: string;
 }
 
@@ -52,79 +53,26 @@ export function fakeVector(text: string, dim: number): Float32Array {
   return out;
 }
 
-export class FakeOpenAIServer {
-  readonly requests: RecordedRequest[] = [];
-  script: Behaviour[] = [];
-  inFlight = 0;
-  maxInFlight = 0;
+export class FakeOpenAIServer extends ScriptedJsonServer<Behaviour, RecordedRequest> {
   private readonly t0 = performance.now();
-  private readonly server: Server;
-  private pending = new Set<NodeJS.Timeout>();
 
   constructor(readonly opts: FakeServerOptions = {}) {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () =>
-        this.handle(req.method ?? '', req.url ?? '', req.headers, Buffer.concat(chunks), res),
-      );
-    });
+    super(opts, 'ok');
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
+    return `${this.origin}/v1`;
   }
 
   get dim(): number {
     return this.opts.dim ?? 8;
   }
 
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return this;
-  }
-
-  async close(): Promise<void> {
-    for (const t of this.pending) clearTimeout(t);
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  reset(script: Behaviour[] = []): void {
-    this.requests.length = 0;
-    this.script = script;
-    this.maxInFlight = 0;
-  }
-
-  private later(ms: number, f: () => void): void {
-    const t = setTimeout(() => {
-      this.pending.delete(t);
-      f();
-    }, ms);
-    this.pending.add(t);
-  }
-
-  private handle(
-    method: string,
-    url: string,
-    headers: IncomingHttpHeaders,
-    raw: Buffer,
-    res: import('node:http').ServerResponse,
+  protected handle(
+    { method, url, headers, body, behaviour }: IncomingJson<Behaviour>,
+    res: ServerResponse,
   ): void {
-    const behaviour = this.script.shift() ?? 'ok';
-    let body: RecordedRequest['body'] = {};
-    try {
-      body = JSON.parse(raw.toString('utf8'));
-    } catch {
-      // recorded as {}
-    }
     this.requests.push({ method, url, headers, body, at: performance.now() - this.t0, behaviour });
-    this.inFlight++;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    const done = (): void => {
-      this.inFlight--;
-    };
-    res.on('close', done);
 
     const json = (status: number, payload: unknown, extra: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/json', ...extra });
@@ -158,23 +106,12 @@ export class FakeOpenAIServer {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"data": [ {"embedding": [0.1, 0.2');
         return;
-      case 'reset':
-        res.socket?.destroy();
-        return;
-      case 'slow-headers':
-        this.later(this.opts.slowMs ?? 2000, () => this.respond(body, res, behaviour));
-        return;
       default:
-        if (this.opts.delayMs) this.later(this.opts.delayMs, () => this.respond(body, res, behaviour));
-        else this.respond(body, res, behaviour);
+        this.deliver(res, behaviour, () => this.respond(body, res, behaviour));
     }
   }
 
-  private respond(
-    body: RecordedRequest['body'],
-    res: import('node:http').ServerResponse,
-    b: Behaviour,
-  ): void {
+  private respond(body: RecordedRequest['body'], res: ServerResponse, b: Behaviour): void {
     if (res.destroyed) return;
     const input = Array.isArray(body.input) ? body.input : [String(body.input)];
     const dim = typeof body.dimensions === 'number' ? body.dimensions : this.dim;
@@ -192,18 +129,6 @@ export class FakeOpenAIServer {
       model: body.model,
       usage: { prompt_tokens: input.length * 3, total_tokens: input.length * 3 },
     });
-    if (b === 'slow-body') {
-      res.writeHead(200, {
-        'content-type': 'application/json',
-        'content-length': String(Buffer.byteLength(payload)),
-      });
-      res.write(payload.slice(0, Math.floor(payload.length / 2)));
-      this.later(this.opts.slowMs ?? 2000, () => {
-        if (!res.destroyed) res.end(payload.slice(Math.floor(payload.length / 2)));
-      });
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(payload);
+    this.sendJson(res, payload, b === 'slow-body');
   }
 }
