@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ContextConfigSchema } from '../assemble/context.js';
 import { QuarryError } from '../errors.js';
 import { LlmConfigSchema } from '../generate/llm/create.js';
-import { PromptTemplateSchema } from '../generate/prompt.js';
+import { PromptTemplateSchema, parsePromptTemplate } from '../generate/prompt.js';
 import {
   checkDenseModels,
   DEFAULT_DENSE_MODELS,
@@ -215,5 +215,8 @@ export function resolveConfig(input: unknown = {}): QuarryConfig {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new QuarryError('INVALID_CONFIG', issues, { issues: parsed.error.issues });
   }
+  // A template missing {{sources}} or {{question}} (or naming an unknown placeholder) fails at open, not at
+  // the first question.
+  if (parsed.data.prompt !== undefined) parsePromptTemplate(parsed.data.prompt);
   return parsed.data;
 }

@@ -280,6 +280,37 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
   });
 });
 
+describe('prompt templates', () => {
+  it('uses an overriding template and refuses one that misses a required placeholder when the store opens', async () => {
+    server.respond = groundedReply(/256/);
+    const q = open(
+      {},
+      {
+        prompt: {
+          system: 'Answer from the sources only; cite as [n]. House rule: be brief.',
+          user: 'Q: {{question}}\n\n{{sources}}',
+          source: '({{n}}) {{title}}\n{{text}}',
+        },
+      },
+    );
+    await q.ask('What is the default chunk size?');
+    const messages = server.requests[0]!.body.messages as ChatMessage[];
+    expect(messages[0]!.content).toContain('House rule: be brief.');
+    expect(messages[1]!.content.startsWith('Q: What is the default chunk size?')).toBe(true);
+    expect(messages[1]!.content).toMatch(/\(1\) /);
+    q.close();
+    expect(() =>
+      open({}, { prompt: { system: 'x', user: 'Sources: {{sources}}', source: '{{n}} {{text}}' } }),
+    ).toThrow(/question/);
+    expect(() =>
+      open(
+        {},
+        { prompt: { system: 'x', user: '{{question}} {{sources}} {{colour}}', source: '{{n}} {{text}}' } },
+      ),
+    ).toThrow(/colour/);
+  });
+});
+
 describe('structured output and self-critique', () => {
   const schema = {
     type: 'object',
