@@ -3,7 +3,7 @@
  * one JSON POST with connect/read deadlines, the retry loop (jittered exponential backoff honouring
  * `Retry-After`), abortable sleeps and short error-body excerpts.
  */
-import { QuarryError } from '../errors.js';
+import { type ErrorCode, QuarryError } from '../errors.js';
 
 const BODY_EXCERPT = 500;
 
@@ -192,6 +192,24 @@ export interface PostFailure {
   retryable: boolean;
   retryAfterMs?: number;
   cause?: unknown;
+}
+
+/**
+ * A failed attempt for the retry loop, raised as the client's own error: `code`, the message led by `where`
+ * (client and URL), the client's `context` ahead of the failure's details.
+ */
+export function failedAttempt(
+  code: ErrorCode,
+  where: string,
+  context: Record<string, unknown>,
+  { detail, details, retryable, retryAfterMs, cause }: PostFailure,
+): { ok: false } & AttemptFailure {
+  return {
+    ok: false,
+    error: new QuarryError(code, `${where}: ${detail}`, { ...context, ...details }, cause),
+    retryable,
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  };
 }
 
 /** JSON request headers with an optional bearer key; `extra` may override the content headers. */

@@ -10,6 +10,7 @@ import { QuarryError } from '../errors.js';
 import {
   type AttemptResult,
   excerpt,
+  failedAttempt,
   jsonHeaders,
   type PostFailure,
   postOnce,
@@ -152,18 +153,13 @@ export class HttpReranker implements Reranker {
     );
   }
 
-  private fail({ detail, details, retryable, retryAfterMs, cause }: PostFailure): Attempt {
-    return {
-      ok: false,
-      error: new QuarryError(
-        'RERANK_FAILED',
-        `${this.id} (${this.url}): ${detail}`,
-        { reranker: this.id, url: this.url, ...details },
-        cause,
-      ),
-      retryable,
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-    };
+  private fail(f: PostFailure): Attempt {
+    return failedAttempt(
+      'RERANK_FAILED',
+      `${this.id} (${this.url})`,
+      { reranker: this.id, url: this.url },
+      f,
+    );
   }
 
   private body(query: string, documents: string[]): Record<string, unknown> {

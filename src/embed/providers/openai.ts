@@ -10,6 +10,7 @@ import {
   type AttemptResult,
   checkRetryPolicy,
   excerpt,
+  failedAttempt,
   jsonHeaders,
   type PostFailure,
   parseRetryAfter,
@@ -181,18 +182,13 @@ export class OpenAIEmbedder implements Embedder {
     );
   }
 
-  private fail({ detail, details, retryable, retryAfterMs, cause }: PostFailure): Attempt {
-    return {
-      ok: false,
-      error: new QuarryError(
-        'EMBEDDING_FAILED',
-        `${this.id} (${this.url}): ${detail}`,
-        { model: this.id, url: this.url, ...details },
-        cause,
-      ),
-      retryable,
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-    };
+  private fail(f: PostFailure): Attempt {
+    return failedAttempt(
+      'EMBEDDING_FAILED',
+      `${this.id} (${this.url})`,
+      { model: this.id, url: this.url },
+      f,
+    );
   }
 
   private async attempt(input: string[], signal: AbortSignal): Promise<Attempt> {
