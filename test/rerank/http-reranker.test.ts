@@ -7,6 +7,7 @@ import {
   type RerankRetryInfo,
 } from '../../src/rerank/http-reranker.js';
 import type { RerankScore } from '../../src/rerank/types.js';
+import { failure } from '../fixtures/rejection.js';
 import { FakeRerankServer, type Flavor, fakeScore, teiScore } from './fake-rerank-server.js';
 import { hitsOf } from './hits.js';
 
@@ -52,15 +53,6 @@ function cohere(o: Partial<HttpRerankerOptions> = {}) {
     maxBackoffMs: 5,
     ...o,
   } as HttpRerankerOptions);
-}
-
-async function failure(p: Promise<unknown>): Promise<QuarryError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(QuarryError);
-  return e as QuarryError;
 }
 
 describe('wire formats', () => {

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { threadId as mainThreadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QuarryError } from '../../src/errors.js';
 import {
   createOnnxCrossEncoder,
   type OnnxCrossEncoder,
@@ -12,6 +11,7 @@ import {
 } from '../../src/rerank/onnx-cross-encoder.js';
 import type { RerankScore } from '../../src/rerank/types.js';
 import { tokenizerJson } from '../embed/providers/onnx-fixture.js';
+import { failure } from '../fixtures/rejection.js';
 import { type WriteOptions, writeTinyCrossEncoder } from './cross-encoder-fixture.js';
 import { hitsOf } from './hits.js';
 
@@ -43,15 +43,6 @@ async function load(...args: Parameters<typeof createOnnxCrossEncoder>): Promise
   const r = await createOnnxCrossEncoder(...args);
   open.push(r);
   return r;
-}
-
-async function failure(p: Promise<unknown>): Promise<QuarryError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(QuarryError);
-  return e as QuarryError;
 }
 
 const byIndex = (scores: RerankScore[]): number[] =>

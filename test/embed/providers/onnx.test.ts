@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cachedEmbedder, MemoryEmbeddingCache } from '../../../src/embed/cache.js';
 import { createOnnxEmbedder, type OnnxEmbedder } from '../../../src/embed/providers/onnx.js';
 import { assertSameModel } from '../../../src/embed/types.js';
-import { QuarryError } from '../../../src/errors.js';
+import { failure as loadError } from '../../fixtures/rejection.js';
 import { expectedVector, tinyMatrix, VOCAB, writeTinyModel } from './onnx-fixture.js';
 
 const id = (t: (typeof VOCAB)[number]) => VOCAB.indexOf(t);
@@ -30,15 +30,6 @@ afterAll(async () => {
 function close(actual: Float32Array, expected: number[]): void {
   expect(actual.length).toBe(expected.length);
   for (let k = 0; k < expected.length; k++) expect(actual[k]).toBeCloseTo(expected[k]!, 5);
-}
-
-async function loadError(p: Promise<unknown>): Promise<QuarryError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(QuarryError);
-  return e as QuarryError;
 }
 
 describe('ONNX embedder on a hand-built model', () => {

@@ -6,7 +6,8 @@ import {
   parseRetryAfter,
 } from '../../../src/embed/providers/openai.js';
 import { assertSameModel } from '../../../src/embed/types.js';
-import { QuarryError } from '../../../src/errors.js';
+import type { QuarryError } from '../../../src/errors.js';
+import { failure } from '../../fixtures/rejection.js';
 import { FakeOpenAIServer, fakeVector } from './fake-openai-server.js';
 
 let server: FakeOpenAIServer;
@@ -33,16 +34,6 @@ const make = (o: Partial<OpenAIEmbedderOptions> = {}) =>
   });
 
 const texts = (n: number) => Array.from({ length: n }, (_, i) => `text number ${i}`);
-
-async function failure(p: Promise<unknown>): Promise<QuarryError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(QuarryError);
-    return e as QuarryError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('OpenAI-compatible embedder: wire format', () => {
   it('posts model, input array and dimensions with a bearer token, and reorders by index', async () => {

@@ -7,7 +7,10 @@ import { QuarryError } from '../../../src/errors.js';
 import { createOpenAIChatProvider, type OpenAIChatOptions } from '../../../src/generate/llm/openai-chat.js';
 import type { HttpLlmProvider } from '../../../src/generate/llm/transport.js';
 import type { LlmEvent } from '../../../src/generate/llm/types.js';
+import { failure } from '../../fixtures/rejection.js';
 import type { FakeLlmServer } from './fake-llm-server.js';
+
+export { failure };
 
 /**
  * Starts a fake LLM server before the file's tests, resets it before each and closes it after all. The
@@ -91,16 +94,6 @@ export async function collect(stream: AsyncIterable<LlmEvent>): Promise<Collecte
     out.error = e;
   }
   return out;
-}
-
-export async function failure(p: Promise<unknown>): Promise<QuarryError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(QuarryError);
-    return e as QuarryError;
-  }
-  throw new Error('expected a rejection');
 }
 
 export function asQuarryError(e: unknown): QuarryError {
