@@ -13,7 +13,7 @@ import { askBatch, parseBatchJsonl } from '../pipeline/batch.js';
 import { Quarry, type SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, TraceReport } from '../types.js';
-import { createProgressReporter } from './progress.js';
+import { createProgressReporter, queryProgress } from './progress.js';
 
 const PARTIAL_INGEST_EXIT = 6;
 
@@ -252,15 +252,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),
         ...(o.answers === true ? { answers: true } : {}),
         onProgress: progress?.update,
-        onQueries: (done, total) =>
-          progress?.update({
-            filesDone: done,
-            filesTotal: total,
-            documents: 0,
-            chunks: 0,
-            elapsedMs: 0,
-            label: 'queries',
-          }),
+        onQueries: queryProgress(progress),
       });
       progress?.stop();
       if (o.json) {
@@ -325,15 +317,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           ...(o.seed === undefined ? {} : { seed: o.seed as number }),
         },
         config: readConfigFile(o.config),
-        onQueries: (done, total) =>
-          progress?.update({
-            filesDone: done,
-            filesTotal: total,
-            documents: 0,
-            chunks: 0,
-            elapsedMs: 0,
-            label: 'queries',
-          }),
+        onQueries: queryProgress(progress),
       });
       progress?.stop();
       const { model: _model, ...summary } = report;

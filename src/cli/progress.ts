@@ -18,6 +18,19 @@ export interface ProgressReporter {
   stop(): void;
 }
 
+/** An `onQueries(done, total)` callback that shows query progress of an evaluation or training run on `progress`. */
+export function queryProgress(progress: ProgressReporter | undefined): (done: number, total: number) => void {
+  return (done, total) =>
+    progress?.update({
+      filesDone: done,
+      filesTotal: total,
+      documents: 0,
+      chunks: 0,
+      elapsedMs: 0,
+      label: 'queries',
+    });
+}
+
 export function createProgressReporter(stream: NodeJS.WritableStream): ProgressReporter {
   const tty = (stream as NodeJS.WriteStream).isTTY === true;
   if (tty) {
