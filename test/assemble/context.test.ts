@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { type AssembleOptions, assembleContext, ContextConfigSchema } from '../../src/assemble/context.js';
 import { tokenizerFor } from '../../src/assemble/tokenizer.js';
-import { isQuarryError, type QuarryError } from '../../src/errors.js';
 import { buildPrompt, DEFAULT_PROMPT_TEMPLATE } from '../../src/generate/prompt.js';
 import type { SearchHit } from '../../src/types.js';
+import { thrownBy as quarryError } from '../fixtures/rejection.js';
 import { buildCorpus, expectExactSegments } from './corpus.js';
 
 const STORAGE = `# Storage
@@ -60,16 +60,6 @@ function assemble(question: string, hits: SearchHit[], options: AssembleOptions 
     window.budget.window - window.budget.reservedOutput,
   );
   return window;
-}
-
-function quarryError(fn: () => unknown): QuarryError {
-  try {
-    fn();
-  } catch (e) {
-    if (isQuarryError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a QuarryError');
 }
 
 describe('the corpus has the structure these tests rely on', () => {

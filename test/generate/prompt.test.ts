@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ContextSource } from '../../src/assemble/types.js';
-import { isQuarryError, type QuarryError } from '../../src/errors.js';
+import type { QuarryError } from '../../src/errors.js';
 import {
   buildPrompt,
   DEFAULT_PROMPT_TEMPLATE,
@@ -14,6 +14,7 @@ import {
   parsePromptTemplate,
   renderSource,
 } from '../../src/generate/prompt.js';
+import { thrownBy } from '../fixtures/rejection.js';
 
 function source(n: number, text: string, extra: Partial<ContextSource> = {}): ContextSource {
   return {
@@ -34,15 +35,7 @@ function source(n: number, text: string, extra: Partial<ContextSource> = {}): Co
   };
 }
 
-function configError(template: unknown): QuarryError {
-  try {
-    parsePromptTemplate(template);
-  } catch (e) {
-    if (isQuarryError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected INVALID_CONFIG');
-}
+const configError = (template: unknown): QuarryError => thrownBy(() => parsePromptTemplate(template));
 
 describe('buildPrompt with the default template', () => {
   it('states the rules, numbers the sources with their metadata and asks the question', () => {

@@ -6,24 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isQuarryError, type QuarryError } from '../../src/errors.js';
 import { createPiiDetector, ibanValid, luhnValid, type PiiDetectorOptions } from '../../src/privacy/pii.js';
 import { createRedactor } from '../../src/privacy/redact.js';
+import { thrownBy as configError } from '../fixtures/rejection.js';
 
 function found(text: string, opts: PiiDetectorOptions = {}): Array<[string, string]> {
   return createPiiDetector({ phoneRegion: 'US', ...opts })
     .detect(text)
     .map((f) => [f.kind, f.text]);
-}
-
-function configError(fn: () => unknown): QuarryError {
-  try {
-    fn();
-  } catch (e) {
-    if (isQuarryError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a QuarryError');
 }
 
 describe('checksums', () => {

@@ -10,9 +10,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isQuarryError, type QuarryError } from '../../src/errors.js';
 import { createRedactor, type PrivacyConfigInput, type Redactor } from '../../src/privacy/redact.js';
 import { VAULT_FILE } from '../../src/privacy/vault.js';
+import { thrownBy as failure } from '../fixtures/rejection.js';
 
 const KEY_HEX = randomBytes(32).toString('hex');
 const REVERSIBLE: PrivacyConfigInput = {
@@ -39,16 +39,6 @@ function redactor(storeDir: string, key = KEY_HEX, config: PrivacyConfigInput = 
   const r = createRedactor(config, { storeDir, env: { TEST_PII_KEY: key } });
   open.push(r);
   return r;
-}
-
-function failure(fn: () => unknown): QuarryError {
-  try {
-    fn();
-  } catch (e) {
-    if (isQuarryError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a QuarryError');
 }
 
 /** Every file the vault left on disk (main file, WAL, shared memory), concatenated. */
