@@ -285,7 +285,43 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       );
     });
 
-  withCommon(program.command('train-ranker').argument('<dataset>', 'BEIR-layout dataset directory'))
+  withCommon(
+    program.command('feedback').argument('<query>', 'the question or query the source was shown for'),
+  )
+    .description(
+      'record whether a document (or one of its chunks) helped answer a query; train-ranker learns from it',
+    )
+    .requiredOption('--doc <id>', 'document id (as shown by search, ask and docs)')
+    .option('--chunk <id>', 'chunk id within that document', int('--chunk'))
+    .option('--helpful', 'the source helped')
+    .option('--not-helpful', 'the source did not help')
+    .action((query: string, o: CommonOpts & Record<string, unknown>) => {
+      if ((o.helpful === true) === (o.notHelpful === true))
+        throw new QuarryError('INVALID_ARGUMENT', 'give exactly one of --helpful or --not-helpful');
+      const q = openStore(o);
+      try {
+        const entry = q.recordFeedback({
+          query,
+          docId: o.doc as string,
+          ...(o.chunk === undefined ? {} : { chunkId: o.chunk as number }),
+          helpful: o.helpful === true,
+        });
+        print(
+          io.out,
+          o.json
+            ? JSON.stringify(entry)
+            : `recorded: ${entry.helpful ? 'helpful' : 'not helpful'} — ${entry.docId}`,
+        );
+      } finally {
+        q.close();
+      }
+    });
+
+  withCommon(
+    program
+      .command('train-ranker')
+      .argument('[dataset]', 'BEIR-layout dataset directory (optional with --from-feedback)'),
+  )
     .description('learn learning-to-rank weights from judged queries (qrels, golden sets, feedback)')
     .requiredOption('--out <model.json>', 'where to write the model')
     .option('--split <name>', 'judged split to train on (never the split you evaluate on)', 'train')
@@ -297,14 +333,16 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--depth <n>', 'pool size per query', int('--depth'), 100)
     .option('--golden <file>', 'extra judgments: JSONL {"query","relevant":{"<docId>":grade}}')
     .option('--feedback <file>', 'extra judgments: JSONL {"query","docId","helpful":true|false}')
+    .option('--from-feedback', 'also learn from the feedback recorded in --store (quarry feedback)')
     .addOption(
       new Option('--method <name>', 'training method').choices(['lambdarank', 'ranknet', 'ranknet+ca']),
     )
     .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed'))
-    .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
+    .action(async (dataset: string | undefined, o: CommonOpts & Record<string, unknown>) => {
       const progress = o.json ? undefined : createProgressReporter(io.err);
       const report = await trainRanker({
-        dataset,
+        ...(dataset === undefined ? {} : { dataset }),
+        ...(o.fromFeedback === true ? { fromFeedback: true } : {}),
         out: o.out as string,
         split: o.split as string,
         retriever: o.retriever as 'bm25' | 'dense' | 'hybrid',
@@ -327,7 +365,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
       print(
         io.out,
-        `trained on ${report.dataset} (${report.split}): ${report.trainedQueries} of ${report.queries} queries, ${report.pairs} pairs; ` +
+        `trained on ${report.dataset === null ? 'recorded feedback' : `${report.dataset} (${report.split})`}: ${report.trainedQueries} of ${report.queries} queries, ${report.pairs} pairs; ` +
           `train nDCG@10 ${report.ndcgBefore.toFixed(4)} → ${report.ndcgAfter.toFixed(4)}; model written to ${report.out}`,
       );
     });

@@ -15,6 +15,7 @@ import { extractFeatures, type LtrDeps } from '../rerank/ltr/features.js';
 import type { LtrModel } from '../rerank/ltr/model.js';
 import {
   type Judgments,
+  judgmentsFromVotes,
   readFeedback,
   readGoldenSet,
   type TrainingQuery,
@@ -26,8 +27,8 @@ import { loadBeirDataset } from './beir.js';
 
 /** Options the CLI exposes for `train-ranker` (and `eval --ranker`), validated at the boundary. */
 export const TrainRankerOptionsSchema = z.object({
-  /** BEIR-layout dataset directory. */
-  dataset: z.string().min(1),
+  /** BEIR-layout dataset directory; optional when training on a store's recorded feedback only. */
+  dataset: z.string().min(1).optional(),
   /** Judged split to train on; never a test split for a model you will evaluate on that set. */
   split: z.string().min(1).default('train'),
   /** Where the model JSON is written. */
@@ -41,6 +42,8 @@ export const TrainRankerOptionsSchema = z.object({
   /** Extra judgments: golden-set JSONL and feedback JSONL files. */
   golden: z.string().min(1).optional(),
   feedback: z.string().min(1).optional(),
+  /** Also learn from the feedback recorded in the store (`quarry feedback`, `recordFeedback`). */
+  fromFeedback: z.boolean().default(false),
   train: TrainOptionsSchema.partial().optional(),
 });
 export type TrainRankerOptions = z.input<typeof TrainRankerOptionsSchema> & {
@@ -49,8 +52,8 @@ export type TrainRankerOptions = z.input<typeof TrainRankerOptionsSchema> & {
 };
 
 export interface TrainRankerReport {
-  dataset: string;
-  split: string;
+  dataset: string | null;
+  split: string | null;
   retriever: string;
   depth: number;
   /** Judged queries run; `trainedQueries` of them had a relevant document in their pool. */
@@ -105,6 +108,12 @@ export async function openDatasetStore(
   return { quarry, close };
 }
 
+/** A user's own store, as it is (no ingest): training on the feedback recorded against it. */
+function openUserStore(store: string, config: QuarryConfigInput = {}): { quarry: Quarry; close: () => void } {
+  const quarry = Quarry.open({ store, config });
+  return { quarry, close: () => quarry.close() };
+}
+
 export interface JudgedQuery {
   id: string;
   text: string;
@@ -150,17 +159,32 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
   }
   const opts = parsed.data;
   const trainOpts: TrainOptions = { ...opts.train };
-  const dataset = await loadBeirDataset(opts.dataset, opts.split);
-  const judged: JudgedQuery[] = dataset.queries.map((q) => ({
+  if (opts.dataset === undefined && (opts.store === undefined || !opts.fromFeedback))
+    throw new QuarryError(
+      'INVALID_ARGUMENT',
+      'train-ranker: give a dataset directory, or --store with --from-feedback to learn from recorded feedback',
+    );
+  const dataset = opts.dataset === undefined ? undefined : await loadBeirDataset(opts.dataset, opts.split);
+  const judged: JudgedQuery[] = (dataset?.queries ?? []).map((q) => ({
     id: q.id,
     text: q.text,
-    judgments: dataset.qrels.get(q.id) ?? new Map(),
+    judgments: dataset!.qrels.get(q.id) ?? new Map(),
   }));
   if (opts.golden !== undefined) judged.push(...fromJudgments(readGoldenSet(opts.golden), 'golden:'));
   if (opts.feedback !== undefined) judged.push(...fromJudgments(readFeedback(opts.feedback), 'feedback:'));
 
-  const { quarry, close } = await openDatasetStore(dataset.corpusPath, opts.store, options.config);
+  const { quarry, close } =
+    dataset === undefined
+      ? openUserStore(opts.store!, options.config)
+      : await openDatasetStore(dataset.corpusPath, opts.store, options.config);
   try {
+    if (opts.fromFeedback)
+      judged.push(...fromJudgments(judgmentsFromVotes(quarry.store.listFeedback()), 'stored:'));
+    if (judged.length === 0)
+      throw new QuarryError(
+        'DATASET',
+        'train-ranker: no judged queries (the store has no recorded feedback?)',
+      );
     if (opts.retriever !== 'bm25') quarry.dense.ensure();
     const deps = ltrDepsFor(quarry);
     const pools = buildTrainingPools(quarry, deps, judged, {
@@ -172,7 +196,7 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
     if (result.pairs === 0) {
       throw new QuarryError(
         'DATASET',
-        `${dataset.dir}: no judged pair in the retrieved pools; nothing to learn`,
+        `${dataset?.dir ?? opts.store}: no judged pair in the retrieved pools; nothing to learn`,
       );
     }
     const resolved = TrainOptionsSchema.parse(trainOpts);
@@ -181,8 +205,8 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
       version: 1,
       ...result.model,
       trainedOn: {
-        dataset: dataset.name,
-        split: dataset.split,
+        dataset: dataset?.name ?? null,
+        split: dataset?.split ?? null,
         retriever: opts.retriever,
         depth: opts.depth,
         queries: judged.length,
@@ -192,7 +216,12 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
         l2: resolved.l2,
         iterations: resolved.iterations,
         seed: resolved.seed,
-        sources: ['qrels', ...(opts.golden ? ['golden'] : []), ...(opts.feedback ? ['feedback'] : [])],
+        sources: [
+          ...(dataset ? ['qrels'] : []),
+          ...(opts.golden ? ['golden'] : []),
+          ...(opts.feedback ? ['feedback'] : []),
+          ...(opts.fromFeedback ? ['stored-feedback'] : []),
+        ],
       },
       metrics: {
         'train_ndcg@10_before': round4(result.ndcgBefore),
@@ -203,8 +232,8 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, `${JSON.stringify(model, null, 2)}\n`);
     return {
-      dataset: dataset.name,
-      split: dataset.split,
+      dataset: dataset?.name ?? null,
+      split: dataset?.split ?? null,
       retriever: opts.retriever,
       depth: opts.depth,
       queries: judged.length,

@@ -31,7 +31,7 @@ import { DocumentCatalog } from '../retrieve/catalog.js';
 import { retrieveExactMatches } from '../retrieve/exact-retriever.js';
 import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { DocumentStore, ParentSection, StoreStats } from '../store/types.js';
+import type { DocumentStore, FeedbackEntry, ParentSection, StoreStats } from '../store/types.js';
 import type { AccessScope, Answer, DocumentDraft, SearchHit, StoredDocument, TraceReport } from '../types.js';
 import { checkCitations } from '../validate/citations.js';
 import { Deadline } from './deadline.js';
@@ -230,6 +230,25 @@ export class Quarry {
 
   getDocument(id: string): (StoredDocument & { text: string }) | undefined {
     return this.store.getDocument(id);
+  }
+
+  /**
+   * Record whether a source helped answer a query (e.g. a thumbs up/down on a citation). Stored with the
+   * store; `quarry train-ranker --from-feedback` learns reranker weights from it.
+   */
+  recordFeedback(entry: { query: string; docId: string; chunkId?: number; helpful: boolean }): FeedbackEntry {
+    if (typeof entry.query !== 'string' || entry.query.trim() === '')
+      throw new QuarryError('INVALID_ARGUMENT', 'feedback query must be a non-empty string');
+    if (typeof entry.helpful !== 'boolean')
+      throw new QuarryError('INVALID_ARGUMENT', 'feedback helpful must be true or false');
+    if (this.store.documentStates([entry.docId]).size === 0)
+      throw new QuarryError('NOT_FOUND', `no document with id "${entry.docId}"`, { docId: entry.docId });
+    if (entry.chunkId !== undefined) {
+      const chunk = this.store.getChunks([entry.chunkId]).get(entry.chunkId);
+      if (chunk === undefined || chunk.docId !== entry.docId)
+        throw new QuarryError('NOT_FOUND', `chunk ${entry.chunkId} is not part of document "${entry.docId}"`);
+    }
+    return this.store.addFeedback({ ...entry, query: entry.query.trim() });
   }
 
   /** The heading-delimited section a chunk belongs to, with its text: context beyond the retrieved chunk. */

@@ -21,6 +21,16 @@ export interface ParentSection {
   text: string;
 }
 
+/** A user's judgment of one retrieved source for a query: training data for the reranker. */
+export interface FeedbackEntry {
+  query: string;
+  docId: string;
+  chunkId?: number;
+  helpful: boolean;
+  /** ISO timestamp, set by the store. */
+  at: string;
+}
+
 export interface DocumentState {
   key: number;
   id: string;
@@ -85,6 +95,9 @@ export interface DocumentStore {
   getChunks(ids: number[]): Map<number, StoredChunk>;
   /** The parent section of a chunk (small chunks retrieve, the section gives context), with its text. */
   getParentSection(chunkId: number): ParentSection | undefined;
+  /** Record a feedback judgment (kept until the store is deleted; documents may come and go). */
+  addFeedback(entry: Omit<FeedbackEntry, 'at'>): FeedbackEntry;
+  listFeedback(): FeedbackEntry[];
   /** Offsets of every chunk of one section, in text order (maps parent-section text back to its chunks). */
   sectionChunks(docId: string, sectionOrdinal: number): Array<{ id: number; start: number; end: number }>;
   getDocument(id: string): (StoredDocument & { text: string }) | undefined;

@@ -376,3 +376,22 @@ describe('quarry ask --batch', () => {
     expect(bad.stderr).toMatch(/line 2/);
   });
 });
+
+describe('quarry feedback', () => {
+  it('records a judgment on a document, and names what was wrong otherwise', () => {
+    const fbStore = path.join(tmp, 'feedback-store');
+    expect(quarry(['ingest', SAMPLE_DOCS], { store: fbStore }).code).toBe(0);
+    const docs = json<Array<{ id: string }>>(quarry(['docs', '--json'], { store: fbStore }));
+    const ok = quarry(['feedback', 'how big are chunks', '--doc', docs[0]!.id, '--helpful', '--json'], {
+      store: fbStore,
+    });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(json(ok)).toMatchObject({ query: 'how big are chunks', docId: docs[0]!.id, helpful: true });
+    const missing = quarry(['feedback', 'q', '--doc', 'nope.md', '--not-helpful'], { store: fbStore });
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toContain('nope.md');
+    const neither = quarry(['feedback', 'q', '--doc', docs[0]!.id], { store: fbStore });
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toMatch(/--helpful/);
+  });
+});

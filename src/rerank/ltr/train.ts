@@ -379,13 +379,20 @@ export function readGoldenSet(file: string): Judgments {
  * helpful, else 0 (judged, not relevant); ties count as not helpful.
  */
 export function readFeedback(file: string): Judgments {
-  const votes = new Map<string, Map<string, number>>();
-  for (const l of readJsonl(file, FeedbackLine, 'feedback')) {
-    const m = votes.get(l.query) ?? new Map<string, number>();
-    m.set(l.docId, (m.get(l.docId) ?? 0) + (l.helpful ? 1 : -1));
-    votes.set(l.query, m);
+  return judgmentsFromVotes(readJsonl(file, FeedbackLine, 'feedback'));
+}
+
+/** Feedback votes (from a file or recorded in a store) as judgments, by majority per query and document. */
+export function judgmentsFromVotes(
+  votes: Iterable<{ query: string; docId: string; helpful: boolean }>,
+): Judgments {
+  const tally = new Map<string, Map<string, number>>();
+  for (const v of votes) {
+    const m = tally.get(v.query) ?? new Map<string, number>();
+    m.set(v.docId, (m.get(v.docId) ?? 0) + (v.helpful ? 1 : -1));
+    tally.set(v.query, m);
   }
   const out: Judgments = new Map();
-  for (const [q, m] of votes) out.set(q, new Map([...m].map(([doc, v]) => [doc, v > 0 ? 1 : 0])));
+  for (const [q, m] of tally) out.set(q, new Map([...m].map(([doc, v]) => [doc, v > 0 ? 1 : 0])));
   return out;
 }

@@ -47,6 +47,19 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       CREATE INDEX chunks_doc ON chunks(doc_key);
     `);
   },
+  // 2: user feedback on answers' sources (training data for the learning-to-rank reranker).
+  (db) => {
+    db.exec(`
+      CREATE TABLE feedback (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       TEXT NOT NULL,
+        query    TEXT NOT NULL,
+        doc_id   TEXT NOT NULL,
+        chunk_id INTEGER,
+        helpful  INTEGER NOT NULL
+      );
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -12,6 +12,7 @@ import type {
   DocumentState,
   DocumentStore,
   DocumentWriteResult,
+  FeedbackEntry,
   ParentSection,
   StoreIndexSettings,
   StoreStats,
@@ -354,6 +355,29 @@ export class SqliteStore implements DocumentStore {
       end: r.end,
       text: r.text.slice(r.start, r.end),
     };
+  }
+
+  addFeedback(entry: Omit<FeedbackEntry, 'at'>): FeedbackEntry {
+    const at = new Date().toISOString();
+    this.db
+      .prepare('INSERT INTO feedback (at, query, doc_id, chunk_id, helpful) VALUES (?, ?, ?, ?, ?)')
+      .run(at, entry.query, entry.docId, entry.chunkId ?? null, entry.helpful ? 1 : 0);
+    return { ...entry, at };
+  }
+
+  listFeedback(): FeedbackEntry[] {
+    return this.db
+      .prepare<[], { at: string; query: string; doc_id: string; chunk_id: number | null; helpful: number }>(
+        'SELECT at, query, doc_id, chunk_id, helpful FROM feedback ORDER BY id',
+      )
+      .all()
+      .map((r) => ({
+        query: r.query,
+        docId: r.doc_id,
+        ...(r.chunk_id === null ? {} : { chunkId: r.chunk_id }),
+        helpful: r.helpful === 1,
+        at: r.at,
+      }));
   }
 
   sectionChunks(docId: string, sectionOrdinal: number): Array<{ id: number; start: number; end: number }> {
