@@ -387,6 +387,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             `documents ${s.documents}, sections ${s.sections}, chunks ${s.chunks}, tokens ${s.tokens}, characters ${s.characters}`,
             `on disk ${(s.bytesOnDisk / 1024 / 1024).toFixed(2)} MiB, schema v${s.schemaVersion}, index version ${s.indexVersion}`,
             `BM25 index: ${s.index.chunks} chunks, ${(s.index.memoryBytes / 1024 / 1024).toFixed(2)} MiB in memory, loaded from ${s.index.loadedFrom}`,
+            ...s.dense.map(
+              (d) =>
+                `dense "${d.name}" (${d.provider}${d.model ? `, ${d.model}` : ''}): ${d.vectors} vectors, ${d.index}, ${(d.memoryBytes / 1024 / 1024).toFixed(2)} MiB`,
+            ),
           ].join('\n'),
         );
       } finally {

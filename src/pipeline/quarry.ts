@@ -94,6 +94,15 @@ export interface AskOptions extends SearchOptions {
 export interface QuarryStats extends StoreStats {
   storeDir: string;
   index: { chunks: number; memoryBytes: number; loadedFrom: string; version: number };
+  /** Each configured dense model's index, as built so far (the built-in one is trained on first use). */
+  dense: Array<{
+    name: string;
+    provider: string;
+    model: string | null;
+    index: string;
+    vectors: number;
+    memoryBytes: number;
+  }>;
   config: QuarryConfig;
 }
 
@@ -979,6 +988,14 @@ export class Quarry {
         loadedFrom: this.lexical.loadedFrom,
         version: this.lexical.indexVersion,
       },
+      dense: this.denseModels.models.map((m) => ({
+        name: m.name,
+        provider: m.provider,
+        model: m.provider === 'builtin' ? (m.index.embedder?.id ?? null) : (m.index.modelId ?? null),
+        index: m.index.kind,
+        vectors: m.index.size,
+        memoryBytes: m.index.memoryBytes(),
+      })),
       config: this.config,
     };
   }
