@@ -52,7 +52,7 @@ const q = Quarry.open({
     chunking: { maxTokens: 8192, overlapTokens: 0, parentMaxTokens: 32768 },
     ingest: { batchSize: 512 },
     rerank: { reranker: RERANKER },
-    cache: { responses: false },
+    cache: { responses: false, retrievals: false },
     llm: {
       provider: 'openai',
       baseURL: server.url,

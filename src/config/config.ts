@@ -173,6 +173,8 @@ export const BudgetConfigSchema = z.object({
 export const CacheConfigSchema = z.object({
   /** Cache answers keyed by question, options, access scope, configuration and index version. */
   responses: z.boolean().default(true),
+  /** Cache search results the same way (cache-first retrieval for repeated queries). */
+  retrievals: z.boolean().default(true),
   maxEntries: z.number().int().min(1).max(1_000_000).default(1000),
   ttlMs: z.number().int().min(1).optional(),
 });

@@ -120,7 +120,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         ...(opts.reranker !== undefined ? { reranker: opts.reranker } : {}),
       },
       // Eval measures ranking: every query must run the full pipeline, never a cached answer.
-      cache: { ...base.cache, responses: false },
+      cache: { ...base.cache, responses: false, retrievals: false },
     },
   });
   try {

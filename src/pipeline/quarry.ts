@@ -46,6 +46,8 @@ export interface QuarryOptions {
 }
 
 export interface SearchOptions {
+  /** `false`: neither read nor write the retrieval/response caches for this request. */
+  cache?: boolean;
   /** Results to return (default 10). */
   k?: number;
   /** Metadata filter (MongoDB-style JSON, or its string form). Invalid filters throw INVALID_FILTER. */
@@ -74,16 +76,16 @@ export interface SearchResult {
   query: string;
   hits: SearchHit[];
   indexVersion: number;
-  /** Retrieval strategy the router chose (`standard`, or `multi-stage` with LLM rewriting). */
-  strategy?: RetrievalStrategy;
+  /** Set when part of the pipeline was skipped (dense embedding failed, reranker timed out…); not cached. */
+  degraded?: string;
+  /** Strategy the router chose: `cache` (served from the retrieval cache), `standard`, or `multi-stage`. */
+  strategy?: RetrievalStrategy | 'cache';
   /** What the rerank stage did (absent when no reranker is configured). */
   rerank?: { reranker: string; status: RerankStatus; reason?: string };
   trace?: TraceReport;
 }
 
 export interface AskOptions extends SearchOptions {
-  /** `false`: neither read nor write the response cache for this request. */
-  cache?: boolean;
   /**
    * Structured output: the LLM answers with JSON valid against this JSON Schema (retried once with the
    * validation errors); the value is in `answer.data`. Needs an LLM.
@@ -121,6 +123,7 @@ export class Quarry {
   private llmProvider: ConfiguredLlmProvider | undefined;
   private ltrDeps: LtrDeps | undefined;
   private readonly responses: ResponseCache<Answer> | undefined;
+  private readonly retrievals: ResponseCache<SearchResult> | undefined;
   /** Hash of the whole configuration, part of every response-cache key. */
   private readonly configKey: string;
 
@@ -133,11 +136,13 @@ export class Quarry {
     this.catalog = new DocumentCatalog(store.catalog());
     this.retriever = createBm25Retriever(lexical);
     this.configKey = responseCacheKey({ config });
-    this.responses = config.cache.responses
-      ? createMemoryResponseCache<Answer>({
-          maxEntries: config.cache.maxEntries,
-          ...(config.cache.ttlMs === undefined ? {} : { ttlMs: config.cache.ttlMs }),
-        })
+    const cacheOptions = {
+      maxEntries: config.cache.maxEntries,
+      ...(config.cache.ttlMs === undefined ? {} : { ttlMs: config.cache.ttlMs }),
+    };
+    this.responses = config.cache.responses ? createMemoryResponseCache<Answer>(cacheOptions) : undefined;
+    this.retrievals = config.cache.retrievals
+      ? createMemoryResponseCache<SearchResult>(cacheOptions)
       : undefined;
     const d = config.retrieval.dense;
     this.dense = new DenseIndex(store, {
@@ -275,6 +280,30 @@ export class Quarry {
     trace = new Trace(query, options.trace === true),
     deadline = new Deadline(options.budgetMs ?? this.config.budget.totalMs, undefined, options.signal),
   ): Promise<SearchResult> {
+    // Cache-first: a repeated query (same options, scope, configuration and index version) skips every stage.
+    const cacheKey = this.responseCacheKey(query, options, 'search');
+    if (cacheKey !== undefined) {
+      const hit = trace.stage(
+        'cache',
+        () => this.retrievals?.get(cacheKey),
+        (r) => ({ layer: 'retrieval', hit: r !== undefined, indexVersion: this.lexical.indexVersion }),
+      );
+      if (hit !== undefined)
+        return { ...hit, strategy: 'cache', trace: trace.enabled ? trace.report() : undefined };
+    }
+    const result = await this.searchUncached(query, options, trace, deadline);
+    // Degraded results are not kept: the next asker may get the full pipeline.
+    if (cacheKey !== undefined && result.degraded === undefined)
+      this.retrievals?.set(cacheKey, { ...result, trace: undefined });
+    return result;
+  }
+
+  private async searchUncached(
+    query: string,
+    options: SearchOptions,
+    trace: Trace,
+    deadline: Deadline,
+  ): Promise<SearchResult> {
     const reranker = await this.reranker(options.reranker);
     const k = options.k ?? 10;
     const rewrite = this.config.query.rewrite;
@@ -324,6 +353,13 @@ export class Quarry {
           status: outcome.status,
           ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
         },
+        ...(outcome.status === 'timeout' || outcome.status === 'error'
+          ? {
+              degraded: [first.degraded, `rerank ${outcome.status}: ${outcome.reason ?? ''}`]
+                .filter(Boolean)
+                .join('; '),
+            }
+          : {}),
         trace: trace.enabled ? trace.report() : undefined,
       };
     } finally {
@@ -485,7 +521,9 @@ export class Quarry {
         await vector();
         step = steps.next();
       }
-      return step.value;
+      return pending.failure === undefined
+        ? step.value
+        : { ...step.value, degraded: `dense skipped: ${pending.failure}` };
     } finally {
       slice?.release();
     }
@@ -922,9 +960,15 @@ export class Quarry {
    * Everything that changes an answer: the question, the request options, the caller's groups, the
    * configuration and the index version (so any write makes older answers unreachable).
    */
-  private responseCacheKey(question: string, o: AskOptions): string | undefined {
-    if (this.responses === undefined || o.cache === false || o.signal !== undefined) return undefined;
+  private responseCacheKey(
+    question: string,
+    o: AskOptions,
+    kind: 'ask' | 'search' = 'ask',
+  ): string | undefined {
+    const cache = kind === 'ask' ? this.responses : this.retrievals;
+    if (cache === undefined || o.cache === false || o.signal !== undefined) return undefined;
     return responseCacheKey({
+      kind,
       question: question.trim(),
       k: o.k,
       filter: o.filter,
@@ -937,6 +981,8 @@ export class Quarry {
       jsonSchema: o.jsonSchema,
       config: this.configKey,
       indexVersion: this.lexical.indexVersion,
+      // A remote index catching up with the store changes results without a store write.
+      dense: this.denseModels.models.map((m) => m.index.size),
     });
   }
 
@@ -1043,8 +1089,9 @@ export class Quarry {
     this.dense.apply(outcome);
     this.denseModels.apply(outcome);
     this.catalog.apply(outcome);
-    // Keys carry the index version, so old answers are unreachable already; free them too.
+    // Keys carry the index version, so old entries are unreachable already; free them too.
     this.responses?.clear();
+    this.retrievals?.clear();
   }
 
   /** Another process may have written to the store since we loaded: catch up before serving. */

@@ -73,6 +73,7 @@ describe('hybrid retrieval on the bundled docs', () => {
     expect(r.hits).toHaveLength(5);
     const stages = r.trace!.stages.map((s) => s.stage);
     expect(stages).toEqual([
+      'cache',
       'filter.compile',
       'query.analyze',
       'retrieve.prepare',

@@ -879,6 +879,7 @@ describe('ask with citations on samples/docs', () => {
     // Without trace: no trace.
     expect((await q.ask('What is the default chunk size?')).trace).toBeUndefined();
     expect((await q.search('chunk size', { trace: true })).trace?.stages.map((s) => s.stage)).toEqual([
+      'cache',
       'filter.compile',
       'query.analyze',
       'retrieve.bm25',

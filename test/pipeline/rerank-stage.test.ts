@@ -108,6 +108,29 @@ describe('rerank stage', () => {
     strict.close();
   });
 
+  it('serves a repeated query from the retrieval cache, but never a degraded one, and not after a write', async () => {
+    const q = open();
+    const query = 'which retrievers does hybrid search fuse';
+    server.script = ['500'];
+    const before = server.requests.length;
+    const failed = await q.search(query, { k: 5 });
+    expect(failed.rerank?.status).toBe('error');
+    expect(failed.degraded).toMatch(/rerank error/);
+    const full = await q.search(query, { k: 5 });
+    expect(full.rerank?.status).toBe('reranked');
+    expect(server.requests.length).toBe(before + 2);
+    const cached = await q.search(query, { k: 5, trace: true });
+    expect(cached.strategy).toBe('cache');
+    expect(cached.hits.map((h) => h.chunk.id)).toEqual(full.hits.map((h) => h.chunk.id));
+    expect(cached.trace!.stages.map((s) => s.stage)).toEqual(['cache']);
+    expect(server.requests.length).toBe(before + 2);
+    // Another caller's scope is another entry; opting out skips the cache.
+    await q.search(query, { k: 5, scope: { groups: ['ops'] } });
+    await q.search(query, { k: 5, cache: false });
+    expect(server.requests.length).toBe(before + 4);
+    q.close();
+  });
+
   it('refuses a reranker that is chosen but not configured, naming the setting', async () => {
     const q = Quarry.open({ store, config: { rerank: { reranker: 'onnx' } } });
     await expect(q.search(QUERY)).rejects.toThrow(/rerank\.onnx/);
