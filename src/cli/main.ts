@@ -82,8 +82,8 @@ function formatIngest(r: IngestReport): string {
   return lines.join('\n');
 }
 
-function formatAnswer(a: Answer): string {
-  const lines = [a.text, ''];
+function formatAnswer(a: Answer, withText = true): string {
+  const lines = withText ? [a.text, ''] : [''];
   if (a.citations.length > 0) {
     lines.push('Sources:');
     const byMarker = new Map<number, (typeof a.citations)[number]>();
@@ -96,6 +96,16 @@ function formatAnswer(a: Answer): string {
     }
   }
   lines.push(`confidence ${a.confidence.toFixed(2)}${a.abstained ? ' (abstained)' : ''}`);
+  if (a.validation !== undefined && a.validation.unsupported.length > 0)
+    lines.push(
+      `unsupported (${a.validation.policy === 'remove' ? 'removed' : 'flagged'}): ${a.validation.unsupported.map((u) => JSON.stringify(u.text)).join(', ')}`,
+    );
+  if (a.fallback !== undefined)
+    lines.push(`answered by the extractive fallback: ${a.fallback.from} failed (${a.fallback.reason})`);
+  if (a.usage !== undefined)
+    lines.push(
+      `tokens ${a.usage.inputTokens} in / ${a.usage.outputTokens} out${a.usage.costUsd !== undefined ? `, $${a.usage.costUsd.toFixed(6)}` : ''}${a.usage.estimated ? ' (estimated)' : ''}`,
+    );
   return lines.join('\n');
 }
 
@@ -197,13 +207,31 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           await runBatch(q, o, io);
           return;
         }
-        const a = await q.ask(question!, { k: o.k as number, ...retrievalRequest(o, q) });
-        if (o.json) {
-          print(io.out, JSON.stringify(a));
+        const request = { k: o.k as number, ...retrievalRequest(o, q) };
+        if (o.json || q.config.llm === undefined) {
+          const a = await q.ask(question!, request);
+          print(io.out, o.json ? JSON.stringify(a) : formatAnswer(a));
+          if (a.trace && !o.json) print(io.err, formatTrace(a.trace));
           return;
         }
-        print(io.out, formatAnswer(a));
-        if (a.trace) print(io.err, formatTrace(a.trace));
+        // With an LLM: print the answer as it streams; the validated answer's sources and checks follow.
+        let streamed = '';
+        for await (const e of q.askStream(question!, request)) {
+          if (e.type === 'delta') {
+            streamed += e.text;
+            io.out.write(e.text);
+          } else if (e.type === 'reset') {
+            io.out.write(
+              `\n[the answer stream broke off (${e.reason}); answering from the sources instead]\n`,
+            );
+            streamed = '';
+          } else if (e.type === 'answer') {
+            // Removed unsupported sentences or an abstention change the text: show the final one.
+            if (e.answer.text !== streamed) io.out.write(`${streamed === '' ? '' : '\n\n'}${e.answer.text}`);
+            print(io.out, formatAnswer(e.answer, false));
+            if (e.answer.trace) print(io.err, formatTrace(e.answer.trace));
+          }
+        }
       } finally {
         q.close();
       }

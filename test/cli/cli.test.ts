@@ -2,11 +2,12 @@
  * The real command line, run as a child process (`node bin/quarry.js …` from the repository root) against a
  * temporary store: exit codes, JSON output and error messages as a user or script sees them.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const SAMPLE_DOCS = 'samples/docs';
@@ -393,5 +394,50 @@ describe('quarry feedback', () => {
     const neither = quarry(['feedback', 'q', '--doc', docs[0]!.id], { store: fbStore });
     expect(neither.code).toBe(2);
     expect(neither.stderr).toMatch(/--helpful/);
+  });
+});
+
+describe('quarry ask with an LLM', () => {
+  it('streams the answer, then lists its sources, usage and any fallback', async () => {
+    const server = await startFakeOpenAIChatServer();
+    try {
+      const llmStore = path.join(tmp, 'llm-store');
+      expect(quarry(['ingest', SAMPLE_DOCS], { store: llmStore }).code).toBe(0);
+      const cfg = path.join(tmp, 'llm.json');
+      fs.writeFileSync(
+        cfg,
+        JSON.stringify({
+          llm: { provider: 'openai', baseURL: server.url, model: 'gpt-4o-mini', maxRetries: 0 },
+        }),
+      );
+      server.respond = (body) => {
+        const user = (body.messages as Array<{ role: string; content: string }>)[1]!.content;
+        const n = /\[(\d+)\][^\n]*\n[^[]*256 tokens/.exec(user)?.[1] ?? '1';
+        return {
+          kind: 'reply',
+          deltas: ['By default Quarry splits ', 'documents into chunks ', `of 256 tokens [${n}].`],
+        };
+      };
+      const r = await new Promise<Run>((resolve) => {
+        // Asynchronous spawn: the fake server lives in this process and must keep answering.
+        const child = spawn(
+          process.execPath,
+          ['bin/quarry.js', 'ask', 'What is the default chunk size?', '--config', cfg, '--store', llmStore],
+          { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: '1' } },
+        );
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d));
+        child.stderr.on('data', (d: Buffer) => (stderr += d));
+        child.on('close', (code: number | null) => resolve({ code, stdout, stderr }));
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^By default Quarry splits documents into chunks of 256 tokens \[\d\]\./);
+      expect(r.stdout).toContain('Sources:');
+      expect(r.stdout).toMatch(/tokens \d+ in \/ 3 out/);
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
   });
 });
