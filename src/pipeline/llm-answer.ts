@@ -19,7 +19,7 @@ import { type AnswerValidation, validateAnswer } from '../validate/answer.js';
 import { CitationStreamParser } from '../validate/answer-citations.js';
 import { critiqueAnswer } from '../validate/critique.js';
 import { generateStructured, type JsonSchema } from '../validate/structured.js';
-import type { Deadline } from './deadline.js';
+import type { Deadline, StageBudget } from './deadline.js';
 
 /** What a streaming ask reports while it works; the last event is always `answer`. */
 export type AskEvent =
@@ -166,11 +166,7 @@ export async function* answerWithLlm(
       yield { type: 'citation', sources: e.marker.sources, unknown: e.unknown };
     }
   } catch (e) {
-    const reason = slice.signal.aborted
-      ? `generation exceeded its ${Math.round(slice.ms)} ms budget`
-      : e instanceof Error
-        ? e.message
-        : String(e);
+    const reason = generationFailure(slice, e);
     recordGeneration(trace, provider, messages.length, text, usage, finishReason, firstTokenMs, t0, reason);
     throw new LlmAnswerFailed(reason, text.length > 0, { cause: e });
   } finally {
@@ -294,11 +290,7 @@ async function* answerStructured(
       signal: slice.signal,
     });
   } catch (e) {
-    const reason = slice.signal.aborted
-      ? `generation exceeded its ${Math.round(slice.ms)} ms budget`
-      : e instanceof Error
-        ? e.message
-        : String(e);
+    const reason = generationFailure(slice, e);
     recordGeneration(trace, provider, messages.length, '', undefined, '', undefined, t0, reason);
     // A reply that never matched the schema is the caller's contract failing, not an outage: no fallback.
     if (e instanceof QuarryError && e.code === 'LLM_OUTPUT_INVALID') throw e;
@@ -336,6 +328,12 @@ async function* answerStructured(
     usage: result.usage,
     validation: summarize(validation, 'flag', new Set()),
   };
+}
+
+/** Why generation stopped: its budget ran out, or the provider's error. */
+function generationFailure(slice: StageBudget, e: unknown): string {
+  if (slice.signal.aborted) return `generation exceeded its ${Math.round(slice.ms)} ms budget`;
+  return e instanceof Error ? e.message : String(e);
 }
 
 function stringLeaves(v: unknown): string[] {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tokenizerFor } from '../../src/assemble/tokenizer.js';
 import type { QuarryConfigInput } from '../../src/config/config.js';
 import type { ChatMessage } from '../../src/generate/llm/types.js';
@@ -9,32 +9,17 @@ import type { AskEvent } from '../../src/pipeline/llm-answer.js';
 import { Quarry } from '../../src/pipeline/quarry.js';
 import type { Answer } from '../../src/types.js';
 import { startFakeAnthropicServer } from '../generate/llm/fake-anthropic-server.js';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { SAMPLES, useSamplesStoreWithLlm } from './samples-store.js';
 
-const samples = path.resolve(import.meta.dirname, '../../samples/docs');
-let store: string;
-let server: FakeLlmServer;
-
-beforeAll(async () => {
-  store = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-llm-ask-'));
-  const q = Quarry.open({ store });
-  await q.ingest([samples]);
-  q.close();
-  server = await startFakeOpenAIChatServer();
-});
-afterAll(async () => {
-  await server.close();
-  fs.rmSync(store, { recursive: true, force: true });
-});
-beforeEach(() => server.reset());
+const env = useSamplesStoreWithLlm('quarry-llm-ask-');
 
 function open(llm: Record<string, unknown> = {}, extra: QuarryConfigInput = {}): Quarry {
   return Quarry.open({
-    store,
+    store: env.store,
     config: {
       llm: {
         provider: 'openai',
-        baseURL: server.url,
+        baseURL: env.server.url,
         model: 'gpt-4o-mini',
         maxTokens: 200,
         contextWindow: 1200,
@@ -99,7 +84,7 @@ function expectVerbatim(q: Quarry, a: Answer): void {
 
 describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
   it('streams a cited answer token by token, validates its citations and records usage and cost', async () => {
-    server.respond = groundedReply(/256/);
+    env.server.respond = groundedReply(/256/);
     const q = open();
     const { events, answer } = await collect(q, 'What is the default chunk size?', { trace: true });
     const deltas = events.filter((e) => e.type === 'delta').map((e) => (e as { text: string }).text);
@@ -123,7 +108,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
     expect(answer.usage!.costUsd).toBeCloseTo((900 * 0.15 + deltas.length * 0.6) / 1e6, 12);
 
     // The prompt carries the rules, numbered sources with metadata, and the question; it fits the window.
-    const body = server.requests[0]!.body;
+    const body = env.server.requests[0]!.body;
     const messages = body.messages as ChatMessage[];
     expect(messages[0]!.content).toContain("I don't have enough information");
     expect(messages[1]!.content).toMatch(
@@ -143,7 +128,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
   });
 
   it('flags a citation of a source that was not in the context as soon as it streams', async () => {
-    server.queue({
+    env.server.queue({
       kind: 'reply',
       deltas: ['Quarry stores chunks in SQLite [', '9]. ', 'It counts tokens with a BPE tokenizer [1].'],
     });
@@ -168,7 +153,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
         deltas: [...grounded.deltas, ' The maximum parent section size is 9,999 tokens [1].'],
       };
     };
-    server.respond = wrong;
+    env.server.respond = wrong;
     const flagging = open();
     const flagged = await flagging.ask('What is the default chunk size?');
     expect(flagged.text).toContain('9,999');
@@ -183,7 +168,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
   });
 
   it('abstains when the model says the sources do not contain the answer', async () => {
-    server.queue({ kind: 'reply', deltas: ["I don't have enough ", 'information.'] });
+    env.server.queue({ kind: 'reply', deltas: ["I don't have enough ", 'information.'] });
     const q = open();
     const a = await q.ask('What is the capital of Mongolia?');
     expect(a.abstained).toBe(true);
@@ -193,7 +178,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
   });
 
   it('falls back to the extractive answerer when the LLM fails, and marks it', async () => {
-    server.queue({ kind: 'status', status: 500, message: 'boom' });
+    env.server.queue({ kind: 'status', status: 500, message: 'boom' });
     const q = open();
     const a = await q.ask('What is the default chunk size?');
     expect(a.answerer).toBe('extractive');
@@ -202,15 +187,15 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
     expect(a.text).toContain('256');
     expectVerbatim(q, a);
     // A fallback is not cached: the next ask tries the LLM again.
-    server.respond = groundedReply(/256/);
+    env.server.respond = groundedReply(/256/);
     const again = await q.ask('What is the default chunk size?');
     expect(again.answerer).toBe('openai:gpt-4o-mini');
-    expect(server.requests).toHaveLength(2);
+    expect(env.server.requests).toHaveLength(2);
     q.close();
   });
 
   it('voids streamed text when the stream breaks mid-answer and answers extractively', async () => {
-    server.queue({ kind: 'disconnect', after: ['The default chunk ', 'size is'] });
+    env.server.queue({ kind: 'disconnect', after: ['The default chunk ', 'size is'] });
     const q = open();
     const { events, answer } = await collect(q, 'What is the default chunk size?');
     const kinds = events.map((e) => e.type);
@@ -221,7 +206,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
   });
 
   it('stops generation at the request deadline and falls back within it', async () => {
-    server.queue({ kind: 'stall', after: ['The default'], ms: 5000 });
+    env.server.queue({ kind: 'stall', after: ['The default'], ms: 5000 });
     const q = open({ readTimeoutMs: 60_000 });
     const t0 = performance.now();
     const a = await q.ask('What is the default chunk size?', { budgetMs: 400, trace: true });
@@ -237,35 +222,35 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
       { circuitBreaker: { failureThreshold: 2, cooldownMs: 60_000 } },
       { cache: { responses: false } },
     );
-    server.queue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    env.server.queue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
     await q.ask('What is the default chunk size?');
     await q.ask('What is the default chunk size?');
-    expect(server.requests).toHaveLength(2);
+    expect(env.server.requests).toHaveLength(2);
     const a = await q.ask('What is the default chunk size?');
-    expect(server.requests).toHaveLength(2);
+    expect(env.server.requests).toHaveLength(2);
     expect(a.fallback!.reason).toMatch(/unavailable|circuit/i);
     expect(a.answerer).toBe('extractive');
     q.close();
   });
 
   it('answers a repeated question from the response cache until the index changes', async () => {
-    server.respond = groundedReply(/256/);
+    env.server.respond = groundedReply(/256/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-llm-cache-'));
-    fs.cpSync(samples, path.join(dir, 'docs'), { recursive: true });
+    fs.cpSync(SAMPLES, path.join(dir, 'docs'), { recursive: true });
     const q = Quarry.open({
       store: path.join(dir, 'store'),
-      config: { llm: { provider: 'openai', baseURL: server.url, model: 'gpt-4o-mini', maxRetries: 0 } },
+      config: { llm: { provider: 'openai', baseURL: env.server.url, model: 'gpt-4o-mini', maxRetries: 0 } },
     });
     await q.ingest([path.join(dir, 'docs')]);
     const first = await q.ask('What is the default chunk size?');
     const second = await q.ask('What is the default chunk size?', { trace: true });
-    expect(server.requests).toHaveLength(1);
+    expect(env.server.requests).toHaveLength(1);
     expect(second.cached).toBe(true);
     expect(second.text).toBe(first.text);
     expect(second.trace!.stages.map((s) => s.stage)).toEqual(['cache']);
     // Another caller's scope is another cache entry.
     await q.ask('What is the default chunk size?', { scope: { groups: ['hr'] } });
-    expect(server.requests).toHaveLength(2);
+    expect(env.server.requests).toHaveLength(2);
     // A write changes the index version: the cached answer is not served again.
     fs.writeFileSync(
       path.join(dir, 'docs', 'new.md'),
@@ -274,7 +259,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
     await q.ingest([path.join(dir, 'docs')]);
     const third = await q.ask('What is the default chunk size?');
     expect(third.cached).toBeUndefined();
-    expect(server.requests).toHaveLength(3);
+    expect(env.server.requests).toHaveLength(3);
     q.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -282,7 +267,7 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
 
 describe('prompt templates', () => {
   it('uses an overriding template and refuses one that misses a required placeholder when the store opens', async () => {
-    server.respond = groundedReply(/256/);
+    env.server.respond = groundedReply(/256/);
     const q = open(
       {},
       {
@@ -294,7 +279,7 @@ describe('prompt templates', () => {
       },
     );
     await q.ask('What is the default chunk size?');
-    const messages = server.requests[0]!.body.messages as ChatMessage[];
+    const messages = env.server.requests[0]!.body.messages as ChatMessage[];
     expect(messages[0]!.content).toContain('House rule: be brief.');
     expect(messages[1]!.content.startsWith('Q: What is the default chunk size?')).toBe(true);
     expect(messages[1]!.content).toMatch(/\(1\) /);
@@ -320,7 +305,7 @@ describe('structured output and self-critique', () => {
   };
 
   it('returns JSON valid against the schema, retrying once with the validation errors', async () => {
-    server.queue(
+    env.server.queue(
       { kind: 'reply', deltas: ['{"chunkTokens": "256", "evidence": "x"}'] },
       {
         kind: 'reply',
@@ -334,11 +319,11 @@ describe('structured output and self-critique', () => {
     expect(a.fallback).toBeUndefined();
     expect(a.data).toEqual({ chunkTokens: 256, evidence: expect.stringContaining('256 tokens') });
     expect(JSON.parse(a.text)).toEqual(a.data);
-    expect(server.requests).toHaveLength(2);
-    const retry = JSON.stringify(server.requests[1]!.body.messages);
+    expect(env.server.requests).toHaveLength(2);
+    const retry = JSON.stringify(env.server.requests[1]!.body.messages);
     expect(retry).toContain('chunkTokens');
     expect(retry).toMatch(/integer/);
-    expect(server.requests[0]!.body.response_format).toEqual({ type: 'json_object' });
+    expect(env.server.requests[0]!.body.response_format).toEqual({ type: 'json_object' });
     expect(a.citations.length).toBeGreaterThan(0);
     expectVerbatim(q, a);
     const gen = a.trace!.stages.find((s) => s.stage === 'answer.generate')!.detail;
@@ -347,7 +332,7 @@ describe('structured output and self-critique', () => {
   });
 
   it('fails with the schema errors when the second reply is still invalid, and refuses without an LLM', async () => {
-    server.queue(
+    env.server.queue(
       { kind: 'reply', deltas: ['{"chunkTokens": "a"}'] },
       { kind: 'reply', deltas: ['{"chunkTokens": "b"}'] },
     );
@@ -356,7 +341,7 @@ describe('structured output and self-critique', () => {
       code: 'LLM_OUTPUT_INVALID',
     });
     q.close();
-    const plain = Quarry.open({ store });
+    const plain = Quarry.open({ store: env.store });
     await expect(plain.ask('What is the default chunk size?', { jsonSchema: schema })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
     });
@@ -365,7 +350,7 @@ describe('structured output and self-critique', () => {
 
   it('lets a self-critique pass flag sentences and lower the confidence', async () => {
     const sentence = 'By default Quarry splits documents into chunks of 256 tokens';
-    server.respond = (body) => {
+    env.server.respond = (body) => {
       const system = (body.messages as ChatMessage[])[0]!.content;
       if (system.startsWith('You check an answer'))
         return {
@@ -395,7 +380,7 @@ describe('ask with an LLM (Anthropic Messages API)', () => {
     try {
       anthropic.respond = groundedReply(/256/);
       const q = Quarry.open({
-        store,
+        store: env.store,
         config: {
           llm: { provider: 'anthropic', baseURL: anthropic.url, model: 'claude-sonnet-4-5', maxRetries: 0 },
         },

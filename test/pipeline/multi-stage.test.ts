@@ -1,32 +1,14 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Quarry } from '../../src/pipeline/quarry.js';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { useSamplesStoreWithLlm } from './samples-store.js';
 
-const samples = path.resolve(import.meta.dirname, '../../samples/docs');
-let store: string;
-let server: FakeLlmServer;
-
-beforeAll(async () => {
-  store = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-multistage-'));
-  const q = Quarry.open({ store });
-  await q.ingest([samples]);
-  q.close();
-  server = await startFakeOpenAIChatServer();
-});
-afterAll(async () => {
-  await server.close();
-  fs.rmSync(store, { recursive: true, force: true });
-});
-beforeEach(() => server.reset());
+const env = useSamplesStoreWithLlm('quarry-multistage-');
 
 function open(mode: 'auto' | 'always' | 'off' = 'auto'): Quarry {
   return Quarry.open({
-    store,
+    store: env.store,
     config: {
-      llm: { provider: 'openai', baseURL: server.url, model: 'gpt-4o-mini', maxRetries: 0 },
+      llm: { provider: 'openai', baseURL: env.server.url, model: 'gpt-4o-mini', maxRetries: 0 },
       query: { rewrite: { mode } },
     },
   });
@@ -41,12 +23,12 @@ const REWRITE = {
 
 describe('retrieval strategy router and multi-stage retrieval', () => {
   it('rewrites a multi-hop question, retrieves every sub-question and fuses them with RRF', async () => {
-    server.queue({ kind: 'reply', deltas: [JSON.stringify(REWRITE)] });
+    env.server.queue({ kind: 'reply', deltas: [JSON.stringify(REWRITE)] });
     const q = open();
     const r = await q.search(COMPARISON, { k: 5, trace: true });
     expect(r.strategy).toBe('multi-stage');
-    expect(server.requests).toHaveLength(1);
-    const body = server.requests[0]!.body;
+    expect(env.server.requests).toHaveLength(1);
+    const body = env.server.requests[0]!.body;
     expect(JSON.stringify(body.messages)).toContain(COMPARISON);
     const stages = r.trace!.stages;
     const rewrite = stages.find((s) => s.stage === 'query.rewrite')!.detail;
@@ -71,12 +53,12 @@ describe('retrieval strategy router and multi-stage retrieval', () => {
     const q = open();
     const r = await q.search('chunk size', { k: 3 });
     expect(r.strategy).toBe('standard');
-    expect(server.requests).toHaveLength(0);
+    expect(env.server.requests).toHaveLength(0);
     q.close();
   });
 
   it('falls back to the original query when the rewrite fails, and still answers', async () => {
-    server.queue({ kind: 'status', status: 500 });
+    env.server.queue({ kind: 'status', status: 500 });
     const q = open('always');
     const plain = open('off');
     const r = await q.search('default chunk size', { k: 5, trace: true });
@@ -90,7 +72,7 @@ describe('retrieval strategy router and multi-stage retrieval', () => {
   });
 
   it('routes a long question to multi-stage retrieval in ask as well', async () => {
-    server.respond = (body) => {
+    env.server.respond = (body) => {
       const system = (body.messages as Array<{ content: string }>)[0]!.content;
       if (system.includes('rewrite questions')) return { kind: 'reply', deltas: [JSON.stringify(REWRITE)] };
       return { kind: 'reply', deltas: ["I don't have enough information."] };
@@ -99,7 +81,7 @@ describe('retrieval strategy router and multi-stage retrieval', () => {
     const events = [];
     for await (const e of q.askStream(COMPARISON)) events.push(e);
     expect(events[0]).toMatchObject({ type: 'retrieved', strategy: 'multi-stage' });
-    expect(server.requests).toHaveLength(2);
+    expect(env.server.requests).toHaveLength(2);
     q.close();
   });
 });
