@@ -10,6 +10,10 @@
  *   each reranked by the model (pool = top 100, one chunk per document, as `quarry eval`), plus the rerank
  *   latency per query (feature extraction + scoring) p50/p95. nfcorpus dev is printed too (the tuning split).
  * - `--store-root` keeps one store per dataset there, so repeated runs skip ingestion and embedder training.
+ * - `--cv [--candidates a,b,…] [--folds 5]` chooses a model without touching any test split: every candidate
+ *   (feature set + training options, listed in CANDIDATES) is trained and scored with k-fold cross-validation
+ *   over scifact train (same seeded folds for all; held-out folds scored on hybrid and BM25 pools), then
+ *   trained on all of scifact train and scored on nfcorpus dev. Pools are cached in the store root.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,8 +24,15 @@ import { buildTrainingPools, openDatasetStore } from '../src/eval/train-ranker.j
 import { ltrDepsFor } from '../src/pipeline/rerank-deps.js';
 import { FEATURE_NAMES } from '../src/rerank/ltr/features.js';
 import { applyRerank, createLtrReranker } from '../src/rerank/ltr/ltr-reranker.js';
-import { type LtrModel, loadLtrModel } from '../src/rerank/ltr/model.js';
-import { type TrainingMethod, trainLinearRanker } from '../src/rerank/ltr/train.js';
+import { compileModel, type LtrModel, loadLtrModel } from '../src/rerank/ltr/model.js';
+import {
+  ndcgOfScores,
+  seededRandom,
+  type TrainingMethod,
+  type TrainingQuery,
+  type TrainOptions,
+  trainLinearRanker,
+} from '../src/rerank/ltr/train.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -39,9 +50,159 @@ const SPLITS: Record<string, string[]> = {
   cranfield: ['test'],
 };
 
+const BASE = FEATURE_NAMES.slice(0, 17);
+/** Candidates compared by `--cv`; `base` is the shipped recipe (17 features, LambdaRank, defaults). */
+const CANDIDATES: Record<string, { features: string[]; train?: TrainOptions }> = {
+  base: { features: BASE },
+  'base-ranknet': { features: BASE, train: { method: 'ranknet' } },
+  'base-ca': { features: BASE, train: { method: 'ranknet+ca' } },
+  'base-it1500': { features: BASE, train: { iterations: 1500 } },
+  parts: { features: [...BASE, 'dense_lsa', 'dense_ngram'] },
+  classic: { features: [...BASE, 'bm25_classic'] },
+  inter: { features: [...BASE, 'bm25_x_coverage', 'bm25_x_dense'] },
+  squares: { features: [...BASE, 'bm25_sq', 'dense_sq'] },
+  qlen: { features: [...BASE, 'bm25_x_qlen', 'dense_x_qlen'] },
+  all: { features: [...FEATURE_NAMES] },
+  'all-it1500': { features: [...FEATURE_NAMES], train: { iterations: 1500 } },
+  'all-l2e-2': { features: [...FEATURE_NAMES], train: { l2: 1e-2 } },
+};
+
+type Pools = TrainingQuery[];
+
+function serializePools(p: Pools): string {
+  return JSON.stringify(p.map((q) => ({ ...q, rows: q.rows.map((r) => Array.from(r)) })));
+}
+
+function parsePools(text: string): Pools {
+  const raw = JSON.parse(text) as Array<Omit<TrainingQuery, 'rows'> & { rows: number[][] }>;
+  return raw.map((q) => ({ ...q, rows: q.rows.map((r) => Float64Array.from(r)) }));
+}
+
+/** Judged pools of one dataset split and retriever, cached under the store root per feature layout. */
+async function judgedPools(name: string, split: string, retriever: 'bm25' | 'hybrid'): Promise<Pools> {
+  const layout = FEATURE_NAMES.join(',').length.toString(36) + FEATURE_NAMES.length;
+  const cache = path.join(STORE_ROOT, `pools-${name}-${split}-${retriever}-${DEPTH}-${layout}.json`);
+  if (fs.existsSync(cache)) return parsePools(fs.readFileSync(cache, 'utf8'));
+  const ds = await loadBeirDataset(path.join(DATASET_ROOT, name), split);
+  const { quarry, close } = await openDatasetStore(ds.corpusPath, path.join(STORE_ROOT, name));
+  try {
+    quarry.dense.ensure();
+    const pools = buildTrainingPools(
+      quarry,
+      ltrDepsFor(quarry),
+      ds.queries.map((q) => ({ id: q.id, text: q.text, judgments: ds.qrels.get(q.id) ?? new Map() })),
+      { retriever, depth: DEPTH },
+    );
+    fs.writeFileSync(cache, serializePools(pools));
+    return pools;
+  } finally {
+    close();
+  }
+}
+
+function scoreWith(model: ReturnType<typeof trainLinearRanker>['model'], pools: Pools): number[] {
+  const compiled = compileModel({ format: 'quarry-ltr', version: 1, ...model, trainedOn: {}, metrics: {} });
+  return pools.map((q) =>
+    ndcgOfScores(
+      q.rows.map((r) => compiled.score(r)),
+      q.grades,
+      q.ideal,
+    ),
+  );
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+/** Mean and standard error of per-query differences (paired, so shared query difficulty cancels). */
+function paired(a: readonly number[], b: readonly number[]): string {
+  const d = a.map((x, i) => x - b[i]!);
+  const m = mean(d);
+  const se = Math.sqrt(d.reduce((s, x) => s + (x - m) ** 2, 0) / Math.max(1, d.length - 1) / d.length);
+  return `${m >= 0 ? '+' : ''}${m.toFixed(4)} ± ${se.toFixed(4)}`;
+}
+
+async function crossValidate(): Promise<void> {
+  const folds = Number(opt('folds', '5'));
+  const names = opt('candidates', Object.keys(CANDIDATES).join(',')).split(',').filter(Boolean);
+  const hybrid = await judgedPools('scifact', 'train', 'hybrid');
+  const bm25 = await judgedPools('scifact', 'train', 'bm25');
+  const dev = await judgedPools('nfcorpus', 'dev', 'hybrid');
+  // One seeded assignment of queries to folds, shared by every candidate.
+  const random = seededRandom(7);
+  const order = hybrid.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const r = Math.floor(random() * (i + 1));
+    [order[i], order[r]] = [order[r]!, order[i]!];
+  }
+  const foldOf = new Int32Array(hybrid.length);
+  order.forEach((q, i) => {
+    foldOf[q] = i % folds;
+  });
+  const firstStage = (pools: Pools) =>
+    pools.map((q) =>
+      ndcgOfScores(
+        q.rows.map((_, i) => -i),
+        q.grades,
+        q.ideal,
+      ),
+    );
+  const fsH = firstStage(hybrid);
+  const fsB = firstStage(bm25);
+  const fsD = firstStage(dev);
+  console.log(
+    `scifact train: ${hybrid.length} queries, ${folds} folds; first stage nDCG@10 hybrid ${mean(fsH).toFixed(4)}, bm25 ${mean(fsB).toFixed(4)}; nfcorpus dev hybrid ${mean(fsD).toFixed(4)}`,
+  );
+  console.log(
+    '\n| candidate | features | CV hybrid | Δ vs base (paired ± se) | CV bm25 pool | nfcorpus dev hybrid | fit s |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  let baseH: number[] | undefined;
+  for (const name of names) {
+    const c = CANDIDATES[name];
+    if (c === undefined) throw new Error(`unknown candidate ${name}`);
+    const cvH = new Array<number>(hybrid.length).fill(0);
+    const cvB = new Array<number>(bm25.length).fill(0);
+    const t0 = performance.now();
+    for (let f = 0; f < folds; f++) {
+      const train = hybrid.filter((_, i) => foldOf[i] !== f);
+      const r = trainLinearRanker(train, { ...c.train, features: c.features });
+      const held = hybrid.map((_, i) => i).filter((i) => foldOf[i] === f);
+      const sh = scoreWith(
+        r.model,
+        held.map((i) => hybrid[i]!),
+      );
+      const sb = scoreWith(
+        r.model,
+        held.map((i) => bm25[i]!),
+      );
+      held.forEach((qi, j) => {
+        cvH[qi] = sh[j]!;
+        cvB[qi] = sb[j]!;
+      });
+    }
+    const full = trainLinearRanker(hybrid, { ...c.train, features: c.features });
+    const devScores = scoreWith(full.model, dev);
+    const secs = (performance.now() - t0) / 1000 / (folds + 1);
+    // Per-query CV figures are kept so a later run can compare against `base` without refitting it.
+    const saved = path.join(STORE_ROOT, `cv-${folds}-${name}.json`);
+    fs.writeFileSync(saved, JSON.stringify(cvH));
+    const baseFile = path.join(STORE_ROOT, `cv-${folds}-base.json`);
+    baseH ??= fs.existsSync(baseFile)
+      ? (JSON.parse(fs.readFileSync(baseFile, 'utf8')) as number[])
+      : undefined;
+    console.log(
+      `| ${name} | ${c.features.length} | ${mean(cvH).toFixed(4)} | ${baseH ? paired(cvH, baseH) : '—'} | ${mean(cvB).toFixed(4)} | ${mean(devScores).toFixed(4)} | ${secs.toFixed(1)} |`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const command = `npx tsx bench/ltr.ts ${args.join(' ')}`.trim();
   console.log(`$ ${command}`);
+  if (args.includes('--cv')) {
+    await crossValidate();
+    return;
+  }
   let model: LtrModel;
   if (args.includes('--train')) {
     const ds = await loadBeirDataset(path.join(DATASET_ROOT, 'scifact'), 'train');

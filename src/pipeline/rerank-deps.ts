@@ -56,6 +56,10 @@ export function ltrDepsFor(quarry: {
       return quarry.dense.embedQuery(query);
     },
     chunkVectors: (ids) => quarry.dense.vectorsOf(ids),
+    denseParts() {
+      const e = quarry.dense.embedder;
+      return e === undefined ? undefined : [e.lsa.dimension, e.ngrams?.dimension ?? 0];
+    },
     chunkCache: new ChunkTermsCache(),
   };
 }

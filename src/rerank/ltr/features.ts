@@ -44,6 +44,22 @@ export const FEATURE_NAMES = [
   'length',
   /** ln(1 + age in days (whole hours) of the document's updated_at, relative to the newest document in the pool). */
   'age',
+  /** Cosine of the first part of a concatenated embedding (the built-in embedder's LSA topics), min-max. */
+  'dense_lsa',
+  /** Cosine of the second part (the built-in embedder's hashed character n-grams), min-max; 0 with one part. */
+  'dense_ngram',
+  /** BM25 over title and body with the classic k1 1.2, b 0.75 (more tf saturation room, more length penalty), min-max. */
+  'bm25_classic',
+  /** bm25 × coverage: lexical score counts most when the chunk also matches most of the query's idf mass. */
+  'bm25_x_coverage',
+  /** bm25 × dense_norm: agreement of the lexical and dense views. */
+  'bm25_x_dense',
+  /** bm25², dense_norm²: lets the linear model bend its response to the top of each pool. */
+  'bm25_sq',
+  'dense_sq',
+  /** bm25 × ln(1 + distinct query terms), dense_norm × the same: long queries shift trust between views. */
+  'bm25_x_qlen',
+  'dense_x_qlen',
 ] as const;
 
 export type FeatureName = (typeof FEATURE_NAMES)[number];
@@ -64,6 +80,11 @@ export interface LtrDeps {
   embedQuery?(query: string): Float32Array | undefined;
   /** Stored vectors of chunks (absent ids have none). */
   chunkVectors?(chunkIds: readonly number[]): ReadonlyMap<number, Float32Array>;
+  /**
+   * Dimensions of the parts a concatenated embedding is made of, in order (the built-in embedder: LSA, then
+   * hashed n-grams). Each part gets its own cosine; absent, the per-part features are 0.
+   */
+  denseParts?(): readonly number[] | undefined;
   /**
    * Analyzed chunks by chunk id, reused across queries (chunk ids are never reused, so entries cannot go
    * stale). Analysis is most of the feature cost; the caller bounds the cache.
@@ -190,6 +211,22 @@ function minMax(values: Float64Array | number[]): number[] {
   return Array.from(values, (v) => (span > 0 ? (v - lo) / span : 0));
 }
 
+const CLASSIC_BM25 = { k1: 1.2, b: 0.75 };
+
+/** Cosine of a[from, to) and b[from, to): one part of a concatenated embedding. */
+function cosineRange(a: Float32Array, b: Float32Array, from: number, to: number): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  const end = Math.min(to, a.length, b.length);
+  for (let i = from; i < end; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+}
+
 function cosine(a: Float32Array | Float64Array, b: Float32Array | Float64Array): number {
   let dot = 0;
   let na = 0;
@@ -245,6 +282,9 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     title: new Float64Array(n),
     body: new Float64Array(n),
     dense: new Float64Array(n),
+    lsa: new Float64Array(n),
+    ngram: new Float64Array(n),
+    classic: new Float64Array(n),
     densePrf: new Float64Array(n),
     rm3: new Float64Array(n),
   };
@@ -254,6 +294,7 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     raw.body[i] = bm25Field(qWeights, a.tf.body, a.body.length, avg.body, idf, params);
     const first = hits[i]!.scores.bm25?.score;
     raw.bm25[i] = first ?? bm25Field(qWeights, a.tf.all, a.title.length + a.body.length, avgAll, idf, params);
+    raw.classic[i] = bm25Field(qWeights, a.tf.all, a.title.length + a.body.length, avgAll, idf, CLASSIC_BM25);
   }
 
   // Pseudo-relevance: the first stage's top chunks stand in for relevant ones (RM3 and the dense centroid).
@@ -277,6 +318,9 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
 
   const qv = deps.embedQuery?.(query);
   const vectors = qv === undefined ? undefined : deps.chunkVectors?.(hits.map((h) => h.chunk.id));
+  // Two parts only: the built-in embedder's layout. Other layouts keep the per-part features at 0.
+  const parts = deps.denseParts?.();
+  const split = parts !== undefined && parts.length === 2 && parts[0]! > 0 ? parts[0] : undefined;
   if (qv !== undefined) {
     let centroid: Float64Array | undefined;
     for (let i = 0; i < feedbackCount; i++) {
@@ -290,6 +334,10 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
       const v = vectors?.get(h.chunk.id);
       raw.dense[i] = v !== undefined ? cosine(qv, v) : (h.scores.dense?.score ?? 0);
       raw.densePrf[i] = v !== undefined && centroid !== undefined ? cosine(centroid, v) : 0;
+      if (v !== undefined && split !== undefined) {
+        raw.lsa[i] = cosineRange(qv, v, 0, split);
+        raw.ngram[i] = cosineRange(qv, v, split, v.length);
+      }
     }
   }
 
@@ -307,7 +355,11 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     dense: minMax(raw.dense),
     densePrf: minMax(raw.densePrf),
     rm3: minMax(raw.rm3),
+    lsa: minMax(raw.lsa),
+    ngram: minMax(raw.ngram),
+    classic: minMax(raw.classic),
   };
+  const qLen = Math.log1p(qSet.size);
   const qBigrams = qTerms;
   const rows: Float64Array[] = [];
   for (let i = 0; i < n; i++) {
@@ -345,6 +397,17 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     row[15] = Math.log1p(a.body.length);
     // Whole hours: documents written in one ingest differ by milliseconds, which is not age.
     row[16] = Number.isFinite(t) ? Math.log1p(Math.floor((newest - t) / HOUR_MS) / 24) : 0;
+    row[17] = norm.lsa[i]!;
+    row[18] = norm.ngram[i]!;
+    row[19] = norm.classic[i]!;
+    const lexical = norm.bm25[i]!;
+    const dense = norm.dense[i]!;
+    row[20] = lexical * row[7]!;
+    row[21] = lexical * dense;
+    row[22] = lexical * lexical;
+    row[23] = dense * dense;
+    row[24] = lexical * qLen;
+    row[25] = dense * qLen;
     rows.push(row);
   }
   return { rows };

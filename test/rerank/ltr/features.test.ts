@@ -124,6 +124,79 @@ describe('LTR features on hand-made chunks', () => {
     expect(f(b, 'dense_norm')).toBe(0);
   });
 
+  describe('embedding parts, classic BM25 and interactions (three-chunk pool)', () => {
+    const pool = [...hits, hit(3, 3, 'Third', 'gamma')];
+    // Query [1,0 | 0,1]; parts of 2 + 2 dimensions.
+    const vectors = new Map([
+      [1, Float32Array.from([1, 0, 1, 0])], // lsa cos 1, n-gram cos 0, whole 1/2
+      [2, Float32Array.from([1, 1, 0, 1])], // lsa 1/√2, n-gram 1, whole 2/√6
+      [3, Float32Array.from([0, 1, 1, 0])], // lsa 0, n-gram 0, whole 0
+    ]);
+    const dense = {
+      embedQuery: () => Float32Array.from([1, 0, 0, 1]),
+      chunkVectors: () => vectors,
+    };
+
+    it('gives each part of a concatenated embedding its own cosine, min-max within the pool', () => {
+      const { rows } = extractFeatures('alpha beta', pool, deps({ ...dense, denseParts: () => [2, 2] }));
+      const [a, b, c] = rows as [Float64Array, Float64Array, Float64Array];
+      expect(f(a, 'dense_lsa')).toBe(1);
+      expect(f(b, 'dense_lsa')).toBeCloseTo(Math.SQRT1_2, 6);
+      expect(f(c, 'dense_lsa')).toBe(0);
+      expect(f(a, 'dense_ngram')).toBe(0);
+      expect(f(b, 'dense_ngram')).toBe(1);
+      expect(f(c, 'dense_ngram')).toBe(0);
+      // The whole-vector cosine is unchanged by the split.
+      expect(f(b, 'dense')).toBeCloseTo(2 / Math.sqrt(6), 6);
+    });
+
+    it('leaves the per-part features at 0 when the embedding layout is unknown', () => {
+      const { rows } = extractFeatures('alpha beta', pool, deps(dense));
+      for (const r of rows) {
+        expect(f(r, 'dense_lsa')).toBe(0);
+        expect(f(r, 'dense_ngram')).toBe(0);
+      }
+    });
+
+    it('scores classic BM25 (k1 1.2, b 0.75) over title + body whatever the index parameters', () => {
+      const { rows } = extractFeatures('alpha beta', pool, deps());
+      // avgdl = 1 + 2 = 3. A: dl 4, alpha tf 2 (idf 2), beta tf 1 (idf 1): norm 1.2·(0.25 + 0.75·4/3) = 1.5
+      // → 2·2/3.5 + 1/2.5. B: dl 5 (title "Other Intro Setup"), beta tf 2: norm 1.8 → 2/3.8. C: 0.
+      const bScore = 2 / 3.8 / (4 / 3.5 + 1 / 2.5);
+      expect(f(rows[0]!, 'bm25_classic')).toBe(1);
+      expect(f(rows[1]!, 'bm25_classic')).toBeCloseTo(bScore, 12);
+      expect(f(rows[2]!, 'bm25_classic')).toBe(0);
+    });
+
+    it('computes the interaction and square features from the normalized scores', () => {
+      const { rows } = extractFeatures('alpha beta', pool, deps(dense));
+      const [a, b, c] = rows as [Float64Array, Float64Array, Float64Array];
+      // bm25: A 3 (first stage), B 2/3 recomputed, C 0 → 1, 2/9, 0. dense: 1/2, 2/√6, 0 → √6/4, 1, 0.
+      const bmB = 2 / 9;
+      const dnA = Math.sqrt(6) / 4;
+      const qLen = Math.log(3); // two distinct query terms
+      expect(f(b, 'bm25')).toBeCloseTo(bmB, 12);
+      expect(f(a, 'dense_norm')).toBeCloseTo(dnA, 6);
+      expect(f(b, 'bm25_x_coverage')).toBeCloseTo(bmB / 3, 12); // B covers beta: idf 1 of 3
+      expect(f(a, 'bm25_x_coverage')).toBeCloseTo(1, 12);
+      expect(f(a, 'bm25_x_dense')).toBeCloseTo(dnA, 6);
+      expect(f(b, 'bm25_x_dense')).toBeCloseTo(bmB, 6);
+      expect(f(b, 'bm25_sq')).toBeCloseTo(bmB * bmB, 12);
+      expect(f(a, 'dense_sq')).toBeCloseTo(0.375, 6);
+      expect(f(b, 'bm25_x_qlen')).toBeCloseTo(bmB * qLen, 12);
+      expect(f(b, 'dense_x_qlen')).toBeCloseTo(qLen, 6);
+      for (const name of [
+        'bm25_x_coverage',
+        'bm25_x_dense',
+        'bm25_sq',
+        'dense_sq',
+        'bm25_x_qlen',
+        'dense_x_qlen',
+      ])
+        expect(f(c, name)).toBe(0);
+    });
+  });
+
   it('matches exact entities verbatim', () => {
     const pool = [
       hit(1, 1, 'Log', 'disk failed with ERR_DISK_FULL today'),
