@@ -213,18 +213,34 @@ function minMax(values: Float64Array | number[]): number[] {
 
 const CLASSIC_BM25 = { k1: 1.2, b: 0.75 };
 
-/** Cosine of a[from, to) and b[from, to): one part of a concatenated embedding. */
-function cosineRange(a: Float32Array, b: Float32Array, from: number, to: number): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  const end = Math.min(to, a.length, b.length);
-  for (let i = from; i < end; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
+/**
+ * Cosines of a whole concatenated embedding and of its two parts [0, split) and [split, end), in one pass
+ * (the vectors are long and this runs for every pool candidate). Written to out[0..2].
+ */
+function splitCosines(a: Float32Array, b: Float32Array, split: number, out: Float64Array): void {
+  const sums = [0, 0, 0, 0, 0, 0];
+  const n = Math.min(a.length, b.length);
+  for (const [from, to, o] of [
+    [0, Math.min(split, n), 0],
+    [Math.min(split, n), n, 3],
+  ] as const) {
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    for (let i = from; i < to; i++) {
+      dot += a[i]! * b[i]!;
+      na += a[i]! * a[i]!;
+      nb += b[i]! * b[i]!;
+    }
+    sums[o] = dot;
+    sums[o + 1] = na;
+    sums[o + 2] = nb;
   }
-  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+  const [d1, a1, b1, d2, a2, b2] = sums as [number, number, number, number, number, number];
+  const ratio = (dot: number, na: number, nb: number) => (na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0);
+  out[0] = ratio(d1 + d2, a1 + a2, b1 + b2);
+  out[1] = ratio(d1, a1, b1);
+  out[2] = ratio(d2, a2, b2);
 }
 
 function cosine(a: Float32Array | Float64Array, b: Float32Array | Float64Array): number {
@@ -321,6 +337,7 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
   // Two parts only: the built-in embedder's layout. Other layouts keep the per-part features at 0.
   const parts = deps.denseParts?.();
   const split = parts !== undefined && parts.length === 2 && parts[0]! > 0 ? parts[0] : undefined;
+  const cos = new Float64Array(3);
   if (qv !== undefined) {
     let centroid: Float64Array | undefined;
     for (let i = 0; i < feedbackCount; i++) {
@@ -332,11 +349,16 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     for (let i = 0; i < n; i++) {
       const h = hits[i]!;
       const v = vectors?.get(h.chunk.id);
-      raw.dense[i] = v !== undefined ? cosine(qv, v) : (h.scores.dense?.score ?? 0);
       raw.densePrf[i] = v !== undefined && centroid !== undefined ? cosine(centroid, v) : 0;
-      if (v !== undefined && split !== undefined) {
-        raw.lsa[i] = cosineRange(qv, v, 0, split);
-        raw.ngram[i] = cosineRange(qv, v, split, v.length);
+      if (v === undefined) {
+        raw.dense[i] = h.scores.dense?.score ?? 0;
+      } else {
+        splitCosines(qv, v, split ?? v.length, cos);
+        raw.dense[i] = cos[0]!;
+        if (split !== undefined) {
+          raw.lsa[i] = cos[1]!;
+          raw.ngram[i] = cos[2]!;
+        }
       }
     }
   }

@@ -11,6 +11,7 @@ import {
   loadLtrModel,
   parseLtrModel,
 } from '../../../src/rerank/ltr/model.js';
+import { DEFAULT_FEATURES } from '../../../src/rerank/ltr/train.js';
 
 const valid = (): LtrModel => ({
   format: 'quarry-ltr',
@@ -82,5 +83,7 @@ describe('LTR model JSON', () => {
     const model = defaultLtrModel();
     expect(model.trainedOn).toMatchObject({ dataset: 'scifact', split: 'train' });
     expect(model.features.length).toBeGreaterThan(5);
+    // `quarry train-ranker` with default options reproduces the shipped model: same feature set.
+    expect(model.features).toEqual([...DEFAULT_FEATURES]);
   });
 });
