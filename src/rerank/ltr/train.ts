@@ -25,7 +25,11 @@ export type TrainingMethod = 'ranknet' | 'lambdarank' | 'ranknet+ca';
  * Features a model is trained on unless told otherwise: the set chosen by cross-validation on scifact train
  * and nfcorpus dev (bench/ltr.ts --cv). The extractor computes more; they stay opt-in via `features`.
  */
-export const DEFAULT_FEATURES: readonly FeatureName[] = FEATURE_NAMES.slice(0, 17);
+export const DEFAULT_FEATURES: readonly FeatureName[] = [
+  ...FEATURE_NAMES.slice(0, 17),
+  'bm25_x_coverage',
+  'bm25_x_dense',
+];
 
 export const TrainOptionsSchema = z.object({
   /**
