@@ -41,6 +41,21 @@ function addVector(index: AutoVectorIndex, chunkId: number, group: number, v: Fl
   else index.add(chunkId, group, v);
 }
 
+/** Stored (normalized) vectors of the given chunks, as read-only views; chunks without one are absent. */
+export function storedVectors(
+  index: AutoVectorIndex | undefined,
+  chunkIds: readonly number[],
+): Map<number, Float32Array> {
+  const out = new Map<number, Float32Array>();
+  if (index === undefined) return out;
+  const store = index.backend.store;
+  for (const id of chunkIds) {
+    const slot = store.slotOf.get(id);
+    if (slot !== undefined) out.set(id, store.vectorView(slot));
+  }
+  return out;
+}
+
 export class DenseIndex {
   private embedderModel: LocalEmbedder | undefined;
   private index: AutoVectorIndex | undefined;
@@ -162,14 +177,7 @@ export class DenseIndex {
    * absent. Rerankers score pools the dense retriever did not return with these, without re-embedding.
    */
   vectorsOf(chunkIds: readonly number[]): Map<number, Float32Array> {
-    const out = new Map<number, Float32Array>();
-    if (this.index === undefined) return out;
-    const store = this.index.backend.store;
-    for (const id of chunkIds) {
-      const slot = store.slotOf.get(id);
-      if (slot !== undefined) out.set(id, store.vectorView(slot));
-    }
-    return out;
+    return storedVectors(this.index, chunkIds);
   }
 
   search(query: Float32Array, k: number, allowGroup?: (g: number) => boolean): VectorHit[] {

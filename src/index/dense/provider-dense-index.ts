@@ -20,7 +20,7 @@ import {
   type VectorIndexOptions,
 } from '../vector/auto-index.js';
 import type { VectorHit, VectorIndexInfo } from '../vector/types.js';
-import { embeddingText } from './dense-index.js';
+import { embeddingText, storedVectors } from './dense-index.js';
 
 export interface ProviderDenseIndexOptions {
   /** The configured model name; the artifact is `dense-<name>.snapshot`. */
@@ -413,14 +413,7 @@ export class ProviderDenseIndex {
 
   /** Stored (normalized) vectors of the given chunks, as read-only views; chunks without one are absent. */
   vectorsOf(chunkIds: readonly number[]): Map<number, Float32Array> {
-    const out = new Map<number, Float32Array>();
-    if (this.index === undefined) return out;
-    const store = this.index.backend.store;
-    for (const id of chunkIds) {
-      const slot = store.slotOf.get(id);
-      if (slot !== undefined) out.set(id, store.vectorView(slot));
-    }
-    return out;
+    return storedVectors(this.index, chunkIds);
   }
 
   /** Stops the embedder (workers, sockets). The index stays searchable with the vectors it holds. */
