@@ -14,6 +14,8 @@
  * in real embeddings (whose variance concentrates in fewer directions): a harder case for ANN, not an easier.
  * Single-threaded, top-10; the machine may be shared, so latencies are indicative.
  */
+
+import { Prng } from '../src/embed/local/linalg.js';
 import { latencySummary } from '../src/eval/metrics.js';
 import { DEFAULT_ANN_THRESHOLD } from '../src/index/vector/auto-index.js';
 import { defaultRescore, ExactIndex } from '../src/index/vector/exact-index.js';
@@ -41,15 +43,8 @@ const CHUNKS_PER_DOC = 8;
 // ---- data ---------------------------------------------------------------------------------------------
 
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const prng = new Prng(seed);
+  return () => prng.next();
 }
 
 function gaussian(r: () => number): () => number {

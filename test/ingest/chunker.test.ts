@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Prng } from '../../src/embed/local/linalg.js';
 import { type ChunkOptions, chunkDocument } from '../../src/ingest/chunker.js';
 import { parseMarkdown } from '../../src/ingest/parsers/markdown.js';
 import { parseText } from '../../src/ingest/parsers/text.js';
@@ -184,14 +185,8 @@ describe('options', () => {
 // Property-style: random Markdown (and random, even malformed, block lists) through the real tokenizer.
 
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const prng = new Prng(seed);
+  return () => prng.next();
 }
 
 const VOCAB = [

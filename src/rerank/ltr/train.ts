@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
+import { Prng } from '../../embed/local/linalg.js';
 import { QuarryError } from '../../errors.js';
 import { FEATURE_INDEX, FEATURE_NAMES, type FeatureName } from './features.js';
 import { compileModel, type LtrModel } from './model.js';
@@ -63,16 +64,10 @@ export interface TrainResult {
   loss: number;
 }
 
-/** mulberry32: a small seeded PRNG, so pair sampling and coordinate order repeat exactly. */
+/** The embedder's seeded PRNG as a function, so pair sampling and coordinate order repeat exactly. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const prng = new Prng(seed);
+  return () => prng.next();
 }
 
 function idealDcg(ideal: readonly number[], k: number): number {

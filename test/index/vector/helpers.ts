@@ -1,15 +1,10 @@
 /** Seeded synthetic vectors and a naive brute-force reference for the vector index tests. */
+import { Prng } from '../../../src/embed/local/linalg.js';
 import type { VectorHit, VectorMetric } from '../../../src/index/vector/types.js';
 
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const prng = new Prng(seed);
+  return () => prng.next();
 }
 
 export function gaussian(r: () => number): () => number {
