@@ -200,18 +200,22 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
       );
     }
     const resolved = TrainOptionsSchema.parse(trainOpts);
+    // What the model records about its training and what the caller is told: one set of facts.
+    const summary = {
+      dataset: dataset?.name ?? null,
+      split: dataset?.split ?? null,
+      retriever: opts.retriever,
+      depth: opts.depth,
+      queries: judged.length,
+      trainedQueries: result.queries,
+      pairs: result.pairs,
+    };
     const model: LtrModel = {
       format: 'quarry-ltr',
       version: 1,
       ...result.model,
       trainedOn: {
-        dataset: dataset?.name ?? null,
-        split: dataset?.split ?? null,
-        retriever: opts.retriever,
-        depth: opts.depth,
-        queries: judged.length,
-        trainedQueries: result.queries,
-        pairs: result.pairs,
+        ...summary,
         method: resolved.method,
         l2: resolved.l2,
         iterations: resolved.iterations,
@@ -232,13 +236,7 @@ export async function trainRanker(options: TrainRankerOptions): Promise<TrainRan
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, `${JSON.stringify(model, null, 2)}\n`);
     return {
-      dataset: dataset?.name ?? null,
-      split: dataset?.split ?? null,
-      retriever: opts.retriever,
-      depth: opts.depth,
-      queries: judged.length,
-      trainedQueries: result.queries,
-      pairs: result.pairs,
+      ...summary,
       ndcgBefore: result.ndcgBefore,
       ndcgAfter: result.ndcgAfter,
       out,
