@@ -18,6 +18,7 @@ import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from 
 import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
 import { createRedactor, type Redactor, redactsAt } from '../privacy/redact.js';
+import { AnswerRedaction } from '../privacy/redact-answer.js';
 import { expandQuery } from '../query/prf.js';
 import { rewriteQuery } from '../query/rewrite.js';
 import { chooseStrategy, type RetrievalStrategy } from '../query/strategy.js';
@@ -36,7 +37,6 @@ import type { AccessScope, Answer, DocumentDraft, SearchHit, StoredDocument, Tra
 import { checkCitations } from '../validate/citations.js';
 import { Deadline } from './deadline.js';
 import { type AskEvent, answerWithLlm, type LlmAnswerDeps, LlmAnswerFailed } from './llm-answer.js';
-import { AnswerRedaction } from './redact-answer.js';
 import { ltrDepsFor } from './rerank-deps.js';
 
 export interface QuarryOptions {

@@ -3,8 +3,9 @@
  * spans of its citations and the text of the retrieved chunks. Offsets keep pointing into the stored text, so
  * a caller allowed to read the documents can still resolve every citation.
  */
-import type { Redactor } from '../privacy/redact.js';
+
 import type { Answer, SearchHit } from '../types.js';
+import type { Redactor } from './redact.js';
 
 /** Counts findings per kind across calls, for the trace. */
 export class AnswerRedaction {
