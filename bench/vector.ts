@@ -17,10 +17,10 @@
 
 import { Prng } from '../src/embed/local/linalg.js';
 import { latencySummary } from '../src/eval/metrics.js';
-import { DEFAULT_ANN_THRESHOLD } from '../src/index/vector/auto-index.js';
-import { defaultRescore, ExactIndex } from '../src/index/vector/exact-index.js';
-import { HNSW_DEFAULTS, HnswIndex } from '../src/index/vector/hnsw-index.js';
-import type { VectorHit, VectorIndex, VectorIndexInfo } from '../src/index/vector/types.js';
+import { DEFAULT_ANN_THRESHOLD } from '../src/indexes/vector/auto-index.js';
+import { defaultRescore, ExactIndex } from '../src/indexes/vector/exact-index.js';
+import { HNSW_DEFAULTS, HnswIndex } from '../src/indexes/vector/hnsw-index.js';
+import type { VectorHit, VectorIndex, VectorIndexInfo } from '../src/indexes/vector/types.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {

@@ -11,8 +11,8 @@ import {
   checkDenseModels,
   DEFAULT_DENSE_MODELS,
   DenseModelsConfigShape,
-} from '../index/dense/dense-config.js';
-import { AnalyzerConfigSchema } from '../index/lexical/analyzer.js';
+} from '../indexes/dense/dense-config.js';
+import { AnalyzerConfigSchema } from '../indexes/lexical/analyzer.js';
 import { SemanticChunkingConfigSchema } from '../ingest/semantic.js';
 import { PrivacyConfigSchema } from '../privacy/redact.js';
 import { QueryRewriteConfigSchema } from '../query/rewrite.js';

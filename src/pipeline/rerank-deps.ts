@@ -2,8 +2,8 @@
  * What the learning-to-rank reranker reads of an open pipeline: analysis, term statistics, BM25 parameters
  * and dense vectors, as plain functions (the reranker never sees the store or index classes).
  */
-import type { DenseIndex } from '../index/dense/dense-index.js';
-import type { LexicalIndex } from '../index/lexical/lexical-index.js';
+import type { DenseIndex } from '../indexes/dense/dense-index.js';
+import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import { ChunkTermsCache, type LtrDeps, titleText } from '../rerank/ltr/features.js';
 import type { DocumentStore } from '../store/types.js';
 

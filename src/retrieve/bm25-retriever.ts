@@ -3,8 +3,8 @@
  * top-k chunks that pass the document predicate. Dense and hybrid retrievers will sit beside it behind the
  * same `Retriever` shape.
  */
-import type { SearchStats } from '../index/lexical/bm25-index.js';
-import type { LexicalIndex } from '../index/lexical/lexical-index.js';
+import type { SearchStats } from '../indexes/lexical/bm25-index.js';
+import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import type { Candidate } from '../types.js';
 
 export interface RetrieveRequest {

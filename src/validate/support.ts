@@ -5,7 +5,7 @@
  */
 import type { ContextSource, SourceSegment } from '../assemble/types.js';
 import { splitSentences } from '../generate/extractive.js';
-import { tokenize } from '../index/lexical/analyzer.js';
+import { tokenize } from '../indexes/lexical/analyzer.js';
 
 export interface SupportDeps {
   /** The index's analysis chain: text → normalized content terms (stop-words dropped, stemmed). */

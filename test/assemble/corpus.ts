@@ -6,7 +6,7 @@
 import { expect } from 'vitest';
 import type { AssembleDeps, ChunkSpan } from '../../src/assemble/context.js';
 import type { ContextWindow } from '../../src/assemble/types.js';
-import { createAnalyzer } from '../../src/index/lexical/analyzer.js';
+import { createAnalyzer } from '../../src/indexes/lexical/analyzer.js';
 import { chunkDocument } from '../../src/ingest/chunker.js';
 import { parseMarkdown } from '../../src/ingest/parsers/markdown.js';
 import { countTokens } from '../../src/ingest/tokens.js';

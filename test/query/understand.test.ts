@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createAnalyzer } from '../../src/index/lexical/analyzer.js';
+import { createAnalyzer } from '../../src/indexes/lexical/analyzer.js';
 import {
   classifyIntent,
   correctTypos,
@@ -109,7 +109,7 @@ describe('typo correction', () => {
 
 describe('deletion index', () => {
   it('finds every vocabulary term one edit away that a full scan finds', async () => {
-    const { DeletionIndex } = await import('../../src/index/lexical/deletion-index.js');
+    const { DeletionIndex } = await import('../../src/indexes/lexical/deletion-index.js');
     const terms = [
       'retriev',
       'retri',

@@ -4,7 +4,7 @@
  * " … ", each mapped back by a segment), and the index's real analyzer with Lucene's idf over the chunks.
  */
 import type { ContextSource, SourceSegment } from '../../src/assemble/types.js';
-import { createAnalyzer } from '../../src/index/lexical/analyzer.js';
+import { createAnalyzer } from '../../src/indexes/lexical/analyzer.js';
 import type { StoredChunk } from '../../src/types.js';
 import type { SupportDeps } from '../../src/validate/support.js';
 

@@ -9,7 +9,7 @@
  * idf stays sharp even though the output dimension is small.
  */
 import { QuarryError } from '../../errors.js';
-import { LUCENE_ENGLISH_STOPWORDS, tokenize } from '../../index/lexical/analyzer.js';
+import { LUCENE_ENGLISH_STOPWORDS, tokenize } from '../../indexes/lexical/analyzer.js';
 import { decodeModel, encodeModel, modelHash } from './codec.js';
 
 export interface HashedNgramOptions {

@@ -12,7 +12,7 @@ import {
   type AnalyzerConfig,
   AnalyzerConfigSchema,
   createAnalyzer,
-} from '../../index/lexical/analyzer.js';
+} from '../../indexes/lexical/analyzer.js';
 import { decodeModel, encodeModel, modelHash } from './codec.js';
 import { type CsrMatrix, randomizedSvd } from './linalg.js';
 

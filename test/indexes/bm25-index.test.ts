@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createAnalyzer, LUCENE_ENGLISH_STOPWORDS, tokenize } from '../../src/index/lexical/analyzer.js';
-import { Bm25Index, type Bm25Params } from '../../src/index/lexical/bm25-index.js';
-import { byteToLength, lengthToByte } from '../../src/index/lexical/lucene-norms.js';
+import { createAnalyzer, LUCENE_ENGLISH_STOPWORDS, tokenize } from '../../src/indexes/lexical/analyzer.js';
+import { Bm25Index, type Bm25Params } from '../../src/indexes/lexical/bm25-index.js';
+import { byteToLength, lengthToByte } from '../../src/indexes/lexical/lucene-norms.js';
 
 const EXACT: Bm25Params = { k1: 0.9, b: 0.4, lengthNorm: 'exact' };
 const FIELD = [{ name: 'contents', weight: 1 }];

@@ -4,8 +4,8 @@ import {
   createVectorIndex,
   DEFAULT_ANN_THRESHOLD,
   deserializeVectorIndex,
-} from '../../../src/index/vector/auto-index.js';
-import type { VectorIndexInfo } from '../../../src/index/vector/types.js';
+} from '../../../src/indexes/vector/auto-index.js';
+import type { VectorIndexInfo } from '../../../src/indexes/vector/types.js';
 import { clusteredCorpus, recallAt } from './helpers.js';
 
 const info: VectorIndexInfo = { modelId: 'test-model', dimension: 32, metric: 'cosine' };

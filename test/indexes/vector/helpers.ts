@@ -1,6 +1,6 @@
 /** Seeded synthetic vectors and a naive brute-force reference for the vector index tests. */
 import { Prng } from '../../../src/embed/local/linalg.js';
-import type { VectorHit, VectorMetric } from '../../../src/index/vector/types.js';
+import type { VectorHit, VectorMetric } from '../../../src/indexes/vector/types.js';
 
 export function rng(seed: number): () => number {
   const prng = new Prng(seed);

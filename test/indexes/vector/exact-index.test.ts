@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { QuarryError } from '../../../src/errors.js';
-import { ExactIndex } from '../../../src/index/vector/exact-index.js';
-import type { VectorIndexInfo, VectorMetric } from '../../../src/index/vector/types.js';
+import { ExactIndex } from '../../../src/indexes/vector/exact-index.js';
+import type { VectorIndexInfo, VectorMetric } from '../../../src/indexes/vector/types.js';
 import { bruteForce, clusteredCorpus, randomVectors, recallAt } from './helpers.js';
 
 const info = (metric: VectorMetric = 'cosine', dimension = 16): VectorIndexInfo => ({

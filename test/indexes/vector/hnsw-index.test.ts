@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ExactIndex } from '../../../src/index/vector/exact-index.js';
-import { HNSW_DEFAULTS, HnswIndex, loadHnswlib } from '../../../src/index/vector/hnsw-index.js';
-import type { VectorIndexInfo } from '../../../src/index/vector/types.js';
+import { ExactIndex } from '../../../src/indexes/vector/exact-index.js';
+import { HNSW_DEFAULTS, HnswIndex, loadHnswlib } from '../../../src/indexes/vector/hnsw-index.js';
+import type { VectorIndexInfo } from '../../../src/indexes/vector/types.js';
 import { clusteredCorpus, randomVectors, recallAt } from './helpers.js';
 
 const info: VectorIndexInfo = { modelId: 'test-model', dimension: 64, metric: 'cosine' };
