@@ -3,11 +3,18 @@
  * counts); models whose tokenizer is not available offline are counted with cl100k and scaled up by a
  * documented safety factor, so the budget errs on the side of leaving room rather than overflowing.
  */
-import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base';
-import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
-import { modelToEncodingMap } from 'gpt-tokenizer/mapping';
 import { QuarryError } from '../errors.js';
 import type { ChatMessage } from '../generate/llm/types.js';
+import { lazyModule } from '../lazy.js';
+
+// Each BPE table takes 150-300 ms to load: only the encodings a request actually counts with are loaded.
+const cl100k = lazyModule<typeof import('gpt-tokenizer/encoding/cl100k_base')>(
+  'gpt-tokenizer/encoding/cl100k_base',
+);
+const o200k = lazyModule<typeof import('gpt-tokenizer/encoding/o200k_base')>(
+  'gpt-tokenizer/encoding/o200k_base',
+);
+const mapping = lazyModule<typeof import('gpt-tokenizer/mapping')>('gpt-tokenizer/mapping');
 
 export type TokenEncoding = 'o200k_base' | 'cl100k_base';
 
@@ -54,8 +61,8 @@ export const DEFAULT_SAFETY_FACTOR = 1.5;
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
 const ENCODERS: Record<TokenEncoding, (text: string) => number> = {
-  o200k_base: (text) => (text.length === 0 ? 0 : o200k.countTokens(text, PLAIN_TEXT)),
-  cl100k_base: (text) => (text.length === 0 ? 0 : cl100k.countTokens(text, PLAIN_TEXT)),
+  o200k_base: (text) => (text.length === 0 ? 0 : o200k().countTokens(text, PLAIN_TEXT)),
+  cl100k_base: (text) => (text.length === 0 ? 0 : cl100k().countTokens(text, PLAIN_TEXT)),
 };
 
 const OPENAI_O200K = /^(gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|o1|o3|o4|chatgpt-4o|gpt-oss|codex)/;
@@ -69,7 +76,7 @@ function bareModel(model: string): string {
 }
 
 function openAiEncoding(model: string): TokenEncoding | undefined {
-  const mapped = (modelToEncodingMap as Record<string, string | undefined>)[model];
+  const mapped = (mapping().modelToEncodingMap as Record<string, string | undefined>)[model];
   if (mapped === 'o200k_base' || mapped === 'cl100k_base') return mapped;
   if (mapped !== undefined) return undefined; // p50k/r50k-era models: estimated like any other
   if (OPENAI_O200K.test(model)) return 'o200k_base';

@@ -6,14 +6,14 @@ import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
-import { runEval } from '../eval/run-eval.js';
-import { trainRanker } from '../eval/train-ranker.js';
 import type { IngestReport } from '../ingest/ingest.js';
-import { askBatch, parseBatchJsonl } from '../pipeline/batch.js';
-import { Quarry, type SearchOptions } from '../pipeline/quarry.js';
+import type { Quarry, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, TraceReport } from '../types.js';
-import { createProgressReporter, queryProgress } from './progress.js';
+
+// The library core, evaluation and progress bars are imported by the commands that use them, not here, so
+// `quarry --version` and `--help` start in a few tens of milliseconds and each command loads only what it runs.
+const loadProgress = () => import('./progress.js');
 
 const PARTIAL_INGEST_EXIT = 6;
 
@@ -109,9 +109,18 @@ function formatAnswer(a: Answer, withText = true): string {
   return lines.join('\n');
 }
 
+/** The version in Quarry's package.json (two folders up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
 export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream }): Command {
   const program = new Command('quarry')
     .description('Quarry: ingest documents, search them with BM25, and answer questions with citations.')
+    .version(packageVersion(), '-V, --version', 'print the Quarry version')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
 
@@ -133,14 +142,14 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--chunk-tokens <n>', 'maximum tokens per chunk (new stores)', int('--chunk-tokens'))
     .option('--overlap-tokens <n>', 'overlap tokens between chunks', int('--overlap-tokens'))
     .action(async (paths: string[], o: CommonOpts & Record<string, unknown>) => {
-      const q = openStore(o, {
+      const q = await openStore(o, {
         chunking: {
           ...(o.chunkTokens !== undefined ? { maxTokens: o.chunkTokens as number } : {}),
           ...(o.overlapTokens !== undefined ? { overlapTokens: o.overlapTokens as number } : {}),
         },
       });
       try {
-        const progress = o.json ? undefined : createProgressReporter(io.err);
+        const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
         const report = await q.ingest(paths, {
           records: {
             ...(o.idField ? { id: o.idField as string } : {}),
@@ -167,7 +176,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
     .option('--b <x>', 'BM25 b for this query', num('--b'))
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
-      const q = openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
+      const q = await openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
       try {
         const r = await q.search(query, { k: o.k as number, ...retrievalRequest(o, q) });
         if (o.json) {
@@ -201,7 +210,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .action(async (question: string | undefined, o: CommonOpts & Record<string, unknown>) => {
       if ((question === undefined) === (o.batch === undefined))
         throw new QuarryError('INVALID_ARGUMENT', 'give either a question or --batch <file>, not both');
-      const q = openStore(o, { query: { typos: o.typos as boolean } });
+      const q = await openStore(o, { query: { typos: o.typos as boolean } });
       try {
         if (o.batch !== undefined) {
           await runBatch(q, o, io);
@@ -263,7 +272,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .addOption(new Option('--reranker <name>', 'reranker (default: from config)').choices(RERANKERS))
     .option('--answers', 'also answer every judged query; adds answer_hit@1 where queries carry gold answers')
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
-      const progress = o.json ? undefined : createProgressReporter(io.err);
+      const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+      const { runEval } = await import('../eval/run-eval.js');
+      const { queryProgress } = await loadProgress();
       const report = await runEval({
         dataset,
         config: readConfigFile(o.config),
@@ -323,10 +334,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--chunk <id>', 'chunk id within that document', int('--chunk'))
     .option('--helpful', 'the source helped')
     .option('--not-helpful', 'the source did not help')
-    .action((query: string, o: CommonOpts & Record<string, unknown>) => {
+    .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
       if ((o.helpful === true) === (o.notHelpful === true))
         throw new QuarryError('INVALID_ARGUMENT', 'give exactly one of --helpful or --not-helpful');
-      const q = openStore(o);
+      const q = await openStore(o);
       try {
         const entry = q.recordFeedback({
           query,
@@ -367,7 +378,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     )
     .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed'))
     .action(async (dataset: string | undefined, o: CommonOpts & Record<string, unknown>) => {
-      const progress = o.json ? undefined : createProgressReporter(io.err);
+      const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+      const { trainRanker } = await import('../eval/train-ranker.js');
+      const { queryProgress } = await loadProgress();
       const report = await trainRanker({
         ...(dataset === undefined ? {} : { dataset }),
         ...(o.fromFeedback === true ? { fromFeedback: true } : {}),
@@ -400,8 +413,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
 
   withCommon(program.command('stats'))
     .description('store statistics')
-    .action((o: CommonOpts) => {
-      const q = openStore(o);
+    .action(async (o: CommonOpts) => {
+      const q = await openStore(o);
       try {
         const s = q.stats();
         if (o.json) {
@@ -431,8 +444,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--id <id>', 'show one document with its text')
     .option('--limit <n>', 'maximum documents to list', int('--limit'), 100)
     .option('--offset <n>', 'skip this many documents', int('--offset'), 0)
-    .action((o: CommonOpts & Record<string, unknown>) => {
-      const q = openStore(o);
+    .action(async (o: CommonOpts & Record<string, unknown>) => {
+      const q = await openStore(o);
       try {
         if (typeof o.id === 'string') {
           const d = q.getDocument(o.id);
@@ -465,11 +478,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
   withCommon(program.command('delete').argument('[ids...]', 'document ids to delete'))
     .description('delete documents by id, or everything from a source path with --source')
     .option('--source <path>', 'delete every document whose source is this path or lies under it')
-    .action((ids: string[], o: CommonOpts & Record<string, unknown>) => {
+    .action(async (ids: string[], o: CommonOpts & Record<string, unknown>) => {
       if (ids.length === 0 && typeof o.source !== 'string') {
         throw new QuarryError('INVALID_ARGUMENT', 'give document ids or --source <path>');
       }
-      const q = openStore(o);
+      const q = await openStore(o);
       try {
         const deleted = [
           ...q.deleteDocuments(ids),
@@ -508,6 +521,7 @@ async function runBatch(
       file,
     });
   }
+  const { askBatch, parseBatchJsonl } = await import('../pipeline/batch.js');
   const questions = parseBatchJsonl(text, file);
   const { filter: _f, scope: _s, ...request } = retrievalRequest(o, q);
   const out = o.out === undefined ? io.out : fs.createWriteStream(o.out as string);
@@ -579,8 +593,10 @@ function bm25Overrides(o: Record<string, unknown>) {
   };
 }
 
-function openStore(o: CommonOpts, overrides: QuarryConfigInput = {}): Quarry {
-  return Quarry.open({ store: o.store, config: mergeConfig(readConfigFile(o.config), overrides) });
+async function openStore(o: CommonOpts, overrides: QuarryConfigInput = {}): Promise<Quarry> {
+  const config = mergeConfig(readConfigFile(o.config), overrides);
+  const { Quarry } = await import('../pipeline/quarry.js');
+  return Quarry.open({ store: o.store, config });
 }
 
 /** `--config <file>`: a JSON file with any part of the configuration (see src/config/config.ts). */

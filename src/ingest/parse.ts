@@ -6,10 +6,6 @@
 import { extname } from 'node:path';
 import { isQuarryError, QuarryError } from '../errors.js';
 import type { ParsedDocument } from '../types.js';
-import { parseDocx } from './parsers/docx.js';
-import { parseHtml, parseHtmlBuffer } from './parsers/html.js';
-import { parseMarkdown } from './parsers/markdown.js';
-import { parsePdf } from './parsers/pdf.js';
 import {
   liftMeta,
   parseJsonFile,
@@ -149,21 +145,33 @@ export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions)
 
 async function parseDocument(path: string, format: FileFormat, bytes: Buffer): Promise<ParsedDocument> {
   switch (format) {
-    case 'markdown':
+    // Each format's parser library (micromark, cheerio, unpdf, mammoth) loads with the first file of that
+    // format, so a process that never parses, or parses only text, does not pay for the others.
+    case 'markdown': {
+      const { parseMarkdown } = await import('./parsers/markdown.js');
       return parseMarkdown(decodeText(path, bytes));
+    }
     case 'html':
-      return parseHtmlBytes(path, bytes);
-    case 'pdf':
+      return parseHtmlBytes(path, bytes, await import('./parsers/html.js'));
+    case 'pdf': {
+      const { parsePdf } = await import('./parsers/pdf.js');
       return parsePdf(path, bytes);
-    case 'docx':
+    }
+    case 'docx': {
+      const { parseDocx } = await import('./parsers/docx.js');
       return parseDocx(path, bytes);
+    }
     default:
       return parseText(decodeText(path, bytes));
   }
 }
 
 /** HTML may legitimately declare a legacy charset or be UTF-16; only undeclared non-UTF-8 is an error. */
-function parseHtmlBytes(path: string, bytes: Buffer): ParsedDocument {
+function parseHtmlBytes(
+  path: string,
+  bytes: Buffer,
+  { parseHtml, parseHtmlBuffer }: typeof import('./parsers/html.js'),
+): ParsedDocument {
   const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
   if (utf16) return parseHtmlBuffer(bytes);
   try {

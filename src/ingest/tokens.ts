@@ -2,7 +2,11 @@
  * Token counting for the chunker and the answer budget: one tokenizer (o200k, via gpt-tokenizer, offline)
  * so "tokens" means the same thing everywhere in Quarry.
  */
-import { countTokens as countBpeTokens } from 'gpt-tokenizer';
+import { lazyModule } from '../lazy.js';
+
+const o200k = lazyModule<typeof import('gpt-tokenizer/encoding/o200k_base')>(
+  'gpt-tokenizer/encoding/o200k_base',
+);
 
 /** Anything that measures text in tokens; the chunker takes one so tests can plug in a cheap counter. */
 export type TokenCounter = (text: string) => number;
@@ -12,5 +16,5 @@ export type TokenCounter = (text: string) => number;
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
 export function countTokens(text: string): number {
-  return text.length === 0 ? 0 : countBpeTokens(text, PLAIN_TEXT);
+  return text.length === 0 ? 0 : o200k().countTokens(text, PLAIN_TEXT);
 }

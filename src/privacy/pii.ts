@@ -5,15 +5,15 @@
  * not by shape alone: precision matters because a false positive destroys searchable text.
  */
 import { isIP } from 'node:net';
-import { fullFormats } from 'ajv-formats/dist/formats.js';
-import {
-  type CountryCode,
-  isSupportedCountry,
-  type PhoneNumber,
-  searchPhoneNumbersInText,
-} from 'libphonenumber-js/max';
+import type { CountryCode, PhoneNumber } from 'libphonenumber-js/max';
 import { z } from 'zod';
 import { QuarryError } from '../errors.js';
+import { lazyModule } from '../lazy.js';
+
+// libphonenumber's metadata and ajv-formats load on the first scan, not with every process that imports
+// the privacy stage (most run with redaction off).
+const phones = lazyModule<typeof import('libphonenumber-js/max')>('libphonenumber-js/max');
+const formats = lazyModule<typeof import('ajv-formats/dist/formats.js')>('ajv-formats/dist/formats.js');
 
 export const BUILTIN_PII_KINDS = ['email', 'phone', 'card', 'iban', 'ip'] as const;
 export type BuiltinPiiKind = (typeof BUILTIN_PII_KINDS)[number];
@@ -117,7 +117,6 @@ type Span = Omit<PiiFinding, 'text'>;
  */
 const EMAIL_CANDIDATE =
   /(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}(?![A-Za-z0-9-])/g;
-const EMAIL_FORMAT = fullFormats.email as RegExp;
 
 function scanEmails(text: string, out: Span[]): void {
   for (const m of text.matchAll(EMAIL_CANDIDATE)) {
@@ -128,7 +127,8 @@ function scanEmails(text: string, out: Span[]): void {
     while (end > start && /[.-]/.test(text[end - 1]!)) end--;
     const candidate = text.slice(start, end);
     const tld = candidate.slice(candidate.lastIndexOf('.') + 1);
-    if (/^[A-Za-z]{2,63}$/.test(tld) && EMAIL_FORMAT.test(candidate)) out.push({ kind: 'email', start, end });
+    if (/^[A-Za-z]{2,63}$/.test(tld) && (formats().fullFormats.email as RegExp).test(candidate))
+      out.push({ kind: 'email', start, end });
   }
 }
 
@@ -166,7 +166,7 @@ function scanPhones(text: string, region: CountryCode | undefined, out: Span[]):
   for (const w of windows) {
     let from = w.start;
     scan: while (from < w.end) {
-      for (const f of searchPhoneNumbersInText(text.slice(from, w.end), options)) {
+      for (const f of phones().searchPhoneNumbersInText(text.slice(from, w.end), options)) {
         const start = from + f.startsAt;
         const raw = text.slice(start, from + f.endsAt);
         const length = numberLength(raw, f.number);
@@ -374,7 +374,7 @@ export function createPiiDetector(options: PiiDetectorOptions = {}): PiiDetector
   }
   let region: CountryCode | undefined;
   if (options.phoneRegion !== undefined) {
-    if (!isSupportedCountry(options.phoneRegion)) {
+    if (!phones().isSupportedCountry(options.phoneRegion)) {
       throw new QuarryError(
         'INVALID_CONFIG',
         `privacy.phoneRegion: "${options.phoneRegion}" is not a supported region`,

@@ -3,12 +3,16 @@
  * validate it against a JSON Schema, and give the model one chance to fix what the validator reported.
  * Self-critique, and any stage that needs a typed reply, goes through here instead of parsing free text.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import formatsPlugin from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { QuarryError } from '../errors.js';
 import type { ChatMessage, Completion, LlmProvider, TokenUsage } from '../generate/llm/types.js';
+import { lazyModule } from '../lazy.js';
+
+// ajv loads with the first schema compiled: structured output is opt-in, and ajv costs ~140 ms to load.
+const ajvDraft07 = lazyModule<typeof import('ajv')>('ajv');
+const ajvDraft2019 = lazyModule<typeof import('ajv/dist/2019.js')>('ajv/dist/2019.js');
+const ajvDraft2020 = lazyModule<typeof import('ajv/dist/2020.js')>('ajv/dist/2020.js');
+const ajvFormats = lazyModule<typeof import('ajv-formats')>('ajv-formats');
 
 /** A JSON Schema object (draft-07 by default; `$schema` selects 2019-09 or 2020-12). */
 export type JsonSchema = Record<string, unknown>;
@@ -39,8 +43,6 @@ export interface SchemaProblem {
 }
 
 const compiled = new WeakMap<JsonSchema, ValidateFunction>();
-// The plugin is CommonJS with `exports.default`; under NodeNext the default import is the module object.
-const addFormats = formatsPlugin.default;
 
 function validatorFor(schema: unknown): ValidateFunction {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
@@ -52,11 +54,12 @@ function validatorFor(schema: unknown): ValidateFunction {
   // Annotation keywords from other vocabularies (OpenAPI's `example`, …) are common in real schemas.
   const opts = { allErrors: true, strict: false };
   const ajv = draft.includes('2020-12')
-    ? new Ajv2020(opts)
+    ? new (ajvDraft2020().Ajv2020)(opts)
     : draft.includes('2019-09')
-      ? new Ajv2019(opts)
-      : new Ajv(opts);
-  addFormats(ajv);
+      ? new (ajvDraft2019().Ajv2019)(opts)
+      : new (ajvDraft07().Ajv)(opts);
+  // The plugin is CommonJS with `exports.default`.
+  ajvFormats().default(ajv);
   let validate: ValidateFunction;
   try {
     validate = ajv.compile(s);
