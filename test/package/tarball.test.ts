@@ -61,7 +61,9 @@ beforeAll(() => {
   const install = run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], { timeout: 840_000 });
   if (install.code !== 0)
     throw new Error(
-      `npm ci --offline failed (exit ${install.code}, signal ${install.signal}):\n${install.err}\n${install.out}`.slice(-4000),
+      `npm ci --offline failed (exit ${install.code}, signal ${install.signal}):\n${install.err}\n${install.out}`.slice(
+        -4000,
+      ),
     );
   fs.writeFileSync(
     path.join(project, 'docs', 'tides.md'),
