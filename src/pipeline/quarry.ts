@@ -280,6 +280,9 @@ export class Quarry {
     trace = new Trace(query, options.trace === true),
     deadline = new Deadline(options.budgetMs ?? this.config.budget.totalMs, undefined, options.signal),
   ): Promise<SearchResult> {
+    // Catch up with writes made elsewhere first: the cache key carries the index version, so a key built
+    // before the refresh would serve a result that still holds a deleted or re-permissioned document.
+    this.ensureFresh();
     // Cache-first: a repeated query (same options, scope, configuration and index version) skips every stage.
     const cacheKey = this.responseCacheKey(query, options, 'search');
     if (cacheKey !== undefined) {
