@@ -157,6 +157,8 @@ export interface Answer {
   fallback?: { from: string; reason: string };
   /** True when the response cache answered (no retrieval or generation ran). */
   cached?: boolean;
+  /** Stages that ran in a reduced form for this answer (empty when the whole pipeline ran). */
+  degraded: Degradation[];
   /** LLM token usage and cost of this answer (absent for the extractive answerer). */
   usage?: { inputTokens: number; outputTokens: number; costUsd?: number; estimated?: boolean };
   /** Sentences the validator flagged or removed, and citation problems. */
@@ -212,6 +214,19 @@ export interface TraceReport {
   query: string;
   totalMs: number;
   stages: StageReport[];
+  /** Stages that ran in a reduced form, as on the result (absent when none did). */
+  degraded?: Degradation[];
+}
+
+/**
+ * A stage that ran in a reduced form instead of failing the request: dense retrieval asked for but
+ * unavailable (BM25 answered), an embedder or reranker that failed or timed out, an LLM that fell back to
+ * the extractive answerer. Every `SearchResult` and `Answer` lists them; the CLI prints one warning each.
+ */
+export interface Degradation {
+  /** The trace stage that degraded (e.g. `retrieve.dense`, `rerank`, `answer.generate`). */
+  stage: StageName;
+  reason: string;
 }
 
 /** Access scope of the caller. `undefined` groups = trusted local caller (sees everything). */

@@ -9,7 +9,7 @@ import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import type { IngestReport } from '../ingest/ingest.js';
 import type { Quarry, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
-import type { Answer, TraceReport } from '../types.js';
+import type { Answer, Degradation, TraceReport } from '../types.js';
 
 // The library core, evaluation and progress bars are imported by the commands that use them, not here, so
 // `quarry --version` and `--help` start in a few tens of milliseconds and each command loads only what it runs.
@@ -56,6 +56,11 @@ function parseJsonOption(name: string, v: string | undefined): unknown {
       `${name} is not valid JSON: ${(e as Error).message}`,
     );
   }
+}
+
+/** One stderr line per stage that ran in a reduced form, so a degraded result is never silent. */
+function warnDegraded(err: NodeJS.WritableStream, degraded: readonly Degradation[]): void {
+  for (const d of degraded) print(err, `warning: ${d.stage} degraded: ${d.reason}`);
 }
 
 function print(out: NodeJS.WritableStream, text: string): void {
@@ -179,6 +184,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       const q = await openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
       try {
         const r = await q.search(query, { k: o.k as number, ...retrievalRequest(o, q) });
+        warnDegraded(io.err, r.degraded);
         if (o.json) {
           print(io.out, JSON.stringify(r));
           return;
@@ -219,6 +225,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         const request = { k: o.k as number, ...retrievalRequest(o, q) };
         if (o.json || q.config.llm === undefined) {
           const a = await q.ask(question!, request);
+          warnDegraded(io.err, a.degraded);
           print(io.out, o.json ? JSON.stringify(a) : formatAnswer(a));
           if (a.trace && !o.json) print(io.err, formatTrace(a.trace));
           return;
@@ -235,6 +242,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             );
             streamed = '';
           } else if (e.type === 'answer') {
+            warnDegraded(io.err, e.answer.degraded);
             // Removed unsupported sentences or an abstention change the text: show the final one.
             if (e.answer.text !== streamed) io.out.write(`${streamed === '' ? '' : '\n\n'}${e.answer.text}`);
             print(io.out, formatAnswer(e.answer, false));

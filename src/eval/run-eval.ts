@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ProgressUpdate } from '../cli/progress.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import type { IngestProgress } from '../ingest/ingest.js';
 import { Quarry } from '../pipeline/quarry.js';
 import { type AnswerEvalSummary, evaluateAnswers } from './answers.js';
 import { loadBeirDataset } from './beir.js';
@@ -48,7 +48,7 @@ export interface EvalOptions {
   reranker?: 'none' | 'ltr' | 'onnx' | 'http' | 'llm';
   /** Also answer every judged query with the configured answerer and score the answers. */
   answers?: boolean;
-  onProgress?: (p: ProgressUpdate) => void;
+  onProgress?: (p: IngestProgress & { label?: string }) => void;
   onQueries?: (done: number, total: number) => void;
 }
 

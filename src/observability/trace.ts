@@ -3,11 +3,12 @@
  * here, so "worse answers" can be pinned on retrieval, ranking or answering. A disabled trace costs one
  * branch per stage; OpenTelemetry spans will be emitted from the same stage boundaries later.
  */
-import type { StageName, StageReport, TraceReport } from '../types.js';
+import type { Degradation, StageName, StageReport, TraceReport } from '../types.js';
 
 export class Trace {
   private readonly started = performance.now();
   private readonly stages: StageReport[] = [];
+  private readonly degradations: Degradation[] = [];
 
   constructor(
     readonly query: string,
@@ -56,8 +57,18 @@ export class Trace {
     });
   }
 
+  /** A stage that ran in a reduced form (also on the result; kept here so the trace tells the whole story). */
+  degraded(d: Degradation): void {
+    if (this.enabled) this.degradations.push(d);
+  }
+
   report(): TraceReport {
-    return { query: this.query, totalMs: round(performance.now() - this.started), stages: this.stages };
+    return {
+      query: this.query,
+      totalMs: round(performance.now() - this.started),
+      stages: this.stages,
+      ...(this.degradations.length === 0 ? {} : { degraded: [...this.degradations] }),
+    };
   }
 }
 

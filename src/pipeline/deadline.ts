@@ -4,7 +4,9 @@
  * instead of a reranked one, fewer sources, the extractive answer) and says so in the trace.
  */
 
-export type BudgetedStage = 'retrieve' | 'rerank' | 'assemble' | 'generate' | 'validate';
+import type { Budget, BudgetedStage, StageBudget } from '../stage.js';
+
+export type { BudgetedStage, StageBudget } from '../stage.js';
 
 /** Default shares of the total budget (they need not sum to 1: unused time rolls over to later stages). */
 export const DEFAULT_STAGE_SHARES: Record<BudgetedStage, number> = {
@@ -15,17 +17,7 @@ export const DEFAULT_STAGE_SHARES: Record<BudgetedStage, number> = {
   validate: 0.1,
 };
 
-export interface StageBudget {
-  stage: BudgetedStage;
-  /** Milliseconds this stage may use (Infinity without a deadline). */
-  ms: number;
-  /** Aborts when the slice runs out or the whole request is cancelled. */
-  signal: AbortSignal;
-  /** Call when the stage is done, to clear its timer. */
-  release(): void;
-}
-
-export class Deadline {
+export class Deadline implements Budget {
   private readonly start = performance.now();
 
   constructor(

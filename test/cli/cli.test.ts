@@ -189,6 +189,20 @@ describe('quarry CLI', () => {
     expect(json(missingJson)).toEqual({ deleted: [], missing: ['nope'] });
   });
 
+  it('search --retriever dense on a store without a dense index warns on stderr, once per degraded stage', () => {
+    const docs = path.join(tmp, 'tiny-docs');
+    const tiny = path.join(tmp, 'tiny-store');
+    fs.mkdirSync(docs);
+    fs.writeFileSync(path.join(docs, 'a.md'), '# Comets\n\nA zorblaxian comet crossed the sky.\n');
+    expect(quarry(['ingest', docs], { store: tiny }).code).toBe(0);
+    const r = quarry(['search', 'zorblaxian', '--retriever', 'dense'], { store: tiny });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Comets/);
+    expect(r.stderr).toMatch(/^warning: retrieve\.dense degraded: .*BM25 answered alone$/m);
+    const plain = quarry(['search', 'zorblaxian', '--retriever', 'bm25'], { store: tiny });
+    expect(plain.stderr).not.toMatch(/warning/);
+  });
+
   it('rejects invalid filters with exit 2 and names the problem', () => {
     const bad = quarry(['search', 'x', '--filter', '{"a":{"$bad":1}}']);
     expect(bad.code).toBe(2);

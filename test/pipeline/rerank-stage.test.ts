@@ -115,8 +115,10 @@ describe('rerank stage', () => {
     const before = server.requests.length;
     const failed = await q.search(query, { k: 5 });
     expect(failed.rerank?.status).toBe('error');
-    expect(failed.degraded).toMatch(/rerank error/);
+    // `degraded` is a list of { stage, reason } (it was one string before every result carried the list).
+    expect(failed.degraded).toEqual([{ stage: 'rerank', reason: expect.stringMatching(/rerank error/) }]);
     const full = await q.search(query, { k: 5 });
+    expect(full.degraded).toEqual([]);
     expect(full.rerank?.status).toBe('reranked');
     expect(server.requests.length).toBe(before + 2);
     const cached = await q.search(query, { k: 5, trace: true });

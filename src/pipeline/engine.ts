@@ -1,0 +1,181 @@
+/**
+ * The open resources a Quarry instance serves from — store, lexical and dense indexes, the document
+ * catalog, caches and lazily built components (rerankers, the LLM) — and the one rule that keeps them
+ * honest: before serving, catch up with writes made by other instances or processes. The facade
+ * (./quarry.ts) and the runner (./runner.ts) share one engine.
+ */
+import { createMemoryResponseCache, type ResponseCache, responseCacheKey } from '../cache/response-cache.js';
+import type { QuarryConfig } from '../config/config.js';
+import { type ConfiguredLlmProvider, createLlmProvider } from '../generate/llm/create.js';
+import { DenseIndex } from '../indexes/dense/dense-index.js';
+import { DenseModels } from '../indexes/dense/dense-models.js';
+import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
+import type { Redactor } from '../privacy/redact.js';
+import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
+import type { LtrDeps } from '../rerank/ltr/features.js';
+import type { Reranker } from '../rerank/types.js';
+import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
+import { DocumentCatalog } from '../retrieve/catalog.js';
+import type { DocumentStore, WriteOutcome } from '../store/types.js';
+import type { Answer } from '../types.js';
+import type { LlmAnswerDeps } from './llm-answer.js';
+import type { AskOptions, SearchResult } from './options.js';
+import { ltrDepsFor } from './rerank-deps.js';
+
+export class Engine {
+  readonly bm25: Retriever;
+  readonly dense: DenseIndex;
+  readonly denseModels: DenseModels;
+  catalog: DocumentCatalog;
+  readonly responses: ResponseCache<Answer> | undefined;
+  readonly retrievals: ResponseCache<SearchResult> | undefined;
+  /** Hash of the whole configuration, part of every response-cache key. */
+  private readonly configKey: string;
+  private readonly rerankers = new Map<string, Promise<Reranker>>();
+  private llmProvider: ConfiguredLlmProvider | undefined;
+  private ltrDeps: LtrDeps | undefined;
+
+  constructor(
+    readonly config: QuarryConfig,
+    readonly store: DocumentStore,
+    readonly lexical: LexicalIndex,
+    readonly redactor?: Redactor,
+  ) {
+    this.catalog = new DocumentCatalog(store.catalog());
+    this.bm25 = createBm25Retriever(lexical);
+    this.configKey = responseCacheKey({ config });
+    const cacheOptions = {
+      maxEntries: config.cache.maxEntries,
+      ...(config.cache.ttlMs === undefined ? {} : { ttlMs: config.cache.ttlMs }),
+    };
+    this.responses = config.cache.responses ? createMemoryResponseCache<Answer>(cacheOptions) : undefined;
+    this.retrievals = config.cache.retrievals
+      ? createMemoryResponseCache<SearchResult>(cacheOptions)
+      : undefined;
+    const d = config.retrieval.dense;
+    this.dense = new DenseIndex(store, {
+      embedder: { lsa: { dimensions: d.dimensions }, ngramWeight: d.ngramWeight },
+      vectors: { annThreshold: d.annThreshold, quantization: d.quantization },
+    });
+    this.denseModels = new DenseModels(store, {
+      models: d.models,
+      router: d.router,
+      syncBatchSize: d.syncBatchSize,
+      vectors: { annThreshold: d.annThreshold, quantization: d.quantization },
+      builtin: this.dense,
+    });
+  }
+
+  /** Another process may have written to the store since we loaded: catch up before serving. */
+  ensureFresh(): void {
+    if (this.lexical.refreshIfStale()) this.catalog = new DocumentCatalog(this.store.catalog());
+  }
+
+  /** Mirror a committed write into every in-memory index and drop the caches. */
+  applyOutcome(outcome: WriteOutcome): void {
+    if (outcome.indexVersion !== this.lexical.indexVersion + 1) {
+      // Another instance committed between our last refresh and this write. Mirroring only our own outcome
+      // would miss its changes, and tag (and later persist) the index with a version it does not reflect.
+      this.lexical.rebuild();
+      this.catalog = new DocumentCatalog(this.store.catalog());
+      // Our own deletes still leave the remote/ONNX indexes at once; the rest is reconciled at their sync.
+      this.denseModels.apply(outcome);
+      return;
+    }
+    this.lexical.apply(outcome);
+    this.dense.apply(outcome);
+    this.denseModels.apply(outcome);
+    this.catalog.apply(outcome);
+    // Keys carry the index version, so old entries are unreachable already; free them too.
+    this.responses?.clear();
+    this.retrievals?.clear();
+  }
+
+  persist(): void {
+    this.lexical.persist();
+    this.dense.persist();
+    this.denseModels.persist();
+  }
+
+  /**
+   * Everything that changes an answer: the question, the request options, the caller's groups, the
+   * configuration and the index version (so any write makes older answers unreachable). Call `ensureFresh`
+   * first, or the key carries a version another process has already replaced.
+   */
+  cacheKey(question: string, o: AskOptions, kind: 'ask' | 'search'): string | undefined {
+    const cache = kind === 'ask' ? this.responses : this.retrievals;
+    if (cache === undefined || o.cache === false || o.signal !== undefined) return undefined;
+    return responseCacheKey({
+      kind,
+      question: question.trim(),
+      k: o.k,
+      filter: o.filter,
+      groups: o.scope?.groups === undefined ? null : [...o.scope.groups].sort(),
+      collapse: o.collapseDocuments,
+      retriever: o.retriever,
+      reranker: o.reranker,
+      freshness: o.freshness,
+      budgetMs: o.budgetMs,
+      jsonSchema: o.jsonSchema,
+      config: this.configKey,
+      indexVersion: this.lexical.indexVersion,
+      // A remote index catching up with the store changes results without a store write.
+      dense: this.denseModels.models.map((m) => m.index.size),
+    });
+  }
+
+  /** The reranker for a request: the override, else the configured one; undefined for `none`. */
+  async reranker(name: RerankerName | undefined): Promise<Reranker | undefined> {
+    const chosen = name ?? this.config.rerank.reranker;
+    if (chosen === 'none') return undefined;
+    let r = this.rerankers.get(chosen);
+    if (r === undefined) {
+      r = createReranker(chosen, this.config, this.rerankDeps());
+      this.rerankers.set(chosen, r);
+      // A reranker that failed to load (bad model path…) is retried on the next request, not cached.
+      r.catch(() => this.rerankers.delete(chosen));
+    }
+    return r;
+  }
+
+  /** The configured LLM provider (built once), or undefined for the extractive answerer. */
+  llm(): ConfiguredLlmProvider | undefined {
+    if (this.config.llm === undefined) return undefined;
+    this.llmProvider ??= createLlmProvider(this.config.llm);
+    return this.llmProvider;
+  }
+
+  /** What the answer stages read of the indexes and the store. */
+  llmDeps(): LlmAnswerDeps {
+    return {
+      analyze: (t) => this.lexical.analyzer.analyze(t),
+      idf: (t) => this.lexical.idf(t),
+      getParentSection: (id) => this.store.getParentSection(id),
+      sectionChunks: (doc, section) => this.store.sectionChunks(doc, section),
+    };
+  }
+
+  /** What rerankers may use: LTR feature sources (built once, so their caches live across queries) and the LLM. */
+  private rerankDeps(): RerankerDeps {
+    return {
+      features: () => {
+        this.ltrDeps ??= ltrDepsFor(this);
+        return this.ltrDeps;
+      },
+      llm: () => this.llm(),
+    };
+  }
+
+  close(): void {
+    for (const r of this.rerankers.values())
+      r.then(
+        (x) => x.close?.(),
+        () => undefined,
+      );
+    this.rerankers.clear();
+    // Stops embedding workers; the embedding cache's database closes synchronously inside.
+    void this.denseModels.close();
+    this.redactor?.close();
+    this.store.close();
+  }
+}

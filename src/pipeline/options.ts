@@ -1,0 +1,83 @@
+/**
+ * The request and result shapes of the library API (search, ask, stats), shared by the facade
+ * (./quarry.ts) and the runner (./runner.ts).
+ */
+import type { QuarryConfig, QuarryConfigInput } from '../config/config.js';
+import type { FreshnessOptions } from '../fuse/freshness.js';
+import type { RetrievalStrategy } from '../query/strategy.js';
+import type { RerankerName } from '../rerank/create.js';
+import type { RerankStatus } from '../rerank/run-rerank.js';
+import type { StoreStats } from '../store/types.js';
+import type { AccessScope, Degradation, SearchHit, TraceReport } from '../types.js';
+
+export interface QuarryOptions {
+  /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
+  store?: string;
+  config?: QuarryConfigInput;
+}
+
+export interface SearchOptions {
+  /** `false`: neither read nor write the retrieval/response caches for this request. */
+  cache?: boolean;
+  /** Results to return (default 10). */
+  k?: number;
+  /** Metadata filter (MongoDB-style JSON, or its string form). Invalid filters throw INVALID_FILTER. */
+  filter?: unknown;
+  /** Caller's access groups; undefined = trusted local caller. */
+  scope?: AccessScope;
+  /** Collect a per-stage trace. */
+  trace?: boolean;
+  /** One hit per document (its best chunk). */
+  collapseDocuments?: boolean;
+  /** Override the configured retriever for this request. */
+  retriever?: 'bm25' | 'dense' | 'hybrid';
+  /** Time decay and newest-version-only for this request (default: from config). */
+  freshness?: FreshnessOptions;
+  /** Override the configured reranker for this request (`none` = keep the fused order). */
+  reranker?: RerankerName;
+  /** Request deadline in ms (default: `budget.totalMs`), split across stages. */
+  budgetMs?: number;
+  /** Cancels the request. */
+  signal?: AbortSignal;
+  /** Query vectors embedded ahead (batch mode embeds every question in one pass), keyed by normalized text. */
+  queryVectors?: ReadonlyMap<string, Float32Array>;
+}
+
+export interface SearchResult {
+  query: string;
+  hits: SearchHit[];
+  indexVersion: number;
+  /**
+   * Stages that ran in a reduced form (dense asked for but unavailable, an embedder or reranker that failed
+   * or timed out…), empty when the whole pipeline ran. Degraded results are not cached.
+   */
+  degraded: Degradation[];
+  /** Strategy the router chose: `cache` (served from the retrieval cache), `standard`, or `multi-stage`. */
+  strategy?: RetrievalStrategy | 'cache';
+  /** What the rerank stage did (absent when no reranker is configured). */
+  rerank?: { reranker: string; status: RerankStatus; reason?: string };
+  trace?: TraceReport;
+}
+
+export interface AskOptions extends SearchOptions {
+  /**
+   * Structured output: the LLM answers with JSON valid against this JSON Schema (retried once with the
+   * validation errors); the value is in `answer.data`. Needs an LLM.
+   */
+  jsonSchema?: Record<string, unknown>;
+}
+
+export interface QuarryStats extends StoreStats {
+  storeDir: string;
+  index: { chunks: number; memoryBytes: number; loadedFrom: string; version: number };
+  /** Each configured dense model's index, as built so far (the built-in one is trained on first use). */
+  dense: Array<{
+    name: string;
+    provider: string;
+    model: string | null;
+    index: string;
+    vectors: number;
+    memoryBytes: number;
+  }>;
+  config: QuarryConfig;
+}

@@ -1,0 +1,124 @@
+/**
+ * Stage "understand": the first stage of a search. Takes the raw query and the caller's filter and scope;
+ * returns the query plan (normalized text, entities, intent, corrected terms) and the document predicate
+ * retrieval applies inside top-k. Trace: `filter.compile`, `query.analyze`, and `query.expand` (RM3) or
+ * `query.rewrite` (LLM) when those run. Degrades: an LLM rewrite that fails keeps the original query
+ * (`query.rewrite`); understanding itself cannot degrade (an invalid filter is the caller's error).
+ */
+import type { QuarryConfig } from '../config/config.js';
+import type { LlmProvider } from '../generate/llm/types.js';
+import type { Retriever } from '../retrieve/bm25-retriever.js';
+import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
+import type { StageBudget, StageContext } from '../stage.js';
+import type { AccessScope, StoredChunk } from '../types.js';
+import { type ExpandedQuery, expandQuery } from './prf.js';
+import { rewriteQuery } from './rewrite.js';
+import { type QueryPlan, understandQuery, type Vocabulary } from './understand.js';
+
+export interface UnderstandInput {
+  query: string;
+  filter?: unknown;
+  scope?: AccessScope | undefined;
+}
+
+export interface UnderstandDeps {
+  config: QuarryConfig['query'];
+  analyze(text: string): string[];
+  vocabulary(): Vocabulary;
+  /** The catalog's group predicate for a compiled filter and scope (fails closed on unknown documents). */
+  /** Undefined = every document passes (no filter, trusted caller). */
+  predicate(
+    filter: CompiledFilter | undefined,
+    scope: AccessScope | undefined,
+  ): ((group: number) => boolean) | undefined;
+}
+
+export interface Understood {
+  plan: QueryPlan;
+  /** Which documents (index groups) may be returned; undefined = all. */
+  allowGroup: ((group: number) => boolean) | undefined;
+}
+
+export function understand(input: UnderstandInput, deps: UnderstandDeps, ctx: StageContext): Understood {
+  const { trace } = ctx;
+  const filter = trace.stage(
+    'filter.compile',
+    () => (input.filter === undefined ? undefined : compileFilter(input.filter)),
+    (f) => ({ filter: f?.source ?? null, scope: input.scope ?? null }),
+  );
+  const allowGroup = deps.predicate(filter, input.scope);
+  const plan = trace.stage(
+    'query.analyze',
+    () => understandQuery(input.query, { analyze: deps.analyze, vocabulary: deps.vocabulary() }, deps.config),
+    (p) => ({ ...p }),
+  );
+  return { plan, allowGroup };
+}
+
+export interface ExpandDeps {
+  config: QuarryConfig['query'];
+  bm25: Retriever;
+  analyze(text: string): string[];
+  getChunks(ids: number[]): ReadonlyMap<number, StoredChunk>;
+}
+
+/** RM3 pseudo-relevance feedback: expand the plan's terms with those of the first-pass top chunks. */
+export function expand(
+  query: string,
+  understood: Understood,
+  deps: ExpandDeps,
+  ctx: StageContext,
+): ExpandedQuery {
+  const cfg = deps.config;
+  return ctx.trace.stage(
+    'query.expand',
+    () => {
+      const { plan, allowGroup } = understood;
+      const first = deps.bm25.retrieve({ query, terms: plan.terms, k: cfg.prfDocs, allowGroup });
+      const chunks = deps.getChunks(first.candidates.map((c) => c.chunkId));
+      const feedback = first.candidates.map((c) => {
+        const chunk = chunks.get(c.chunkId);
+        return {
+          terms: chunk === undefined ? [] : deps.analyze(`${chunk.title} ${chunk.text}`),
+          score: c.score,
+        };
+      });
+      return expandQuery(plan.terms, feedback, {
+        fbDocs: cfg.prfDocs,
+        fbTerms: cfg.prfTerms,
+        originalWeight: cfg.prfOriginalWeight,
+      });
+    },
+    (x) => ({ expansion: x.expansion }),
+  );
+}
+
+/**
+ * Multi-stage rewriting: the LLM rewrites the query, adds variants and splits a multi-hop question. Returns
+ * the distinct queries to retrieve (the original first). A failed rewrite returns only the original.
+ */
+export async function rewrite(
+  query: string,
+  reason: string,
+  deps: { provider: LlmProvider; config: QuarryConfig['query']['rewrite'] },
+  budget: StageBudget,
+  ctx: StageContext,
+): Promise<string[]> {
+  const cfg = deps.config;
+  const rewritten = await ctx.trace
+    .stageAsync(
+      'query.rewrite',
+      () =>
+        rewriteQuery(deps.provider, query, {
+          variants: cfg.variants,
+          maxSubQueries: cfg.maxSubQueries,
+          maxTokens: cfg.maxTokens,
+          signal: budget.signal,
+        }),
+      (r) => ({ strategy: 'multi-stage', reason, ...r }),
+    )
+    .finally(() => budget.release());
+  if (rewritten.fallbackReason !== undefined)
+    ctx.degrade('query.rewrite', `kept the original query: ${rewritten.fallbackReason}`);
+  return [...new Set([query, rewritten.rewritten, ...rewritten.variants, ...rewritten.subQueries])];
+}
