@@ -183,6 +183,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           print(io.out, JSON.stringify(r));
           return;
         }
+        if (r.rewrite !== undefined)
+          print(
+            io.out,
+            `searched for "${r.rewrite.searched}" instead of "${r.rewrite.original}" (--no-typos searches the words as written)`,
+          );
         if (r.hits.length === 0) print(io.out, 'no results');
         for (const h of r.hits) {
           const section = h.chunk.sectionPath.length > 0 ? ` › ${h.chunk.sectionPath.join(' › ')}` : '';

@@ -22,6 +22,8 @@ import { AnswerRedaction } from '../privacy/redact-answer.js';
 import { expandQuery } from '../query/prf.js';
 import { rewriteQuery } from '../query/rewrite.js';
 import { chooseStrategy, type RetrievalStrategy } from '../query/strategy.js';
+import { fusionWeights, queryPlanDetail } from '../query/fusion-weights.js';
+import type { QueryRewrite } from '../query/spelling.js';
 import { normalizeQuery, understandQuery } from '../query/understand.js';
 import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
 import type { LtrDeps } from '../rerank/ltr/features.js';
@@ -68,6 +70,8 @@ export interface SearchOptions {
   budgetMs?: number;
   /** Cancels the request. */
   signal?: AbortSignal;
+  /** Typo correction for this request (default: `query.typos`); `false` searches the words as written. */
+  typos?: boolean;
   /** Query vectors embedded ahead (batch mode embeds every question in one pass), keyed by normalized text. */
   queryVectors?: ReadonlyMap<string, Float32Array>;
 }
@@ -80,6 +84,8 @@ export interface SearchResult {
   degraded?: string;
   /** Strategy the router chose: `cache` (served from the retrieval cache), `standard`, or `multi-stage`. */
   strategy?: RetrievalStrategy | 'cache';
+  /** How query understanding rewrote the query (typo corrections); absent when it was searched as written. */
+  rewrite?: QueryRewrite;
   /** What the rerank stage did (absent when no reranker is configured). */
   rerank?: { reranker: string; status: RerankStatus; reason?: string };
   trace?: TraceReport;
@@ -448,6 +454,7 @@ export class Quarry {
       query,
       hits,
       indexVersion: this.lexical.indexVersion,
+      ...(results[0]?.rewrite === undefined ? {} : { rewrite: results[0].rewrite }),
       trace: trace.enabled ? trace.report() : undefined,
     };
   }
@@ -555,9 +562,9 @@ export class Quarry {
         understandQuery(
           query,
           { analyze: (t) => this.lexical.analyzer.analyze(t), vocabulary: this.lexical.vocabulary() },
-          this.config.query,
+          { ...this.config.query, typos: options.typos ?? this.config.query.typos },
         ),
-      (p) => ({ ...p }),
+      (p) => queryPlanDetail(p, this.config.retrieval.intentWeights),
     );
     // With intent routing on, the intent picks how many results a query wants when the caller did not say.
     const intentRouting = this.config.retrieval.intentWeights && plan.intent !== null;
@@ -613,7 +620,7 @@ export class Quarry {
               this.retriever.retrieve({
                 query,
                 terms: expanded?.terms ?? plan.terms,
-                ...(expanded === undefined ? {} : { weights: expanded.weights }),
+                weights: expanded?.weights ?? plan.weights,
                 k: depth,
                 allowGroup,
                 collapseDocuments: options.collapseDocuments,
@@ -679,7 +686,8 @@ export class Quarry {
     const fusedLists = lexical !== undefined && dense !== undefined;
     if (lexical !== undefined && dense !== undefined) {
       const fusion = this.config.retrieval.fusion;
-      const weights = intentRouting ? plan.intent!.weights : fusion.weights;
+      const chosen = fusionWeights(plan.intent, this.config.retrieval.intentWeights, fusion.weights);
+      const weights = chosen.applied;
       const fused = trace.stage(
         'fuse',
         () =>
@@ -701,7 +709,7 @@ export class Quarry {
           ),
         (f) => ({
           method: fusion.method,
-          weights,
+          weights: chosen,
           byDocType: fusion.byDocType,
           candidates: f
             .slice(0, Math.max(k, 20))
@@ -783,6 +791,7 @@ export class Quarry {
       query,
       hits,
       indexVersion: this.lexical.indexVersion,
+      ...(plan.rewrite === undefined ? {} : { rewrite: plan.rewrite }),
       trace: trace.enabled ? trace.report() : undefined,
     };
   }
@@ -975,6 +984,7 @@ export class Quarry {
       groups: o.scope?.groups === undefined ? null : [...o.scope.groups].sort(),
       collapse: o.collapseDocuments,
       retriever: o.retriever,
+      typos: o.typos,
       reranker: o.reranker,
       freshness: o.freshness,
       budgetMs: o.budgetMs,
