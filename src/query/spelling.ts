@@ -125,6 +125,22 @@ function surfaceWords(text: string, analyze: (t: string) => string[]): SurfaceWo
   }));
 }
 
+/**
+ * Whether the dictionary knows a word. Its entries have no apostrophes: a contraction or elision is known
+ * when its letters run together ("cant"), its part before the apostrophe ("can't", "o'clock") or its base
+ * without "n't" ("wouldn't") is.
+ */
+function known(word: string, dict: WordList): boolean {
+  if (dict.has(word)) return true;
+  const apostrophe = word.search(/['’]/);
+  if (apostrophe < 0) return false;
+  return (
+    dict.has(word.replace(/['’]/g, '')) ||
+    dict.has(word.slice(0, apostrophe)) ||
+    dict.has(word.replace(/n['’]t$/, ''))
+  );
+}
+
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
 /** Dictionary words one edit from `word` whose analysis is exactly `[term]`: a readable form of a stem. */
@@ -174,7 +190,7 @@ export function correctQuery(
   const dict = deps.dictionary();
   const words = surfaceWords(text, deps.analyze);
   const keep = new Set<string>(quoted.flatMap((q) => deps.analyze(q)));
-  for (const w of words) if (dict.has(w.lookup)) for (const t of w.terms) keep.add(t);
+  for (const w of words) if (known(w.lookup, dict)) for (const t of w.terms) keep.add(t);
   const corrected = correctTypos(terms, deps.vocabulary, keep);
   if (corrected.corrections.length === 0) return corrected;
   const shown: Array<{ from: string; to: string }> = [];

@@ -17,7 +17,7 @@ function vocabOf(text: string): Vocabulary {
 }
 
 const CORPUS = vocabOf(
-  'printer professor inject default chunk chunks size retrieval printers settings tray paper the what is how',
+  'printer professor inject default chunk chunks size retrieval printers settings tray paper the what is how cant wouldnt',
 );
 
 describe('typo correction consults the English dictionary', () => {
@@ -26,6 +26,8 @@ describe('typo correction consults the English dictionary', () => {
       ['null pointer exception', 'pointer'],
       ['which processor is fastest', 'processor'],
       ['insect bite treatment', 'insect'],
+      ["why can't the wing stall", 'stall'],
+      ["it wouldn't print", 'print'],
     ] as const) {
       const plan = understandQuery(query, { analyze, vocabulary: CORPUS });
       expect(plan.corrections, query).toEqual([]);
