@@ -21,5 +21,7 @@ export {
   type SearchOptions,
   type SearchResult,
 } from './pipeline/quarry.js';
+export type { FusionWeightsDecision } from './query/fusion-weights.js';
+export type { QueryRewrite } from './query/spelling.js';
 export { compileFilter, type Filter } from './retrieve/filter.js';
 export type * from './types.js';

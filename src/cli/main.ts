@@ -189,6 +189,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           print(io.out, JSON.stringify(r));
           return;
         }
+        if (r.rewrite !== undefined)
+          print(
+            io.out,
+            `searched for "${r.rewrite.searched}" instead of "${r.rewrite.original}" (--no-typos searches the words as written)`,
+          );
         if (r.hits.length === 0) print(io.out, 'no results');
         for (const h of r.hits) {
           const section = h.chunk.sectionPath.length > 0 ? ` › ${h.chunk.sectionPath.join(' › ')}` : '';
@@ -314,6 +319,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           `retriever ${report.retriever}${report.dense ? ` (dense: ${report.dense.model}, ${report.dense.index}, built in ${report.dense.buildMs} ms)` : ''}, k1=${report.bm25.k1} b=${report.bm25.b}, chunking: ${report.chunking.description}`,
           `nDCG@10 ${m['ndcg@10']!.toFixed(4)}  Recall@10 ${m['recall@10']!.toFixed(4)}  Recall@100 ${m['recall@100']!.toFixed(4)}  MRR@10 ${m['mrr@10']!.toFixed(4)}  Hit@5 ${m['hit@5']!.toFixed(4)}`,
           `latency ms: p50 ${report.latency_ms.p50.toFixed(3)}  p95 ${report.latency_ms.p95.toFixed(3)}  p99 ${report.latency_ms.p99.toFixed(3)}`,
+          ...(report.query.typos ? [`typo correction rewrote ${report.query.rewritten} queries`] : []),
           ...(report.rerank
             ? [
                 `reranked by ${report.rerank.reranker} (${report.rerank.model ?? ''}, pool ${report.rerank.pool}): ${JSON.stringify(report.rerank.status)}`,

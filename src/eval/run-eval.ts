@@ -70,7 +70,8 @@ export interface EvalReport {
   };
   bm25: { k1: number; b: number; lengthNorm: string; fields: string };
   chunking: { maxTokens: number; overlapTokens: number; description: string };
-  query: { typos: boolean; prf: boolean };
+  /** `rewritten`: queries that typo correction changed (each result's `rewrite`). */
+  query: { typos: boolean; prf: boolean; rewritten: number };
   corpus: { documents: number; chunks: number; ingestMs: number; documentsPerSecond: number };
   metrics: Record<(typeof EVAL_METRICS)[number], number> & Record<string, number>;
   latency_ms: { p50: number; p95: number; p99: number; mean: number; max: number };
@@ -152,10 +153,12 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     const run: Run = new Map();
     const latencies: number[] = [];
     const rerankStatus: Record<string, number> = {};
+    let rewritten = 0;
     for (const [i, q] of queries.entries()) {
       const t0 = performance.now();
       const result = await quarry.search(q.text, { k: 100, collapseDocuments: true, retriever });
       latencies.push(performance.now() - t0);
+      if (result.rewrite !== undefined) rewritten++;
       if (result.rerank !== undefined)
         rerankStatus[result.rerank.status] = (rerankStatus[result.rerank.status] ?? 0) + 1;
       // Score by returned position: the evaluator re-sorts by score, and the pipeline's order (exact-match
@@ -202,7 +205,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
             ? `whole documents (up to ${WHOLE_DOCUMENT_TOKENS} tokens per chunk); a document scores by its best chunk`
             : `${maxTokens}-token chunks, ${overlapTokens}-token overlap; a document scores by its best chunk`,
       },
-      query: { typos: quarry.config.query.typos, prf: quarry.config.query.prf },
+      query: { typos: quarry.config.query.typos, prf: quarry.config.query.prf, rewritten },
       corpus: {
         documents: stats.documents,
         chunks: stats.chunks,

@@ -7,6 +7,7 @@
  * leaving `fused` false.
  */
 import type { QuarryConfig } from '../config/config.js';
+import type { FusionWeightsDecision } from '../query/fusion-weights.js';
 import type { CatalogDocument } from '../retrieve/catalog.js';
 import type { RetrievedList } from '../retrieve/stage.js';
 import type { StageContext } from '../stage.js';
@@ -26,8 +27,8 @@ export interface FuseInput {
   lexical?: RetrievedList | undefined;
   dense?: RetrievedList | undefined;
   exact?: RetrievedList | undefined;
-  /** Retriever weights to apply (the configured ones, or the query intent's). */
-  weights: { bm25: number; dense: number };
+  /** Retriever weights to apply (the configured ones, or the query intent's), and why. */
+  weights: FusionWeightsDecision;
   /** Candidates shown in the trace. */
   show: number;
   collapseDocuments?: boolean | undefined;
@@ -61,7 +62,7 @@ export function fuseLists(
         {
           method: fusion.method,
           rrfK: fusion.rrfK,
-          weights: { ...input.weights, exact: 1 },
+          weights: { ...input.weights.applied, exact: 1 },
           weightsFor: (g) => {
             const t = deps.document(g)?.doc_type;
             return t === undefined ? undefined : fusion.byDocType[t];

@@ -113,6 +113,7 @@ export class Engine {
       groups: o.scope?.groups === undefined ? null : [...o.scope.groups].sort(),
       collapse: o.collapseDocuments,
       retriever: o.retriever,
+      typos: o.typos,
       reranker: o.reranker,
       freshness: o.freshness,
       budgetMs: o.budgetMs,

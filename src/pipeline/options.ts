@@ -4,6 +4,7 @@
  */
 import type { QuarryConfig, QuarryConfigInput } from '../config/config.js';
 import type { FreshnessOptions } from '../fuse/freshness.js';
+import type { QueryRewrite } from '../query/spelling.js';
 import type { RetrievalStrategy } from '../query/strategy.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { RerankStatus } from '../rerank/run-rerank.js';
@@ -39,6 +40,8 @@ export interface SearchOptions {
   budgetMs?: number;
   /** Cancels the request. */
   signal?: AbortSignal;
+  /** Typo correction for this request (default: `query.typos`); `false` searches the words as written. */
+  typos?: boolean;
   /** Query vectors embedded ahead (batch mode embeds every question in one pass), keyed by normalized text. */
   queryVectors?: ReadonlyMap<string, Float32Array>;
 }
@@ -54,6 +57,8 @@ export interface SearchResult {
   degraded: Degradation[];
   /** Strategy the router chose: `cache` (served from the retrieval cache), `standard`, or `multi-stage`. */
   strategy?: RetrievalStrategy | 'cache';
+  /** How query understanding rewrote the query (typo corrections); absent when it was searched as written. */
+  rewrite?: QueryRewrite;
   /** What the rerank stage did (absent when no reranker is configured). */
   rerank?: { reranker: string; status: RerankStatus; reason?: string };
   trace?: TraceReport;

@@ -14,6 +14,7 @@ import { QuarryError } from '../errors.js';
 import { applyFreshnessStage, freshnessOn, fuseLists, fuseQueries } from '../fuse/stage.js';
 import type { PendingQueryVector } from '../indexes/dense/dense-models.js';
 import { Trace } from '../observability/trace.js';
+import { fusionWeights } from '../query/fusion-weights.js';
 import { expand, rewrite, type Understood, understand } from '../query/stage.js';
 import { chooseStrategy } from '../query/strategy.js';
 import { normalizeQuery } from '../query/understand.js';
@@ -121,17 +122,18 @@ export class QueryRunner {
     const k = options.k ?? 10;
     if (queries.length === 1) return this.run(query, options, ctx);
     const depth = Math.max(k, this.config.retrieval.depth);
-    const lists = [];
+    const results: SearchResult[] = [];
     // One after the other: each waits only for its own query embedding, and the trace stays in query order.
-    for (const q of queries)
-      lists.push((await this.retrieve(q, { ...options, k: depth }, ctx, deadline)).hits);
+    for (const q of queries) results.push(await this.retrieve(q, { ...options, k: depth }, ctx, deadline));
+    const lists = results.map((r) => r.hits);
     const hits = fuseQueries(
       queries,
       lists,
       { rrfK: this.config.retrieval.fusion.rrfK, k, collapseDocuments: options.collapseDocuments },
       ctx,
     );
-    return { query, hits, indexVersion: this.engine.lexical.indexVersion, ...finish(ctx) };
+    const rewritten = results[0]?.rewrite === undefined ? {} : { rewrite: results[0].rewrite };
+    return { query, hits, indexVersion: this.engine.lexical.indexVersion, ...rewritten, ...finish(ctx) };
   }
 
   /**
@@ -199,7 +201,7 @@ export class QueryRunner {
     validateK(options.k);
     const lookup = { document: (g: number) => engine.catalog.get(g) };
     const understood = understand(
-      { query, filter: options.filter, scope: options.scope },
+      { query, filter: options.filter, scope: options.scope, typos: options.typos },
       this.understandDeps(),
       ctx,
     );
@@ -214,7 +216,11 @@ export class QueryRunner {
     const depth = deep ? Math.max(k, config.retrieval.depth) : k;
     const lists = yield* this.retrieveLists(query, understood, { retriever, depth, options, pending }, ctx);
     const show = Math.max(k, 20);
-    const weights = intentRouting ? plan.intent!.weights : config.retrieval.fusion.weights;
+    const weights = fusionWeights(
+      plan.intent,
+      config.retrieval.intentWeights,
+      config.retrieval.fusion.weights,
+    );
     const fused = fuseLists(
       { ...lists, weights, show, collapseDocuments: options.collapseDocuments },
       { config: config.retrieval.fusion, ...lookup },
@@ -223,7 +229,8 @@ export class QueryRunner {
     const ranked = applyFreshnessStage(fused.ranked, freshness, show, lookup, ctx);
     const getChunks = (ids: number[]) => engine.store.getChunks(ids);
     const hits = loadHits(ranked, { k, dedupe: fused.fused }, { getChunks, ...lookup }, ctx);
-    return { query, hits, indexVersion: engine.lexical.indexVersion, ...finish(ctx) };
+    const rewritten = plan.rewrite === undefined ? {} : { rewrite: plan.rewrite };
+    return { query, hits, indexVersion: engine.lexical.indexVersion, ...rewritten, ...finish(ctx) };
   }
 
   /** Every retriever the request uses, each its own stage; dense waits (yields) for a pending embedding. */
@@ -253,7 +260,7 @@ export class QueryRunner {
           {
             query,
             terms: expanded?.terms ?? plan.terms,
-            weights: expanded?.weights,
+            weights: expanded?.weights ?? plan.weights,
             depth: r.depth,
             allowGroup,
             collapseDocuments: r.options.collapseDocuments,
@@ -280,6 +287,7 @@ export class QueryRunner {
     const { engine } = this;
     return {
       config: engine.config.query,
+      intentWeights: engine.config.retrieval.intentWeights,
       analyze: (t: string) => engine.lexical.analyzer.analyze(t),
       vocabulary: () => engine.lexical.vocabulary(),
       predicate: engine.catalog.predicate.bind(engine.catalog),

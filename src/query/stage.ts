@@ -11,6 +11,7 @@ import type { Retriever } from '../retrieve/bm25-retriever.js';
 import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
 import type { StageBudget, StageContext } from '../stage.js';
 import type { AccessScope, StoredChunk } from '../types.js';
+import { queryPlanDetail } from './fusion-weights.js';
 import { type ExpandedQuery, expandQuery } from './prf.js';
 import { rewriteQuery } from './rewrite.js';
 import { type QueryPlan, understandQuery, type Vocabulary } from './understand.js';
@@ -19,10 +20,14 @@ export interface UnderstandInput {
   query: string;
   filter?: unknown;
   scope?: AccessScope | undefined;
+  /** Typo correction for this request (default: `query.typos`). */
+  typos?: boolean | undefined;
 }
 
 export interface UnderstandDeps {
   config: QuarryConfig['query'];
+  /** `retrieval.intentWeights`: whether the intent's suggested weights and k are applied (the trace says). */
+  intentWeights: boolean;
   analyze(text: string): string[];
   vocabulary(): Vocabulary;
   /** The catalog's group predicate for a compiled filter and scope (fails closed on unknown documents). */
@@ -49,8 +54,13 @@ export function understand(input: UnderstandInput, deps: UnderstandDeps, ctx: St
   const allowGroup = deps.predicate(filter, input.scope);
   const plan = trace.stage(
     'query.analyze',
-    () => understandQuery(input.query, { analyze: deps.analyze, vocabulary: deps.vocabulary() }, deps.config),
-    (p) => ({ ...p }),
+    () =>
+      understandQuery(
+        input.query,
+        { analyze: deps.analyze, vocabulary: deps.vocabulary() },
+        { ...deps.config, typos: input.typos ?? deps.config.typos },
+      ),
+    (p) => queryPlanDetail(p, deps.intentWeights),
   );
   return { plan, allowGroup };
 }

@@ -1,9 +1,20 @@
 /**
  * Query understanding, the first stage of a search: normalize the text, pull out exact-match entities (error
  * codes, IDs, versions, quoted phrases), classify intent (which sets retriever weights and how many results
- * to fetch), and correct typos against the index vocabulary. Each step is switchable and reports into the
- * trace; none needs a model. LLM rewriting and decomposition plug in here once an LLM is configured.
+ * to fetch), and correct typos against the index vocabulary and an English dictionary (spelling.ts). Each
+ * step is switchable and reports into the trace; none needs a model. LLM rewriting and decomposition plug in here once an LLM is configured.
  */
+
+import { englishWords, type WordList } from './dictionary.js';
+import { correctQuery, type QueryRewrite, type TypoCorrection, type Vocabulary } from './spelling.js';
+
+export {
+  correctTypos,
+  editDistance,
+  type QueryRewrite,
+  type TypoCorrection,
+  type Vocabulary,
+} from './spelling.js';
 
 export type EntityKind = 'quoted' | 'error-code' | 'identifier' | 'version' | 'path';
 
@@ -11,10 +22,14 @@ export interface QueryEntity {
   kind: EntityKind;
   text: string;
   /**
-   * Routed to verbatim matching: quoted phrases and unmistakable codes (ERR_X_Y, 0x…, HTTP 503). Short
-   * letter-digit ids such as IL-6 or K164 are ambiguous in prose (genes, residues) and only inform intent.
+   * Routed to verbatim matching: quoted phrases, quoted codes and identifiers, and unmistakable codes
+   * (ERR_X_Y, 0x…, HTTP 503). Short letter-digit ids such as IL-6 or K164 are ambiguous in prose (genes,
+   * residues) and only inform intent. A quoted plain word ("float") is not: every document containing it
+   * would rank above all others; it gets `boost` instead.
    */
   exact: boolean;
+  /** BM25 weight of the entity's terms (a quoted plain word counts this many times; absent = 1). */
+  boost?: number;
 }
 
 export type Intent =
@@ -34,12 +49,6 @@ export interface IntentDecision {
   k: number;
 }
 
-export interface TypoCorrection {
-  from: string;
-  to: string;
-  distance: number;
-}
-
 export interface QueryUnderstandingOptions {
   normalize?: boolean;
   entities?: boolean;
@@ -55,17 +64,11 @@ export interface QueryPlan {
   corrections: TypoCorrection[];
   /** Analyzed terms to search with (after corrections). */
   terms: string[];
+  /** BM25 weights parallel to `terms`, when some differ from 1 (boosted quoted words). */
+  weights?: number[];
+  /** How the query was rewritten (typo corrections), in the user's words; absent when searched as written. */
+  rewrite?: QueryRewrite;
   steps: Record<keyof Required<QueryUnderstandingOptions>, boolean>;
-}
-
-/** What typo correction needs from the lexical index. */
-export interface Vocabulary {
-  /** Document frequency of an analyzed term (0 = unknown). */
-  df(term: string): number;
-  /** All indexed terms of a given length. */
-  termsOfLength(length: number): readonly string[];
-  /** Indexed terms that may lie within `maxDistance` edits of `term` (a superset; verified by the caller). */
-  candidates?(term: string, maxDistance: number): Iterable<string>;
 }
 
 /** NFKC (full-width letters, ligatures, compatibility forms), no control characters, single spaces. */
@@ -95,8 +98,17 @@ const ENTITY_PATTERNS: Array<{ kind: EntityKind; re: RegExp }> = [
   { kind: 'path', re: /(?:^|\s)((?:\.{0,2}\/)?[\w.-]+(?:\/[\w.-]+)+\.\w{1,6})\b/g },
 ];
 
+/** Quoted text that must match verbatim: several words, or a code or identifier (digits, `_.-/:#@`, camelCase, ALLCAPS). */
+function isVerbatimQuote(text: string): boolean {
+  return /\s|[\d_./\\:#@-]|\p{Ll}\p{Lu}|^\p{Lu}{2,}$/u.test(text);
+}
+
+/** Weight of a quoted plain word's terms in BM25: it matters more than the other words, but ranks. */
+export const QUOTED_WORD_BOOST = 2;
+
 function isUnambiguous(kind: EntityKind, text: string): boolean {
-  if (kind === 'quoted' || kind === 'path') return true;
+  if (kind === 'path') return true;
+  if (kind === 'quoted') return isVerbatimQuote(text);
   if (kind === 'error-code') return /_|^0x|^HTTP|^SQLSTATE/i.test(text);
   return false;
 }
@@ -121,7 +133,12 @@ export function extractEntities(q: string): QueryEntity[] {
   return found
     .sort((a, b) => a.at - b.at)
     .filter((e) => !seen.has(`${e.kind}:${e.text}`) && seen.add(`${e.kind}:${e.text}`))
-    .map(({ kind, text }) => ({ kind, text, exact: isUnambiguous(kind, text) }));
+    .map(({ kind, text }) => {
+      const exact = isUnambiguous(kind, text);
+      return kind === 'quoted' && !exact
+        ? { kind, text, exact, boost: QUOTED_WORD_BOOST }
+        : { kind, text, exact };
+    });
 }
 
 const INTENT_RULES: Array<{ intent: Intent; rule: string; re: RegExp }> = [
@@ -175,69 +192,30 @@ export function classifyIntent(q: string, entities: QueryEntity[] = []): IntentD
   return { intent: 'exploratory', rule: 'default', ...INTENT_SETTINGS.exploratory };
 }
 
-/** Optimal-string-alignment distance (Levenshtein + adjacent transposition), giving up above `max`. */
-export function editDistance(a: string, b: string, max: number): number {
-  if (Math.abs(a.length - b.length) > max) return max + 1;
-  const n = b.length;
-  let prev2 = new Array<number>(n + 1).fill(0);
-  let prev = Array.from({ length: n + 1 }, (_, j) => j);
-  let cur = new Array<number>(n + 1).fill(0);
-  for (let i = 1; i <= a.length; i++) {
-    cur[0] = i;
-    let rowMin = i;
-    for (let j = 1; j <= n; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        v = Math.min(v, prev2[j - 2]! + 1);
-      cur[j] = v;
-      if (v < rowMin) rowMin = v;
-    }
-    if (rowMin > max) return max + 1;
-    [prev2, prev, cur] = [prev, cur, prev2];
-  }
-  return prev[n]!;
+/** BM25 weights parallel to `terms` from boosted entities; undefined when every weight is 1. */
+function termWeights(
+  terms: string[],
+  entities: QueryEntity[],
+  analyze: (t: string) => string[],
+): number[] | undefined {
+  const boost = new Map<string, number>();
+  for (const e of entities)
+    if (e.boost !== undefined)
+      for (const t of analyze(e.text)) boost.set(t, Math.max(boost.get(t) ?? 1, e.boost));
+  if (!terms.some((t) => boost.has(t))) return undefined;
+  return terms.map((t) => boost.get(t) ?? 1);
 }
 
-/**
- * Replace analyzed terms the index has never seen with the most frequent indexed term one edit away.
- * Known terms, numbers and very short terms are left alone.
- */
-export function correctTypos(
-  terms: string[],
-  vocab: Vocabulary,
-): { terms: string[]; corrections: TypoCorrection[] } {
-  const corrections: TypoCorrection[] = [];
-  const out = terms.map((t) => {
-    if (t.length < 4 || /\d/.test(t) || vocab.df(t) > 0) return t;
-    // One edit (insert, delete, substitute or swap adjacent letters): the deletion index finds every such
-    // neighbour exactly; two edits would need the vocabulary's two-letter deletions too (~30 per term).
-    const max = 1;
-    let best: { term: string; distance: number; df: number } | undefined;
-    const consider = (cand: string): void => {
-      const d = editDistance(t, cand, max);
-      if (d > max || d === 0) return;
-      const df = vocab.df(cand);
-      if (best === undefined || d < best.distance || (d === best.distance && df > best.df)) {
-        best = { term: cand, distance: d, df };
-      }
-    };
-    if (vocab.candidates !== undefined) {
-      for (const cand of vocab.candidates(t, max)) consider(cand);
-    } else {
-      for (let len = t.length - max; len <= t.length + max; len++)
-        for (const cand of vocab.termsOfLength(len)) consider(cand);
-    }
-    if (best === undefined) return t;
-    corrections.push({ from: t, to: best.term, distance: best.distance });
-    return best.term;
-  });
-  return { terms: out, corrections };
+export interface UnderstandDeps {
+  analyze(text: string): string[];
+  vocabulary?: Vocabulary;
+  /** The dictionary typo correction consults; default: the English word list, loaded on first need. */
+  dictionary?: () => WordList;
 }
 
 export function understandQuery(
   query: string,
-  deps: { analyze(text: string): string[]; vocabulary?: Vocabulary },
+  deps: UnderstandDeps,
   opts: QueryUnderstandingOptions = {},
 ): QueryPlan {
   const steps = {
@@ -251,7 +229,25 @@ export function understandQuery(
   const intent = steps.intent ? classifyIntent(normalized, entities) : null;
   let terms = deps.analyze(normalized);
   let corrections: TypoCorrection[] = [];
-  if (steps.typos && deps.vocabulary !== undefined)
-    ({ terms, corrections } = correctTypos(terms, deps.vocabulary));
-  return { original: query, normalized, entities, intent, corrections, terms, steps };
+  let rewrite: QueryRewrite | undefined;
+  if (steps.typos && deps.vocabulary !== undefined) {
+    const quoted = entities.filter((e) => e.kind === 'quoted').map((e) => e.text);
+    ({ terms, corrections, rewrite } = correctQuery(query.trim(), normalized, terms, quoted, {
+      analyze: deps.analyze,
+      vocabulary: deps.vocabulary,
+      dictionary: deps.dictionary ?? englishWords,
+    }));
+  }
+  const weights = termWeights(terms, entities, deps.analyze);
+  return {
+    original: query,
+    normalized,
+    entities,
+    intent,
+    corrections,
+    terms,
+    ...(weights === undefined ? {} : { weights }),
+    ...(rewrite === undefined ? {} : { rewrite }),
+    steps,
+  };
 }

@@ -127,6 +127,28 @@ describe('quarry CLI', () => {
     docId = out.hits[0]!.document.id;
   });
 
+  it('search says what it searched instead of a misspelling, and --no-typos searches the words as written', () => {
+    const r = quarry(['search', 'tokne budget', '-k', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe(
+      'searched for "token budget" instead of "tokne budget" (--no-typos searches the words as written)',
+    );
+    const j = json<{ rewrite: unknown }>(quarry(['search', 'tokne budget', '--json']));
+    expect(j.rewrite).toEqual({
+      original: 'tokne budget',
+      searched: 'token budget',
+      corrections: [{ from: 'tokne', to: 'token' }],
+    });
+    const asWritten = quarry(['search', 'tokne budget', '-k', '1', '--no-typos']);
+    expect(asWritten.code, asWritten.stderr).toBe(0);
+    expect(asWritten.stdout).not.toContain('searched for');
+    expect(
+      json<{ rewrite?: unknown }>(quarry(['search', 'tokne', '--json', '--no-typos'])),
+    ).not.toHaveProperty('rewrite');
+    // A valid word the corpus lacks is searched as written, without a notice.
+    expect(quarry(['search', 'chuck budget', '-k', '1']).stdout).not.toContain('searched for');
+  });
+
   it('ask --json answers with citations; ask --trace prints the trace on stderr', () => {
     const r = quarry(['ask', 'What are the default values of k1 and b?', '--json']);
     expect(r.code, r.stderr).toBe(0);

@@ -50,7 +50,7 @@ describe('intent routing', () => {
     });
     expect(nav.hits).toHaveLength(5); // navigational: a few precise results
     const fuse = nav.trace!.stages.find((s) => s.stage === 'fuse')!.detail;
-    expect(fuse.weights).toMatchObject({ bm25: 0.85, dense: 0.15 });
+    expect(fuse.weights).toMatchObject({ applied: { bm25: 0.85, dense: 0.15 }, source: 'intent' });
     expect((await routed.search('retrieval quality ideas overview')).hits).toHaveLength(20); // exploratory
     expect((await routed.search('where is the storage documentation', { k: 3 })).hits).toHaveLength(3); // caller wins
     routed.close();
