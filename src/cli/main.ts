@@ -23,20 +23,42 @@ interface CommonOpts {
   json?: boolean;
 }
 
-function int(name: string) {
+interface Range {
+  min?: number;
+  max?: number;
+  /** The value must be greater than `min`, not equal to it. */
+  exclusiveMin?: boolean;
+}
+
+/** "an integer ≥ 1": the range an option accepts, in words. */
+function describeRange(kind: string, r: Range): string {
+  const parts: string[] = [];
+  if (r.min !== undefined) parts.push(`${r.exclusiveMin ? '>' : '≥'} ${r.min}`);
+  if (r.max !== undefined) parts.push(`≤ ${r.max}`);
+  return `${kind}${parts.length > 0 ? ` ${parts.join(' and ')}` : ''}`;
+}
+
+function checked(name: string, kind: 'an integer' | 'a number', r: Range) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    const ok =
+      v.trim() !== '' &&
+      (kind === 'an integer' ? Number.isInteger(n) : Number.isFinite(n)) &&
+      (r.min === undefined || (r.exclusiveMin ? n > r.min : n >= r.min)) &&
+      (r.max === undefined || n <= r.max);
+    if (!ok) throw new InvalidArgumentError(`${name} must be ${describeRange(kind, r)}, got "${v}"`);
     return n;
   };
 }
 
-function num(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
-    return n;
-  };
+/** An integer option within `r` (out-of-range values are errors naming the option, never ignored). */
+function int(name: string, r: Range = {}) {
+  return checked(name, 'an integer', r);
+}
+
+/** A finite number option within `r`. */
+function num(name: string, r: Range = {}) {
+  return checked(name, 'a number', r);
 }
 
 function list(v: string): string[] {
@@ -139,15 +161,27 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--tags <list>', 'comma-separated tags added to every document', list)
     .option('--access-groups <list>', 'comma-separated access groups for every document', list)
     .option('--no-prune', 'keep stored documents whose files disappeared from an ingested folder')
-    .option('--chunk-tokens <n>', 'maximum tokens per chunk (new stores)', int('--chunk-tokens'))
-    .option('--overlap-tokens <n>', 'overlap tokens between chunks', int('--overlap-tokens'))
+    .option(
+      '--chunk-tokens <n>',
+      'maximum tokens per chunk (new stores)',
+      int('--chunk-tokens', { min: 16, max: 8192 }),
+    )
+    .option(
+      '--overlap-tokens <n>',
+      'overlap tokens between chunks',
+      int('--overlap-tokens', { min: 0, max: 1024 }),
+    )
     .action(async (paths: string[], o: CommonOpts & Record<string, unknown>) => {
-      const q = await openStore(o, {
-        chunking: {
-          ...(o.chunkTokens !== undefined ? { maxTokens: o.chunkTokens as number } : {}),
-          ...(o.overlapTokens !== undefined ? { overlapTokens: o.overlapTokens as number } : {}),
+      const q = await openStore(
+        o,
+        {
+          chunking: {
+            ...(o.chunkTokens !== undefined ? { maxTokens: o.chunkTokens as number } : {}),
+            ...(o.overlapTokens !== undefined ? { overlapTokens: o.overlapTokens as number } : {}),
+          },
         },
-      });
+        { create: true },
+      );
       try {
         const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
         const report = await q.ingest(paths, {
@@ -172,9 +206,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
 
   withRetrieval(withCommon(program.command('search').argument('<query>', 'search query')))
     .description('retrieve the top-k chunks for a query')
-    .option('-k, --k <n>', 'number of results', int('--k'), 10)
-    .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
-    .option('--b <x>', 'BM25 b for this query', num('--b'))
+    .option('-k, --k <n>', 'number of results', int('--k', { min: 1, max: 10_000 }), 10)
+    .option('--k1 <x>', 'BM25 k1 for this query', num('--k1', { min: 0, max: 10 }))
+    .option('--b <x>', 'BM25 b for this query', num('--b', { min: 0, max: 1 }))
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
       const q = await openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
       try {
@@ -200,13 +234,18 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
 
   withRetrieval(withCommon(program.command('ask').argument('[question]', 'question to answer')))
     .description('answer a question from the indexed documents, with citations')
-    .option('-k, --k <n>', 'chunks to retrieve', int('--k'), 10)
+    .option('-k, --k <n>', 'chunks to retrieve', int('--k', { min: 1, max: 10_000 }), 10)
     .option(
       '--batch <file>',
       'answer every question of a JSONL file ({"id","question","filter","k","groups"} per line)',
     )
     .option('--out <file>', 'with --batch: write the answers as JSONL here (default: standard output)')
-    .option('--concurrency <n>', 'with --batch: questions answered at once', int('--concurrency'), 4)
+    .option(
+      '--concurrency <n>',
+      'with --batch: questions answered at once',
+      int('--concurrency', { min: 1, max: 64 }),
+      4,
+    )
     .action(async (question: string | undefined, o: CommonOpts & Record<string, unknown>) => {
       if ((question === undefined) === (o.batch === undefined))
         throw new QuarryError('INVALID_ARGUMENT', 'give either a question or --batch <file>, not both');
@@ -251,14 +290,14 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency)',
     )
     .option('--split <name>', 'qrels split', 'test')
-    .option('--k1 <x>', 'BM25 k1', num('--k1'))
-    .option('--b <x>', 'BM25 b', num('--b'))
+    .option('--k1 <x>', 'BM25 k1', num('--k1', { min: 0, max: 10 }))
+    .option('--b <x>', 'BM25 b', num('--b', { min: 0, max: 1 }))
     .option(
       '--chunk-tokens <n>',
       'chunk size; default keeps documents whole (up to 8192 tokens)',
-      int('--chunk-tokens'),
+      int('--chunk-tokens', { min: 16, max: 8192 }),
     )
-    .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit'))
+    .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit', { min: 1 }))
     .option('--no-typos', 'disable query typo correction (pure BM25 on the analyzed query)')
     .option('--prf', 'expand queries with RM3 pseudo-relevance feedback')
     .addOption(
@@ -331,7 +370,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       'record whether a document (or one of its chunks) helped answer a query; train-ranker learns from it',
     )
     .requiredOption('--doc <id>', 'document id (as shown by search, ask and docs)')
-    .option('--chunk <id>', 'chunk id within that document', int('--chunk'))
+    .option('--chunk <id>', 'chunk id within that document', int('--chunk', { min: 0 }))
     .option('--helpful', 'the source helped')
     .option('--not-helpful', 'the source did not help')
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
@@ -369,14 +408,14 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         .choices(['bm25', 'dense', 'hybrid'])
         .default('hybrid'),
     )
-    .option('--depth <n>', 'pool size per query', int('--depth'), 100)
+    .option('--depth <n>', 'pool size per query', int('--depth', { min: 1, max: 10_000 }), 100)
     .option('--golden <file>', 'extra judgments: JSONL {"query","relevant":{"<docId>":grade}}')
     .option('--feedback <file>', 'extra judgments: JSONL {"query","docId","helpful":true|false}')
     .option('--from-feedback', 'also learn from the feedback recorded in --store (quarry feedback)')
     .addOption(
       new Option('--method <name>', 'training method').choices(['lambdarank', 'ranknet', 'ranknet+ca']),
     )
-    .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed'))
+    .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed', { min: 0 }))
     .action(async (dataset: string | undefined, o: CommonOpts & Record<string, unknown>) => {
       const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
       const { trainRanker } = await import('../eval/train-ranker.js');
@@ -442,8 +481,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
   withCommon(program.command('docs'))
     .description('list documents (or show one with --id)')
     .option('--id <id>', 'show one document with its text')
-    .option('--limit <n>', 'maximum documents to list', int('--limit'), 100)
-    .option('--offset <n>', 'skip this many documents', int('--offset'), 0)
+    .option('--limit <n>', 'maximum documents to list', int('--limit', { min: 1 }), 100)
+    .option('--offset <n>', 'skip this many documents', int('--offset', { min: 0 }), 0)
     .action(async (o: CommonOpts & Record<string, unknown>) => {
       const q = await openStore(o);
       try {
@@ -547,7 +586,11 @@ function withRetrieval(cmd: Command): Command {
     .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
     .option('--groups <list>', 'act as a caller in these access groups', list)
     .option('--no-typos', 'disable query typo correction')
-    .option('--half-life <days>', 'decay scores by document age with this half-life', num('--half-life'))
+    .option(
+      '--half-life <days>',
+      'decay scores by document age with this half-life',
+      num('--half-life', { min: 0, exclusiveMin: true }),
+    )
     .option(
       '--latest-by <field>',
       'among documents with the same value of this field, return only the newest',
@@ -593,10 +636,18 @@ function bm25Overrides(o: Record<string, unknown>) {
   };
 }
 
-async function openStore(o: CommonOpts, overrides: QuarryConfigInput = {}): Promise<Quarry> {
+/**
+ * Open the `--store` store. Only ingest creates one (`create: true`); every other command on a path without a
+ * store fails with STORE_NOT_FOUND (exit 4) naming the path, rather than answering from an empty new store.
+ */
+async function openStore(
+  o: CommonOpts,
+  overrides: QuarryConfigInput = {},
+  { create = false }: { create?: boolean } = {},
+): Promise<Quarry> {
   const config = mergeConfig(readConfigFile(o.config), overrides);
   const { Quarry } = await import('../pipeline/quarry.js');
-  return Quarry.open({ store: o.store, config });
+  return Quarry.open({ store: o.store, config, create });
 }
 
 /** `--config <file>`: a JSON file with any part of the configuration (see src/config/config.ts). */

@@ -43,6 +43,8 @@ export interface QuarryOptions {
   /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
   store?: string;
   config?: QuarryConfigInput;
+  /** `false`: open an existing store only; a path without one throws STORE_NOT_FOUND. Default true (create). */
+  create?: boolean;
 }
 
 export interface SearchOptions {
@@ -163,6 +165,7 @@ export class Quarry {
     const config = resolveConfig(options.config ?? {});
     const dir = resolveStoreDir(options.store);
     const store = SqliteStore.open(dir, {
+      create: options.create !== false,
       settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
     });
     try {

@@ -93,6 +93,8 @@ export interface SqliteStoreOptions {
   /** Settings to record when the store is created; when opening, they must match (or be omitted). */
   settings: StoreIndexSettings;
   readonly?: boolean;
+  /** `false`: the store must exist already; a path without one is STORE_NOT_FOUND and nothing is created. */
+  create?: boolean;
 }
 
 export class SqliteStore implements DocumentStore {
@@ -135,9 +137,15 @@ export class SqliteStore implements DocumentStore {
     };
   }
 
-  /** Open (creating if needed) the store in `dir`. */
+  /** Open the store in `dir`, creating it unless `opts.create` is false. */
   static open(dir: string, opts: SqliteStoreOptions): SqliteStore {
     const abs = path.resolve(dir);
+    if (opts.create === false && !SqliteStore.exists(abs))
+      throw new QuarryError(
+        'STORE_NOT_FOUND',
+        `no store at ${abs} (create one with \`quarry ingest <paths> --store ${abs}\`)`,
+        { dir: abs },
+      );
     try {
       fs.mkdirSync(path.join(abs, ARTIFACT_DIR), { recursive: true });
     } catch (e) {
@@ -184,6 +192,11 @@ export class SqliteStore implements DocumentStore {
       settings = stored;
     }
     return new SqliteStore(abs, db, file, settings);
+  }
+
+  /** Whether `dir` holds a store (its database file), without creating or opening anything. */
+  static exists(dir: string): boolean {
+    return fs.existsSync(path.join(path.resolve(dir), DB_FILE));
   }
 
   /** Read the settings a store was created with, without opening it for writes (undefined if none). */
