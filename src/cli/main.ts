@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import type { IngestReport } from '../ingest/ingest.js';
-import type { Quarry, SearchOptions } from '../pipeline/quarry.js';
+import type { Quarry, QuarryStats, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, TraceReport } from '../types.js';
 
@@ -469,7 +469,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             `BM25 index: ${s.index.chunks} chunks, ${(s.index.memoryBytes / 1024 / 1024).toFixed(2)} MiB in memory, loaded from ${s.index.loadedFrom}`,
             ...s.dense.map(
               (d) =>
-                `dense "${d.name}" (${d.provider}${d.model ? `, ${d.model}` : ''}): ${d.vectors} vectors, ${d.index}, ${(d.memoryBytes / 1024 / 1024).toFixed(2)} MiB`,
+                `dense "${d.name}" (${d.provider}${d.model ? `, ${d.model}` : ''}): ${d.vectors} vectors, ${d.index}, ${DENSE_STATE[d.state](d.memoryBytes)}`,
             ),
           ].join('\n'),
         );
@@ -580,6 +580,14 @@ async function runBatch(
   if (failed > 0) process.exitCode = 1;
 }
 
+/** How `stats` words a dense index's state (see DenseIndexSummary). */
+const DENSE_STATE: Record<QuarryStats['dense'][number]['state'], (bytes: number) => string> = {
+  loaded: (b) => `${(b / 1024 / 1024).toFixed(2)} MiB in memory`,
+  'on-disk': () => 'snapshot on disk (loaded on the first dense query)',
+  stale: () => 'snapshot out of date (rebuilt on the first dense query)',
+  none: () => 'not built yet (built on the first dense query)',
+};
+
 /** Options search and ask share: what to retrieve with, for whom, and how to show it. */
 function withRetrieval(cmd: Command): Command {
   return cmd
@@ -685,11 +693,30 @@ function mergeConfig(base: QuarryConfigInput, overrides: QuarryConfigInput): Qua
   return out as QuarryConfigInput;
 }
 
+/**
+ * `quarry search x | head -1`: once the reader has closed the pipe, the next write fails with EPIPE, which Node
+ * raises as an unhandled 'error' event (a stack trace). The reader wanted no more output: stop at once, with
+ * success, as Unix tools do. A closed stderr is ignored (there is nowhere left to report anything).
+ */
+function exitQuietlyWhenReaderCloses(out: NodeJS.WritableStream, err: NodeJS.WritableStream): void {
+  const closed = (e: NodeJS.ErrnoException) => e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED';
+  if (out.listenerCount('error') === 0)
+    out.on('error', (e: NodeJS.ErrnoException) => {
+      if (!closed(e)) throw e;
+      process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    });
+  if (err !== out && err.listenerCount('error') === 0)
+    err.on('error', (e: NodeJS.ErrnoException) => {
+      if (!closed(e)) throw e;
+    });
+}
+
 /** Run the CLI; returns the exit code (never calls process.exit, so tests can run it in-process). */
 export async function main(
   argv: string[],
   io = { out: process.stdout, err: process.stderr },
 ): Promise<number> {
+  exitQuietlyWhenReaderCloses(io.out, io.err);
   const program = buildProgram(io);
   const wantsJson = argv.includes('--json');
   try {

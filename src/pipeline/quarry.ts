@@ -10,7 +10,7 @@ import { applyFreshness, type FreshnessOptions } from '../fuse/freshness.js';
 import { collapseDuplicates, fuse } from '../fuse/fusion.js';
 import { answerExtractively } from '../generate/extractive.js';
 import { type ConfiguredLlmProvider, createLlmProvider } from '../generate/llm/create.js';
-import { DenseIndex } from '../indexes/dense/dense-index.js';
+import { DenseIndex, type DenseIndexSummary } from '../indexes/dense/dense-index.js';
 import { DenseModels, type PendingQueryVector } from '../indexes/dense/dense-models.js';
 import type { DenseSyncReport } from '../indexes/dense/provider-dense-index.js';
 import { LexicalIndex } from '../indexes/lexical/lexical-index.js';
@@ -106,6 +106,7 @@ export interface QuarryStats extends StoreStats {
     index: string;
     vectors: number;
     memoryBytes: number;
+    state: DenseIndexSummary['state'];
   }>;
   config: QuarryConfig;
 }
@@ -1037,13 +1038,11 @@ export class Quarry {
         loadedFrom: this.lexical.loadedFrom,
         version: this.lexical.indexVersion,
       },
+      // From the snapshot's header when the vectors are not loaded yet (they load on the first dense query).
       dense: this.denseModels.models.map((m) => ({
         name: m.name,
         provider: m.provider,
-        model: m.provider === 'builtin' ? (m.index.embedder?.id ?? null) : (m.index.modelId ?? null),
-        index: m.index.kind,
-        vectors: m.index.size,
-        memoryBytes: m.index.memoryBytes(),
+        ...m.index.summary(),
       })),
       config: this.config,
     };

@@ -482,6 +482,28 @@ export class SqliteStore implements DocumentStore {
     }
   }
 
+  readArtifactHead(name: string, bytes: number): Buffer | undefined {
+    const file = path.join(this.dir, ARTIFACT_DIR, name);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const buf = Buffer.alloc(bytes);
+      let got = 0;
+      while (got < bytes) {
+        const n = fs.readSync(fd, buf, got, bytes - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   writeArtifact(name: string, data: Buffer | Uint8Array[]): void {
     const file = path.join(this.dir, ARTIFACT_DIR, name);
     const tmp = `${file}.${process.pid}.tmp`;
