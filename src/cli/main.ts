@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import type { IngestReport } from '../ingest/ingest.js';
+import type { ProgressEvent } from '../observability/progress.js';
 import type { Quarry, QuarryStats, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, TraceReport } from '../types.js';
@@ -161,6 +162,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--tags <list>', 'comma-separated tags added to every document', list)
     .option('--access-groups <list>', 'comma-separated access groups for every document', list)
     .option('--no-prune', 'keep stored documents whose files disappeared from an ingested folder')
+    .option('--progress', PROGRESS_HELP)
     .option(
       '--chunk-tokens <n>',
       'maximum tokens per chunk (new stores)',
@@ -183,7 +185,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         { create: true },
       );
       try {
-        const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+        const { createProgressReporter, ingestProgress } = await loadProgress();
+        const progress = createProgressReporter(io.err, progressChoice(o));
         const report = await q.ingest(paths, {
           records: {
             ...(o.idField ? { id: o.idField as string } : {}),
@@ -194,7 +197,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           tags: o.tags as string[] | undefined,
           accessGroups: o.accessGroups as string[] | undefined,
           prune: o.prune as boolean,
-          onProgress: progress?.update,
+          onProgress: ingestProgress(progress),
         });
         progress?.stop();
         print(io.out, o.json ? JSON.stringify(report) : formatIngest(report));
@@ -290,6 +293,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency)',
     )
     .option('--split <name>', 'qrels split', 'test')
+    .option('--progress', PROGRESS_HELP)
     .option('--k1 <x>', 'BM25 k1', num('--k1', { min: 0, max: 10 }))
     .option('--b <x>', 'BM25 b', num('--b', { min: 0, max: 1 }))
     .option(
@@ -311,9 +315,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .addOption(new Option('--reranker <name>', 'reranker (default: from config)').choices(RERANKERS))
     .option('--answers', 'also answer every judged query; adds answer_hit@1 where queries carry gold answers')
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
-      const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+      const { createProgressReporter, queryProgress } = await loadProgress();
+      const progress = createProgressReporter(io.err, progressChoice(o));
       const { runEval } = await import('../eval/run-eval.js');
-      const { queryProgress } = await loadProgress();
       const report = await runEval({
         dataset,
         config: readConfigFile(o.config),
@@ -329,7 +333,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         ...(o.ranker === undefined ? {} : { ranker: o.ranker as string }),
         ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),
         ...(o.answers === true ? { answers: true } : {}),
-        onProgress: progress?.update,
+        ...(progress === undefined ? {} : { onProgress: (p: ProgressEvent) => progress.update(p) }),
         onQueries: queryProgress(progress),
       });
       progress?.stop();
@@ -402,6 +406,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
   )
     .description('learn learning-to-rank weights from judged queries (qrels, golden sets, feedback)')
     .requiredOption('--out <model.json>', 'where to write the model')
+    .option('--progress', PROGRESS_HELP)
     .option('--split <name>', 'judged split to train on (never the split you evaluate on)', 'train')
     .addOption(
       new Option('--retriever <name>', 'first stage whose pool is reranked')
@@ -417,9 +422,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     )
     .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed', { min: 0 }))
     .action(async (dataset: string | undefined, o: CommonOpts & Record<string, unknown>) => {
-      const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+      const { createProgressReporter, queryProgress } = await loadProgress();
+      const progress = createProgressReporter(io.err, progressChoice(o));
       const { trainRanker } = await import('../eval/train-ranker.js');
-      const { queryProgress } = await loadProgress();
       const report = await trainRanker({
         ...(dataset === undefined ? {} : { dataset }),
         ...(o.fromFeedback === true ? { fromFeedback: true } : {}),
@@ -578,6 +583,12 @@ async function runBatch(
     `answered ${done - failed} of ${done} question(s) in ${seconds.toFixed(2)} s (${(done / Math.max(seconds, 1e-9)).toFixed(1)}/s)${failed ? `, ${failed} failed` : ''}\n`,
   );
   if (failed > 0) process.exitCode = 1;
+}
+
+const PROGRESS_HELP = 'show progress on stderr even when it is not a terminal (default: only on a terminal)';
+
+function progressChoice(o: CommonOpts & Record<string, unknown>): { force: boolean; json: boolean } {
+  return { force: o.progress === true, json: o.json === true };
 }
 
 /** How `stats` words a dense index's state (see DenseIndexSummary). */
