@@ -132,6 +132,28 @@ function formatAnswer(a: Answer, withText = true): string {
   return lines.join('\n');
 }
 
+/**
+ * After a streamed answer that validation changed: which streamed sentences were withdrawn (not supported by
+ * the sources), then the validated answer that stands. An empty stream (the fallback answered) just gets
+ * the answer.
+ */
+function withdrawnNotice(streamed: string, a: Answer): string {
+  if (streamed.trim() === '') return a.text;
+  const removed = a.validation?.unsupported.map((u) => u.text) ?? [];
+  const lines = ['', ''];
+  if (a.abstained) {
+    lines.push('[withdrawn after validation: the answer above is not supported by the sources]');
+    for (const t of removed) lines.push(`  - ${t}`);
+  } else if (removed.length > 0 && a.validation?.policy === 'remove') {
+    lines.push(
+      `[withdrawn after validation: ${removed.length} sentence(s) above not supported by the sources]`,
+    );
+    for (const t of removed) lines.push(`  - ${t}`);
+  } else lines.push('[changed after validation]');
+  lines.push('', 'validated answer:', a.text);
+  return lines.join('\n');
+}
+
 /** The version in Quarry's package.json (two folders up from both src/cli and dist/cli). */
 function packageVersion(): string {
   const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -244,6 +266,14 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     )
     .option('--out <file>', 'with --batch: write the answers as JSONL here (default: standard output)')
     .option(
+      '--stream',
+      'with an LLM: print the answer as it is written, then mark what validation withdrew (default on a terminal)',
+    )
+    .option(
+      '--no-stream',
+      'with an LLM: print only the validated answer (default when stdout is not a terminal)',
+    )
+    .option(
       '--concurrency <n>',
       'with --batch: questions answered at once',
       int('--concurrency', { min: 1, max: 64 }),
@@ -259,7 +289,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           return;
         }
         const request = { k: o.k as number, ...retrievalRequest(o, q) };
-        if (o.json || q.config.llm === undefined) {
+        // Streaming shows text validation may still withdraw: do it only for a reader watching (a terminal,
+        // or --stream); a pipe or file gets the validated answer alone.
+        const stream = (o.stream as boolean | undefined) ?? (io.out as NodeJS.WriteStream).isTTY === true;
+        if (o.json || q.config.llm === undefined || !stream) {
           const a = await q.ask(question!, request);
           print(io.out, o.json ? JSON.stringify(a) : formatAnswer(a));
           if (a.trace && !o.json) print(io.err, formatTrace(a.trace));
@@ -277,8 +310,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             );
             streamed = '';
           } else if (e.type === 'answer') {
-            // Removed unsupported sentences or an abstention change the text: show the final one.
-            if (e.answer.text !== streamed) io.out.write(`${streamed === '' ? '' : '\n\n'}${e.answer.text}`);
+            // Validation removed sentences or abstained: say what of the streamed text no longer stands.
+            if (e.answer.text !== streamed) io.out.write(withdrawnNotice(streamed, e.answer));
             print(io.out, formatAnswer(e.answer, false));
             if (e.answer.trace) print(io.err, formatTrace(e.answer.trace));
           }
