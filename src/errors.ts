@@ -9,6 +9,7 @@ export const ERRORS = {
   INVALID_CONFIG: { exit: 2, message: 'Invalid configuration' },
   CONTEXT_BUDGET: { exit: 2, message: 'The prompt does not fit the model context window' },
   NOT_FOUND: { exit: 4, message: 'Not found' },
+  STORE_NOT_FOUND: { exit: 4, message: 'Store not found' },
   STORE_OPEN: { exit: 5, message: 'Cannot open the store' },
   STORE_SCHEMA: { exit: 5, message: 'Store schema is newer than this version of Quarry' },
   STORE_CONFIG_MISMATCH: { exit: 5, message: 'Store was created with different index settings' },

@@ -7,7 +7,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import type { IngestReport } from '../ingest/ingest.js';
-import type { Quarry, SearchOptions } from '../pipeline/quarry.js';
+import type { ProgressEvent } from '../observability/progress.js';
+import type { Quarry, QuarryStats, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, Degradation, TraceReport } from '../types.js';
 
@@ -23,20 +24,42 @@ interface CommonOpts {
   json?: boolean;
 }
 
-function int(name: string) {
+interface Range {
+  min?: number;
+  max?: number;
+  /** The value must be greater than `min`, not equal to it. */
+  exclusiveMin?: boolean;
+}
+
+/** "an integer ≥ 1": the range an option accepts, in words. */
+function describeRange(kind: string, r: Range): string {
+  const parts: string[] = [];
+  if (r.min !== undefined) parts.push(`${r.exclusiveMin ? '>' : '≥'} ${r.min}`);
+  if (r.max !== undefined) parts.push(`≤ ${r.max}`);
+  return `${kind}${parts.length > 0 ? ` ${parts.join(' and ')}` : ''}`;
+}
+
+function checked(name: string, kind: 'an integer' | 'a number', r: Range) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    const ok =
+      v.trim() !== '' &&
+      (kind === 'an integer' ? Number.isInteger(n) : Number.isFinite(n)) &&
+      (r.min === undefined || (r.exclusiveMin ? n > r.min : n >= r.min)) &&
+      (r.max === undefined || n <= r.max);
+    if (!ok) throw new InvalidArgumentError(`${name} must be ${describeRange(kind, r)}, got "${v}"`);
     return n;
   };
 }
 
-function num(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
-    return n;
-  };
+/** An integer option within `r` (out-of-range values are errors naming the option, never ignored). */
+function int(name: string, r: Range = {}) {
+  return checked(name, 'an integer', r);
+}
+
+/** A finite number option within `r`. */
+function num(name: string, r: Range = {}) {
+  return checked(name, 'a number', r);
 }
 
 function list(v: string): string[] {
@@ -114,6 +137,28 @@ function formatAnswer(a: Answer, withText = true): string {
   return lines.join('\n');
 }
 
+/**
+ * After a streamed answer that validation changed: which streamed sentences were withdrawn (not supported by
+ * the sources), then the validated answer that stands. An empty stream (the fallback answered) just gets
+ * the answer.
+ */
+function withdrawnNotice(streamed: string, a: Answer): string {
+  if (streamed.trim() === '') return a.text;
+  const removed = a.validation?.unsupported.map((u) => u.text) ?? [];
+  const lines = ['', ''];
+  if (a.abstained) {
+    lines.push('[withdrawn after validation: the answer above is not supported by the sources]');
+    for (const t of removed) lines.push(`  - ${t}`);
+  } else if (removed.length > 0 && a.validation?.policy === 'remove') {
+    lines.push(
+      `[withdrawn after validation: ${removed.length} sentence(s) above not supported by the sources]`,
+    );
+    for (const t of removed) lines.push(`  - ${t}`);
+  } else lines.push('[changed after validation]');
+  lines.push('', 'validated answer:', a.text);
+  return lines.join('\n');
+}
+
 /** The version in Quarry's package.json (two folders up from both src/cli and dist/cli). */
 function packageVersion(): string {
   const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -144,17 +189,31 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--tags <list>', 'comma-separated tags added to every document', list)
     .option('--access-groups <list>', 'comma-separated access groups for every document', list)
     .option('--no-prune', 'keep stored documents whose files disappeared from an ingested folder')
-    .option('--chunk-tokens <n>', 'maximum tokens per chunk (new stores)', int('--chunk-tokens'))
-    .option('--overlap-tokens <n>', 'overlap tokens between chunks', int('--overlap-tokens'))
+    .option('--progress', PROGRESS_HELP)
+    .option(
+      '--chunk-tokens <n>',
+      'maximum tokens per chunk (new stores)',
+      int('--chunk-tokens', { min: 16, max: 8192 }),
+    )
+    .option(
+      '--overlap-tokens <n>',
+      'overlap tokens between chunks',
+      int('--overlap-tokens', { min: 0, max: 1024 }),
+    )
     .action(async (paths: string[], o: CommonOpts & Record<string, unknown>) => {
-      const q = await openStore(o, {
-        chunking: {
-          ...(o.chunkTokens !== undefined ? { maxTokens: o.chunkTokens as number } : {}),
-          ...(o.overlapTokens !== undefined ? { overlapTokens: o.overlapTokens as number } : {}),
+      const q = await openStore(
+        o,
+        {
+          chunking: {
+            ...(o.chunkTokens !== undefined ? { maxTokens: o.chunkTokens as number } : {}),
+            ...(o.overlapTokens !== undefined ? { overlapTokens: o.overlapTokens as number } : {}),
+          },
         },
-      });
+        { create: true },
+      );
       try {
-        const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+        const { createProgressReporter, ingestProgress } = await loadProgress();
+        const progress = createProgressReporter(io.err, progressChoice(o));
         const report = await q.ingest(paths, {
           records: {
             ...(o.idField ? { id: o.idField as string } : {}),
@@ -165,7 +224,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           tags: o.tags as string[] | undefined,
           accessGroups: o.accessGroups as string[] | undefined,
           prune: o.prune as boolean,
-          onProgress: progress?.update,
+          onProgress: ingestProgress(progress),
         });
         progress?.stop();
         print(io.out, o.json ? JSON.stringify(report) : formatIngest(report));
@@ -177,9 +236,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
 
   withRetrieval(withCommon(program.command('search').argument('<query>', 'search query')))
     .description('retrieve the top-k chunks for a query')
-    .option('-k, --k <n>', 'number of results', int('--k'), 10)
-    .option('--k1 <x>', 'BM25 k1 for this query', num('--k1'))
-    .option('--b <x>', 'BM25 b for this query', num('--b'))
+    .option('-k, --k <n>', 'number of results', int('--k', { min: 1, max: 10_000 }), 10)
+    .option('--k1 <x>', 'BM25 k1 for this query', num('--k1', { min: 0, max: 10 }))
+    .option('--b <x>', 'BM25 b for this query', num('--b', { min: 0, max: 1 }))
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
       const q = await openStore(o, { ...bm25Overrides(o), query: { typos: o.typos as boolean } });
       try {
@@ -211,13 +270,26 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
 
   withRetrieval(withCommon(program.command('ask').argument('[question]', 'question to answer')))
     .description('answer a question from the indexed documents, with citations')
-    .option('-k, --k <n>', 'chunks to retrieve', int('--k'), 10)
+    .option('-k, --k <n>', 'chunks to retrieve', int('--k', { min: 1, max: 10_000 }), 10)
     .option(
       '--batch <file>',
       'answer every question of a JSONL file ({"id","question","filter","k","groups"} per line)',
     )
     .option('--out <file>', 'with --batch: write the answers as JSONL here (default: standard output)')
-    .option('--concurrency <n>', 'with --batch: questions answered at once', int('--concurrency'), 4)
+    .option(
+      '--stream',
+      'with an LLM: print the answer as it is written, then mark what validation withdrew (default on a terminal)',
+    )
+    .option(
+      '--no-stream',
+      'with an LLM: print only the validated answer (default when stdout is not a terminal)',
+    )
+    .option(
+      '--concurrency <n>',
+      'with --batch: questions answered at once',
+      int('--concurrency', { min: 1, max: 64 }),
+      4,
+    )
     .action(async (question: string | undefined, o: CommonOpts & Record<string, unknown>) => {
       if ((question === undefined) === (o.batch === undefined))
         throw new QuarryError('INVALID_ARGUMENT', 'give either a question or --batch <file>, not both');
@@ -228,7 +300,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           return;
         }
         const request = { k: o.k as number, ...retrievalRequest(o, q) };
-        if (o.json || q.config.llm === undefined) {
+        // Streaming shows text validation may still withdraw: do it only for a reader watching (a terminal,
+        // or --stream); a pipe or file gets the validated answer alone.
+        const stream = (o.stream as boolean | undefined) ?? (io.out as NodeJS.WriteStream).isTTY === true;
+        if (o.json || q.config.llm === undefined || !stream) {
           const a = await q.ask(question!, request);
           warnDegraded(io.err, a.degraded);
           print(io.out, o.json ? JSON.stringify(a) : formatAnswer(a));
@@ -248,8 +323,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             streamed = '';
           } else if (e.type === 'answer') {
             warnDegraded(io.err, e.answer.degraded);
-            // Removed unsupported sentences or an abstention change the text: show the final one.
-            if (e.answer.text !== streamed) io.out.write(`${streamed === '' ? '' : '\n\n'}${e.answer.text}`);
+            // Validation removed sentences or abstained: say what of the streamed text no longer stands.
+            if (e.answer.text !== streamed) io.out.write(withdrawnNotice(streamed, e.answer));
             print(io.out, formatAnswer(e.answer, false));
             if (e.answer.trace) print(io.err, formatTrace(e.answer.trace));
           }
@@ -264,14 +339,15 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency)',
     )
     .option('--split <name>', 'qrels split', 'test')
-    .option('--k1 <x>', 'BM25 k1', num('--k1'))
-    .option('--b <x>', 'BM25 b', num('--b'))
+    .option('--progress', PROGRESS_HELP)
+    .option('--k1 <x>', 'BM25 k1', num('--k1', { min: 0, max: 10 }))
+    .option('--b <x>', 'BM25 b', num('--b', { min: 0, max: 1 }))
     .option(
       '--chunk-tokens <n>',
       'chunk size; default keeps documents whole (up to 8192 tokens)',
-      int('--chunk-tokens'),
+      int('--chunk-tokens', { min: 16, max: 8192 }),
     )
-    .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit'))
+    .option('--limit <n>', 'evaluate only the first n judged queries', int('--limit', { min: 1 }))
     .option('--no-typos', 'disable query typo correction (pure BM25 on the analyzed query)')
     .option('--prf', 'expand queries with RM3 pseudo-relevance feedback')
     .addOption(
@@ -285,9 +361,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .addOption(new Option('--reranker <name>', 'reranker (default: from config)').choices(RERANKERS))
     .option('--answers', 'also answer every judged query; adds answer_hit@1 where queries carry gold answers')
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
-      const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+      const { createProgressReporter, queryProgress } = await loadProgress();
+      const progress = createProgressReporter(io.err, progressChoice(o));
       const { runEval } = await import('../eval/run-eval.js');
-      const { queryProgress } = await loadProgress();
       const report = await runEval({
         dataset,
         config: readConfigFile(o.config),
@@ -303,7 +379,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         ...(o.ranker === undefined ? {} : { ranker: o.ranker as string }),
         ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),
         ...(o.answers === true ? { answers: true } : {}),
-        onProgress: progress?.update,
+        ...(progress === undefined ? {} : { onProgress: (p: ProgressEvent) => progress.update(p) }),
         onQueries: queryProgress(progress),
       });
       progress?.stop();
@@ -345,7 +421,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       'record whether a document (or one of its chunks) helped answer a query; train-ranker learns from it',
     )
     .requiredOption('--doc <id>', 'document id (as shown by search, ask and docs)')
-    .option('--chunk <id>', 'chunk id within that document', int('--chunk'))
+    .option('--chunk <id>', 'chunk id within that document', int('--chunk', { min: 0 }))
     .option('--helpful', 'the source helped')
     .option('--not-helpful', 'the source did not help')
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
@@ -377,24 +453,25 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
   )
     .description('learn learning-to-rank weights from judged queries (qrels, golden sets, feedback)')
     .requiredOption('--out <model.json>', 'where to write the model')
+    .option('--progress', PROGRESS_HELP)
     .option('--split <name>', 'judged split to train on (never the split you evaluate on)', 'train')
     .addOption(
       new Option('--retriever <name>', 'first stage whose pool is reranked')
         .choices(['bm25', 'dense', 'hybrid'])
         .default('hybrid'),
     )
-    .option('--depth <n>', 'pool size per query', int('--depth'), 100)
+    .option('--depth <n>', 'pool size per query', int('--depth', { min: 1, max: 10_000 }), 100)
     .option('--golden <file>', 'extra judgments: JSONL {"query","relevant":{"<docId>":grade}}')
     .option('--feedback <file>', 'extra judgments: JSONL {"query","docId","helpful":true|false}')
     .option('--from-feedback', 'also learn from the feedback recorded in --store (quarry feedback)')
     .addOption(
       new Option('--method <name>', 'training method').choices(['lambdarank', 'ranknet', 'ranknet+ca']),
     )
-    .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed'))
+    .option('--seed <n>', 'random seed (training is deterministic for a seed)', int('--seed', { min: 0 }))
     .action(async (dataset: string | undefined, o: CommonOpts & Record<string, unknown>) => {
-      const progress = o.json ? undefined : (await loadProgress()).createProgressReporter(io.err);
+      const { createProgressReporter, queryProgress } = await loadProgress();
+      const progress = createProgressReporter(io.err, progressChoice(o));
       const { trainRanker } = await import('../eval/train-ranker.js');
-      const { queryProgress } = await loadProgress();
       const report = await trainRanker({
         ...(dataset === undefined ? {} : { dataset }),
         ...(o.fromFeedback === true ? { fromFeedback: true } : {}),
@@ -444,7 +521,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             `BM25 index: ${s.index.chunks} chunks, ${(s.index.memoryBytes / 1024 / 1024).toFixed(2)} MiB in memory, loaded from ${s.index.loadedFrom}`,
             ...s.dense.map(
               (d) =>
-                `dense "${d.name}" (${d.provider}${d.model ? `, ${d.model}` : ''}): ${d.vectors} vectors, ${d.index}, ${(d.memoryBytes / 1024 / 1024).toFixed(2)} MiB`,
+                `dense "${d.name}" (${d.provider}${d.model ? `, ${d.model}` : ''}): ${d.vectors} vectors, ${d.index}, ${DENSE_STATE[d.state](d.memoryBytes)}`,
             ),
           ].join('\n'),
         );
@@ -456,8 +533,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
   withCommon(program.command('docs'))
     .description('list documents (or show one with --id)')
     .option('--id <id>', 'show one document with its text')
-    .option('--limit <n>', 'maximum documents to list', int('--limit'), 100)
-    .option('--offset <n>', 'skip this many documents', int('--offset'), 0)
+    .option('--limit <n>', 'maximum documents to list', int('--limit', { min: 1 }), 100)
+    .option('--offset <n>', 'skip this many documents', int('--offset', { min: 0 }), 0)
     .action(async (o: CommonOpts & Record<string, unknown>) => {
       const q = await openStore(o);
       try {
@@ -555,13 +632,31 @@ async function runBatch(
   if (failed > 0) process.exitCode = 1;
 }
 
+const PROGRESS_HELP = 'show progress on stderr even when it is not a terminal (default: only on a terminal)';
+
+function progressChoice(o: CommonOpts & Record<string, unknown>): { force: boolean; json: boolean } {
+  return { force: o.progress === true, json: o.json === true };
+}
+
+/** How `stats` words a dense index's state (see DenseIndexSummary). */
+const DENSE_STATE: Record<QuarryStats['dense'][number]['state'], (bytes: number) => string> = {
+  loaded: (b) => `${(b / 1024 / 1024).toFixed(2)} MiB in memory`,
+  'on-disk': () => 'snapshot on disk (loaded on the first dense query)',
+  stale: () => 'snapshot out of date (rebuilt on the first dense query)',
+  none: () => 'not built yet (built on the first dense query)',
+};
+
 /** Options search and ask share: what to retrieve with, for whom, and how to show it. */
 function withRetrieval(cmd: Command): Command {
   return cmd
     .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
     .option('--groups <list>', 'act as a caller in these access groups', list)
     .option('--no-typos', 'disable query typo correction')
-    .option('--half-life <days>', 'decay scores by document age with this half-life', num('--half-life'))
+    .option(
+      '--half-life <days>',
+      'decay scores by document age with this half-life',
+      num('--half-life', { min: 0, exclusiveMin: true }),
+    )
     .option(
       '--latest-by <field>',
       'among documents with the same value of this field, return only the newest',
@@ -607,10 +702,18 @@ function bm25Overrides(o: Record<string, unknown>) {
   };
 }
 
-async function openStore(o: CommonOpts, overrides: QuarryConfigInput = {}): Promise<Quarry> {
+/**
+ * Open the `--store` store. Only ingest creates one (`create: true`); every other command on a path without a
+ * store fails with STORE_NOT_FOUND (exit 4) naming the path, rather than answering from an empty new store.
+ */
+async function openStore(
+  o: CommonOpts,
+  overrides: QuarryConfigInput = {},
+  { create = false }: { create?: boolean } = {},
+): Promise<Quarry> {
   const config = mergeConfig(readConfigFile(o.config), overrides);
   const { Quarry } = await import('../pipeline/quarry.js');
-  return Quarry.open({ store: o.store, config });
+  return Quarry.open({ store: o.store, config, create });
 }
 
 /** `--config <file>`: a JSON file with any part of the configuration (see src/config/config.ts). */
@@ -648,11 +751,30 @@ function mergeConfig(base: QuarryConfigInput, overrides: QuarryConfigInput): Qua
   return out as QuarryConfigInput;
 }
 
+/**
+ * `quarry search x | head -1`: once the reader has closed the pipe, the next write fails with EPIPE, which Node
+ * raises as an unhandled 'error' event (a stack trace). The reader wanted no more output: stop at once, with
+ * success, as Unix tools do. A closed stderr is ignored (there is nowhere left to report anything).
+ */
+function exitQuietlyWhenReaderCloses(out: NodeJS.WritableStream, err: NodeJS.WritableStream): void {
+  const closed = (e: NodeJS.ErrnoException) => e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED';
+  if (out.listenerCount('error') === 0)
+    out.on('error', (e: NodeJS.ErrnoException) => {
+      if (!closed(e)) throw e;
+      process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    });
+  if (err !== out && err.listenerCount('error') === 0)
+    err.on('error', (e: NodeJS.ErrnoException) => {
+      if (!closed(e)) throw e;
+    });
+}
+
 /** Run the CLI; returns the exit code (never calls process.exit, so tests can run it in-process). */
 export async function main(
   argv: string[],
   io = { out: process.stdout, err: process.stderr },
 ): Promise<number> {
+  exitQuietlyWhenReaderCloses(io.out, io.err);
   const program = buildProgram(io);
   const wantsJson = argv.includes('--json');
   try {

@@ -20,6 +20,7 @@ import { HttpRerankerConfigSchema } from '../rerank/http-reranker.js';
 import { LlmRerankerConfigSchema } from '../rerank/llm-reranker.js';
 import { OnnxRerankerConfigSchema } from '../rerank/onnx-cross-encoder.js';
 import { ValidationConfigSchema } from '../validate/answer.js';
+import { describeUnknownKey, findUnknownKeys } from './unknown-keys.js';
 
 export const ChunkingConfigSchema = z.object({
   /** Maximum tokens per retrieval chunk (counted with a BPE tokenizer). */
@@ -91,9 +92,10 @@ export const QueryConfigSchema = z.object({
   }).default({ mode: 'off', minWords: 12, variants: 3, maxSubQueries: 3, maxTokens: 400 }),
 });
 
+/** Fusion weights are shares of the fused score, each in [0, 1]. */
 const RetrieverWeightsSchema = z.object({
-  bm25: z.number().min(0).max(10),
-  dense: z.number().min(0).max(10),
+  bm25: z.number().min(0).max(1),
+  dense: z.number().min(0).max(1),
 });
 
 export const RetrievalConfigSchema = z.object({
@@ -211,11 +213,23 @@ export type ChunkingConfig = z.infer<typeof ChunkingConfigSchema>;
 /** User input for `QuarryConfig`: every field with a default may be left out (the schema fills it in). */
 export type QuarryConfigInput = z.input<typeof QuarryConfigSchema>;
 
+/**
+ * Validate and complete a configuration. Unknown keys are errors naming the nearest valid key (a misspelled
+ * setting would otherwise be dropped and do nothing); out-of-range values are errors naming the setting.
+ */
 export function resolveConfig(input: unknown = {}): QuarryConfig {
+  const unknown = findUnknownKeys(QuarryConfigSchema, input ?? {});
   const parsed = QuarryConfigSchema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new QuarryError('INVALID_CONFIG', issues, { issues: parsed.error.issues });
+  if (unknown.length > 0 || !parsed.success) {
+    const issues = parsed.success ? [] : parsed.error.issues;
+    const lines = [
+      ...unknown.map(describeUnknownKey),
+      ...issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    ];
+    throw new QuarryError('INVALID_CONFIG', lines.join('; '), {
+      ...(unknown.length > 0 ? { unknownKeys: unknown.map(({ valid: _v, ...u }) => u) } : {}),
+      issues,
+    });
   }
   // A template missing {{sources}} or {{question}} (or naming an unknown placeholder) fails at open, not at
   // the first question.

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
-import type { IngestProgress } from '../ingest/ingest.js';
+import type { ProgressEvent } from '../observability/progress.js';
 import { Quarry } from '../pipeline/quarry.js';
 import { type AnswerEvalSummary, evaluateAnswers } from './answers.js';
 import { loadBeirDataset } from './beir.js';
@@ -48,7 +48,9 @@ export interface EvalOptions {
   reranker?: 'none' | 'ltr' | 'onnx' | 'http' | 'llm';
   /** Also answer every judged query with the configured answerer and score the answers. */
   answers?: boolean;
-  onProgress?: (p: IngestProgress & { label?: string }) => void;
+  /** Progress of the ingest (records) and dense build (chunks) phases. */
+  onProgress?: (p: ProgressEvent) => void;
+  /** Progress of the query (and `answers`) phases. */
   onQueries?: (done: number, total: number) => void;
 }
 
@@ -125,7 +127,23 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     },
   });
   try {
-    const ingest = await quarry.ingest([dataset.corpusPath], { onProgress: opts.onProgress });
+    const onProgress = opts.onProgress;
+    const ingest = await quarry.ingest(
+      [dataset.corpusPath],
+      onProgress === undefined
+        ? {}
+        : {
+            onProgress: (p) =>
+              onProgress({
+                phase: 'ingest',
+                done: p.recordsDone,
+                total: p.recordsTotal,
+                unit: 'records',
+                documents: p.documents,
+                chunks: p.chunks,
+              }),
+          },
+    );
     if (ingest.errors.length > 0 && ingest.added + ingest.unchanged + ingest.updated === 0) {
       throw new QuarryError(
         'DATASET',
@@ -138,10 +156,14 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     // and ONNX ones embed it (ingest already synced them; this is a no-op then).
     let denseReady = false;
     if (retriever !== 'bm25') {
+      // Training and embedding run in one synchronous step: report its start and its end.
+      const chunks = quarry.store.stats().chunks;
+      onProgress?.({ phase: 'dense build', done: 0, total: chunks, unit: 'chunks' });
       await quarry.syncDense();
       denseReady = quarry.denseModels.models.every((m) =>
         m.provider === 'builtin' ? m.index.ensure() : m.index.size > 0,
       );
+      onProgress?.({ phase: 'dense build', done: chunks, total: chunks, unit: 'chunks' });
     }
     const denseBuildMs = retriever === 'bm25' ? 0 : performance.now() - denseStart;
     const denseModels = quarry.denseModels.models.map((m) => ({
@@ -169,6 +191,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       );
       if (i % 50 === 0) opts.onQueries?.(i, queries.length);
     }
+    opts.onQueries?.(queries.length, queries.length);
     const judged = new Map([...dataset.qrels].filter(([qid]) => run.has(qid)));
     const evaluation = evaluateRun(judged, run, [...EVAL_METRICS]);
     const answers = opts.answers

@@ -110,7 +110,7 @@ export async function openDatasetStore(
 
 /** A user's own store, as it is (no ingest): training on the feedback recorded against it. */
 function openUserStore(store: string, config: QuarryConfigInput = {}): { quarry: Quarry; close: () => void } {
-  const quarry = Quarry.open({ store, config });
+  const quarry = Quarry.open({ store, config, create: false });
   return { quarry, close: () => quarry.close() };
 }
 

@@ -3,6 +3,7 @@
  * document timestamp, and "newest version only" — among documents that are versions of the same thing
  * (same value of a grouping field), keep only the newest. Time ranges are plain metadata filters.
  */
+import { QuarryError } from '../errors.js';
 import type { CatalogDocument } from '../retrieve/catalog.js';
 
 export interface FreshnessOptions {
@@ -36,6 +37,22 @@ function readField(doc: CatalogDocument, field: string): unknown {
   return cur;
 }
 
+/** A half-life of 0 or below would decay nothing (or grow old scores): reject it instead of ignoring it. */
+export function checkFreshnessOptions(opts: FreshnessOptions): void {
+  const h = opts.halfLifeDays;
+  if (h !== undefined && !(Number.isFinite(h) && h > 0))
+    throw new QuarryError('INVALID_ARGUMENT', `freshness.halfLifeDays must be a number > 0, got ${h}`, {
+      option: 'freshness.halfLifeDays',
+      value: h,
+    });
+  const w = opts.decayWeight;
+  if (w !== undefined && !(Number.isFinite(w) && w >= 0 && w <= 1))
+    throw new QuarryError('INVALID_ARGUMENT', `freshness.decayWeight must be in [0, 1], got ${w}`, {
+      option: 'freshness.decayWeight',
+      value: w,
+    });
+}
+
 /** Re-score and filter; returns a new list sorted by the adjusted score, with what was done per candidate. */
 export function applyFreshness<T extends Ranked>(
   ranked: T[],
@@ -46,6 +63,7 @@ export function applyFreshness<T extends Ranked>(
   adjusted: Array<{ chunkId: number; ageDays: number; factor: number }>;
   superseded: number[];
 } {
+  checkFreshnessOptions(opts);
   const now = opts.now ?? Date.now();
   const field = opts.timestampField ?? 'updated_at';
   const adjusted: Array<{ chunkId: number; ageDays: number; factor: number }> = [];
@@ -74,7 +92,7 @@ export function applyFreshness<T extends Ranked>(
       return keep;
     });
   }
-  if (opts.halfLifeDays !== undefined && opts.halfLifeDays > 0) {
+  if (opts.halfLifeDays !== undefined) {
     const w = opts.decayWeight ?? 0.3;
     out = out
       .map((r) => {

@@ -28,12 +28,28 @@ export interface IngestOptions {
   onProgress?: (p: IngestProgress) => void;
 }
 
+/**
+ * Sent as records are read and batches are written. Records are what a long ingest is made of (one JSONL file
+ * can hold thousands): every other file counts as one record, a record file as its records once parsed.
+ */
 export interface IngestProgress {
   filesDone: number;
   filesTotal: number;
+  /** Records (documents to be) handled so far: written, unchanged or failed. */
+  recordsDone: number;
+  /** Records known so far; grows as record files are parsed (a file not parsed yet counts as one). */
+  recordsTotal: number;
+  /** Documents written (added or updated) so far. */
   documents: number;
+  /** Chunks written so far. */
   chunks: number;
   elapsedMs: number;
+}
+
+/** A file's share of the record count: one until its records are known. */
+interface FileRecords {
+  found: number;
+  done: number;
 }
 
 export interface IngestFileError {
@@ -165,8 +181,20 @@ export async function ingestPaths(
   });
 
   await pool(files, ctx.config.ingest.concurrency, async (task) => {
+    const records = writer.fileStarted();
     try {
-      await ingestFile(ctx, task, opts, chunkingFingerprint, writer, seen, recordSources, claimed, errors);
+      await ingestFile(
+        ctx,
+        task,
+        opts,
+        chunkingFingerprint,
+        writer,
+        seen,
+        recordSources,
+        claimed,
+        errors,
+        records,
+      );
     } catch (e) {
       const d = describeError(e);
       errors.push({ path: task.source, code: d.code, message: d.message });
@@ -174,7 +202,7 @@ export async function ingestPaths(
       seen.add(task.source);
       for (const s of ctx.store.documentsUnderSource(task.source)) seen.add(s.id);
     }
-    writer.fileDone();
+    writer.fileDone(records);
     await writer.maybeFlush();
   });
 
@@ -205,6 +233,7 @@ async function ingestFile(
   recordSources: Set<string>,
   claimed: Map<string, string>,
   errors: IngestFileError[],
+  records: FileRecords,
 ): Promise<void> {
   const max = ctx.config.ingest.maxFileBytes;
   const ext = path.extname(task.abs).toLowerCase();
@@ -259,6 +288,7 @@ async function ingestFile(
     return;
   }
   recordSources.add(task.source);
+  writer.recordsFound(records, parsed.records.length);
   const ids = parsed.records.filter((r) => r.ok).map((r) => r.id);
   const states = ctx.store.documentStates(ids);
   // A record that failed before its id was known may be one that is stored: keep everything stored from
@@ -267,6 +297,7 @@ async function ingestFile(
     for (const s of ctx.store.documentsUnderSource(task.source)) seen.add(s.id);
   }
   for (const r of parsed.records) {
+    writer.recordDone(records);
     if (!r.ok) {
       errors.push({
         path: task.source,
@@ -377,6 +408,11 @@ class BatchWriter {
   readonly redactions: Record<string, number> = {};
   indexVersion: number;
   private filesDone = 0;
+  private filesStarted = 0;
+  private recordsDone = 0;
+  /** Records of the files started so far (each counts one until its records are known). */
+  private recordsKnown = 0;
+  private lastProgress = 0;
 
   constructor(
     private readonly ctx: IngestContext,
@@ -387,7 +423,29 @@ class BatchWriter {
     this.indexVersion = ctx.store.indexVersion();
   }
 
-  fileDone(): void {
+  fileStarted(): FileRecords {
+    this.filesStarted++;
+    this.recordsKnown++;
+    return { found: 1, done: 0 };
+  }
+
+  /** A record file was parsed: it holds `n` records, not one. */
+  recordsFound(file: FileRecords, n: number): void {
+    this.recordsKnown += n - file.found;
+    file.found = n;
+    this.progress(true);
+  }
+
+  recordDone(file: FileRecords): void {
+    file.done++;
+    this.recordsDone++;
+    this.progress(true);
+  }
+
+  /** The file is finished (or failed): whatever of it was not counted yet is done. */
+  fileDone(file: FileRecords): void {
+    this.recordsDone += Math.max(0, file.found - file.done);
+    file.done = file.found;
     this.filesDone++;
     this.progress();
   }
@@ -416,13 +474,20 @@ class BatchWriter {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
-  private progress(): void {
-    this.onProgress?.({
+  /** `throttled`: per-record calls report at most every 50 ms (a record can take microseconds). */
+  private progress(throttled = false): void {
+    if (this.onProgress === undefined) return;
+    const now = performance.now();
+    if (throttled && now - this.lastProgress < 50) return;
+    this.lastProgress = now;
+    this.onProgress({
       filesDone: this.filesDone,
       filesTotal: this.filesTotal,
+      recordsDone: this.recordsDone,
+      recordsTotal: this.recordsKnown + (this.filesTotal - this.filesStarted),
       documents: this.added.length + this.updated.length,
       chunks: this.chunks,
-      elapsedMs: performance.now() - this.started,
+      elapsedMs: now - this.started,
     });
   }
 

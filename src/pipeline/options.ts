@@ -4,6 +4,7 @@
  */
 import type { QuarryConfig, QuarryConfigInput } from '../config/config.js';
 import type { FreshnessOptions } from '../fuse/freshness.js';
+import type { DenseIndexSummary } from '../indexes/dense/dense-index.js';
 import type { QueryRewrite } from '../query/spelling.js';
 import type { RetrievalStrategy } from '../query/strategy.js';
 import type { RerankerName } from '../rerank/create.js';
@@ -15,6 +16,8 @@ export interface QuarryOptions {
   /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
   store?: string;
   config?: QuarryConfigInput;
+  /** `false`: open an existing store only; a path without one throws STORE_NOT_FOUND. Default true (create). */
+  create?: boolean;
 }
 
 export interface SearchOptions {
@@ -83,6 +86,7 @@ export interface QuarryStats extends StoreStats {
     index: string;
     vectors: number;
     memoryBytes: number;
+    state: DenseIndexSummary['state'];
   }>;
   config: QuarryConfig;
 }

@@ -69,6 +69,7 @@ export class Quarry {
     const config = resolveConfig(options.config ?? {});
     const dir = resolveStoreDir(options.store);
     const store = SqliteStore.open(dir, {
+      create: options.create !== false,
       settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
     });
     try {
@@ -252,10 +253,8 @@ export class Quarry {
       dense: this.denseModels.models.map((m) => ({
         name: m.name,
         provider: m.provider,
-        model: m.provider === 'builtin' ? (m.index.embedder?.id ?? null) : (m.index.modelId ?? null),
-        index: m.index.kind,
-        vectors: m.index.size,
-        memoryBytes: m.index.memoryBytes(),
+        // From the snapshot's header when the vectors are not loaded yet (they load on the first dense query).
+        ...m.index.summary(),
       })),
       config: this.config,
     };

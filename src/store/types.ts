@@ -108,6 +108,8 @@ export interface DocumentStore {
   stats(): StoreStats;
   /** Opaque named blobs stored beside the data (index snapshots), written atomically. */
   readArtifact(name: string): Buffer | undefined;
+  /** The first `bytes` bytes of an artifact (fewer if it is shorter), e.g. a snapshot's header. Optional. */
+  readArtifactHead?(name: string, bytes: number): Buffer | undefined;
   writeArtifact(name: string, data: Buffer | Uint8Array[]): void;
   /** Make committed writes durable in the main store files and reclaim log space (after bulk writes). */
   checkpoint(): void;

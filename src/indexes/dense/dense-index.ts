@@ -11,7 +11,10 @@ import {
   type AutoVectorIndex,
   createVectorIndex,
   deserializeVectorIndex,
+  readVectorSnapshotHeader,
+  VECTOR_SNAPSHOT_PREFIX_BYTES,
   type VectorIndexOptions,
+  type VectorSnapshotHeader,
 } from '../vector/auto-index.js';
 import type { VectorHit } from '../vector/types.js';
 
@@ -56,6 +59,38 @@ export function storedVectors(
   return out;
 }
 
+/** A dense index as `stats` reports it: what is in memory, or else what the snapshot on disk holds. */
+export interface DenseIndexSummary {
+  model: string | null;
+  /** `exact`, `hnsw`, or `none` when nothing is built. */
+  index: string;
+  vectors: number;
+  /** Bytes held in memory (0 while the snapshot is only on disk). */
+  memoryBytes: number;
+  /**
+   * `loaded`: in memory and current; `on-disk`: a current snapshot, loaded on the first dense query;
+   * `stale`: built for an older version of the store, rebuilt on the first dense query; `none`: not built yet.
+   */
+  state: 'loaded' | 'on-disk' | 'stale' | 'none';
+}
+
+/** A snapshot's header, read from its first bytes only (the vectors can be hundreds of MiB). */
+export function peekSnapshot(store: DocumentStore, name: string): VectorSnapshotHeader | undefined {
+  const read = (n: number) =>
+    store.readArtifactHead !== undefined ? store.readArtifactHead(name, n) : store.readArtifact(name);
+  const prefix = read(VECTOR_SNAPSHOT_PREFIX_BYTES);
+  if (prefix === undefined) return undefined;
+  let h = readVectorSnapshotHeader(new Uint8Array(prefix.buffer, prefix.byteOffset, prefix.byteLength));
+  if (h !== undefined && !('kind' in h)) {
+    const head = read(h.byteLength);
+    h =
+      head === undefined
+        ? undefined
+        : readVectorSnapshotHeader(new Uint8Array(head.buffer, head.byteOffset, head.byteLength));
+  }
+  return h !== undefined && 'kind' in h ? h : undefined;
+}
+
 export class DenseIndex {
   private embedderModel: LocalEmbedder | undefined;
   private index: AutoVectorIndex | undefined;
@@ -89,6 +124,29 @@ export class DenseIndex {
 
   memoryBytes(): number {
     return this.index?.memoryBytes() ?? 0;
+  }
+
+  /** What is built, without loading it: the index in memory, else the header of the snapshot on disk. */
+  summary(): DenseIndexSummary {
+    const storeVersion = this.store.indexVersion();
+    if (this.index !== undefined && this.embedderModel !== undefined && this.version === storeVersion)
+      return {
+        model: this.embedderModel.id,
+        index: this.index.kind,
+        vectors: this.index.size,
+        memoryBytes: this.index.memoryBytes(),
+        state: 'loaded',
+      };
+    const h = peekSnapshot(this.store, INDEX_ARTIFACT);
+    if (h === undefined) return { model: null, index: 'none', vectors: 0, memoryBytes: 0, state: 'none' };
+    const current = h.indexVersion === storeVersion;
+    return {
+      model: h.info.modelId,
+      index: h.kind,
+      vectors: current ? h.count : 0,
+      memoryBytes: 0,
+      state: current ? 'on-disk' : 'stale',
+    };
   }
 
   /**

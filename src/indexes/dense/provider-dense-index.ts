@@ -20,7 +20,7 @@ import {
   type VectorIndexOptions,
 } from '../vector/auto-index.js';
 import type { VectorHit, VectorIndexInfo } from '../vector/types.js';
-import { embeddingText, storedVectors } from './dense-index.js';
+import { type DenseIndexSummary, embeddingText, peekSnapshot, storedVectors } from './dense-index.js';
 
 export interface ProviderDenseIndexOptions {
   /** The configured model name; the artifact is `dense-<name>.snapshot`. */
@@ -148,6 +148,30 @@ export class ProviderDenseIndex {
 
   memoryBytes(): number {
     return this.index?.memoryBytes() ?? 0;
+  }
+
+  /** What is built (as `DenseIndex.summary`): vectors in memory, else the snapshot on disk. */
+  summary(): DenseIndexSummary {
+    const storeVersion = this.store.indexVersion();
+    if (this.index !== undefined)
+      return {
+        model: this.modelId ?? null,
+        index: this.index.kind,
+        vectors: this.index.size,
+        memoryBytes: this.index.memoryBytes(),
+        state: this.version === storeVersion ? 'loaded' : 'stale',
+      };
+    const h = peekSnapshot(this.store, this.artifact);
+    if (h === undefined)
+      return { model: this.modelId ?? null, index: 'none', vectors: 0, memoryBytes: 0, state: 'none' };
+    const current = h.indexVersion === storeVersion;
+    return {
+      model: h.info.modelId,
+      index: h.kind,
+      vectors: current ? h.count : 0,
+      memoryBytes: 0,
+      state: current ? 'on-disk' : 'stale',
+    };
   }
 
   /** The embedder (behind the cache), when it has been started. */

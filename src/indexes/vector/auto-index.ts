@@ -162,6 +162,50 @@ function bytesOf(a: Uint8Array | Uint32Array | Float32Array | Float64Array): Uin
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/** What a snapshot's header says, read without restoring its vectors (see `readVectorSnapshotHeader`). */
+export interface VectorSnapshotHeader {
+  indexVersion: number;
+  info: VectorIndexInfo;
+  kind: 'exact' | 'hnsw';
+  /** Vector slots written (HNSW may count slots of deleted chunks). */
+  count: number;
+  /** Bytes of the header and its prefix: read this many to parse it. */
+  byteLength: number;
+}
+
+/** Bytes to read first: the magic and the header length; `readVectorSnapshotHeader` then says how many more. */
+export const VECTOR_SNAPSHOT_PREFIX_BYTES = MAGIC.length + 4;
+
+/**
+ * Parse a snapshot's header from its first bytes. With fewer bytes than the header needs, returns
+ * `{ byteLength }` only, so the caller can read that many and try again; undefined when not a snapshot.
+ */
+export function readVectorSnapshotHeader(
+  head: Uint8Array,
+): VectorSnapshotHeader | { byteLength: number } | undefined {
+  if (head.byteLength < VECTOR_SNAPSHOT_PREFIX_BYTES) return undefined;
+  if (new TextDecoder().decode(head.subarray(0, MAGIC.length)) !== MAGIC) return undefined;
+  const len = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(MAGIC.length, true);
+  const byteLength = VECTOR_SNAPSHOT_PREFIX_BYTES + len;
+  if (head.byteLength < byteLength) return { byteLength };
+  try {
+    const h = JSON.parse(
+      new TextDecoder().decode(head.subarray(VECTOR_SNAPSHOT_PREFIX_BYTES, byteLength)),
+    ) as Partial<Header>;
+    if (
+      h.format !== VECTOR_FORMAT_VERSION ||
+      typeof h.indexVersion !== 'number' ||
+      h.info === undefined ||
+      (h.kind !== 'exact' && h.kind !== 'hnsw') ||
+      !Number.isInteger(h.count)
+    )
+      return undefined;
+    return { indexVersion: h.indexVersion, info: h.info, kind: h.kind, count: h.count!, byteLength };
+  } catch {
+    return undefined;
+  }
+}
+
 /** A vector index for `info`: exact below `annThreshold` live vectors, HNSW from there on. */
 export function createVectorIndex(info: VectorIndexInfo, opts: VectorIndexOptions = {}): AutoVectorIndex {
   return new AutoVectorIndex(info, opts);

@@ -93,6 +93,8 @@ export interface SqliteStoreOptions {
   /** Settings to record when the store is created; when opening, they must match (or be omitted). */
   settings: StoreIndexSettings;
   readonly?: boolean;
+  /** `false`: the store must exist already; a path without one is STORE_NOT_FOUND and nothing is created. */
+  create?: boolean;
 }
 
 export class SqliteStore implements DocumentStore {
@@ -135,9 +137,15 @@ export class SqliteStore implements DocumentStore {
     };
   }
 
-  /** Open (creating if needed) the store in `dir`. */
+  /** Open the store in `dir`, creating it unless `opts.create` is false. */
   static open(dir: string, opts: SqliteStoreOptions): SqliteStore {
     const abs = path.resolve(dir);
+    if (opts.create === false && !SqliteStore.exists(abs))
+      throw new QuarryError(
+        'STORE_NOT_FOUND',
+        `no store at ${abs} (create one with \`quarry ingest <paths> --store ${abs}\`)`,
+        { dir: abs },
+      );
     try {
       fs.mkdirSync(path.join(abs, ARTIFACT_DIR), { recursive: true });
     } catch (e) {
@@ -184,6 +192,11 @@ export class SqliteStore implements DocumentStore {
       settings = stored;
     }
     return new SqliteStore(abs, db, file, settings);
+  }
+
+  /** Whether `dir` holds a store (its database file), without creating or opening anything. */
+  static exists(dir: string): boolean {
+    return fs.existsSync(path.join(path.resolve(dir), DB_FILE));
   }
 
   /** Read the settings a store was created with, without opening it for writes (undefined if none). */
@@ -466,6 +479,28 @@ export class SqliteStore implements DocumentStore {
       return fs.readFileSync(file);
     } catch {
       return undefined;
+    }
+  }
+
+  readArtifactHead(name: string, bytes: number): Buffer | undefined {
+    const file = path.join(this.dir, ARTIFACT_DIR, name);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const buf = Buffer.alloc(bytes);
+      let got = 0;
+      while (got < bytes) {
+        const n = fs.readSync(fd, buf, got, bytes - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
