@@ -140,6 +140,15 @@ export interface Citation {
   quote: string;
 }
 
+/** How query understanding rewrote a query before searching it (typo corrections). */
+export interface QueryRewrite {
+  /** The query as given. */
+  original: string;
+  /** The query that was searched (normalized, corrections applied). */
+  searched: string;
+  corrections: Array<{ from: string; to: string }>;
+}
+
 export interface Answer {
   question: string;
   text: string;
@@ -153,6 +162,8 @@ export interface Answer {
   /** `extractive`, or the LLM provider id (e.g. `openai:gpt-4o-mini`). */
   answerer: string;
   hits: SearchHit[];
+  /** How the question was rewritten before retrieval (typo corrections); absent when searched as written. */
+  rewrite?: QueryRewrite;
   /** Set when the configured answerer failed (LLM unavailable, timed out…) and another one answered. */
   fallback?: { from: string; reason: string };
   /** True when the response cache answered (no retrieval or generation ran). */

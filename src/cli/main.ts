@@ -10,7 +10,7 @@ import type { IngestReport } from '../ingest/ingest.js';
 import type { ProgressEvent } from '../observability/progress.js';
 import type { Quarry, QuarryStats, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
-import type { Answer, Degradation, TraceReport } from '../types.js';
+import type { Answer, Degradation, QueryRewrite, TraceReport } from '../types.js';
 
 // The library core, evaluation and progress bars are imported by the commands that use them, not here, so
 // `quarry --version` and `--help` start in a few tens of milliseconds and each command loads only what it runs.
@@ -84,6 +84,11 @@ function parseJsonOption(name: string, v: string | undefined): unknown {
 /** One stderr line per stage that ran in a reduced form, so a degraded result is never silent. */
 function warnDegraded(err: NodeJS.WritableStream, degraded: readonly Degradation[]): void {
   for (const d of degraded) print(err, `warning: ${d.stage} degraded: ${d.reason}`);
+}
+
+/** Typo correction changed what was searched: say so, and how to search the words as written. */
+function rewriteNotice(r: QueryRewrite): string {
+  return `searched for "${r.searched}" instead of "${r.original}" (--no-typos searches the words as written)`;
 }
 
 function print(out: NodeJS.WritableStream, text: string): void {
@@ -248,11 +253,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           print(io.out, JSON.stringify(r));
           return;
         }
-        if (r.rewrite !== undefined)
-          print(
-            io.out,
-            `searched for "${r.rewrite.searched}" instead of "${r.rewrite.original}" (--no-typos searches the words as written)`,
-          );
+        if (r.rewrite !== undefined) print(io.out, rewriteNotice(r.rewrite));
         if (r.hits.length === 0) print(io.out, 'no results');
         for (const h of r.hits) {
           const section = h.chunk.sectionPath.length > 0 ? ` › ${h.chunk.sectionPath.join(' › ')}` : '';
@@ -305,6 +306,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         const stream = (o.stream as boolean | undefined) ?? (io.out as NodeJS.WriteStream).isTTY === true;
         if (o.json || q.config.llm === undefined || !stream) {
           const a = await q.ask(question!, request);
+          // On stderr: stdout carries the answer alone, for pipes.
+          if (a.rewrite !== undefined && !o.json) print(io.err, rewriteNotice(a.rewrite));
           warnDegraded(io.err, a.degraded);
           print(io.out, o.json ? JSON.stringify(a) : formatAnswer(a));
           if (a.trace && !o.json) print(io.err, formatTrace(a.trace));
@@ -322,6 +325,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             );
             streamed = '';
           } else if (e.type === 'answer') {
+            if (e.answer.rewrite !== undefined) print(io.err, rewriteNotice(e.answer.rewrite));
             warnDegraded(io.err, e.answer.degraded);
             // Validation removed sentences or abstained: say what of the streamed text no longer stands.
             if (e.answer.text !== streamed) io.out.write(withdrawnNotice(streamed, e.answer));

@@ -53,7 +53,7 @@ export class AskRunner {
         'structured output (jsonSchema) needs an LLM: configure the llm section',
       );
     const k = Math.max(options.k ?? 10, provider === undefined ? engine.config.answer.topChunks : 0);
-    const { hits, strategy } = await this.search.search(question, { ...options, k }, ctx, deadline);
+    const { hits, strategy, rewrite } = await this.search.search(question, { ...options, k }, ctx, deadline);
     // Redacting answers means no raw text may leave before redaction: hits are redacted before they are
     // reported, and the answer text is sent once, redacted, instead of token by token.
     const redaction =
@@ -78,6 +78,7 @@ export class AskRunner {
       question,
       ...answer,
       hits: shownHits,
+      ...(rewrite === undefined ? {} : { rewrite }),
       degraded: [...ctx.degraded],
       trace: undefined,
     };

@@ -5,6 +5,7 @@
  * one edit away. Quoted words are never corrected. Every correction is reported in the words the user wrote
  * ("searched for … instead of …"), so the rewrite is never silent and can be undone (`typos: false`).
  */
+import type { QueryRewrite } from '../types.js';
 import type { WordList } from './dictionary.js';
 
 export interface TypoCorrection {
@@ -26,13 +27,7 @@ export interface Vocabulary {
 }
 
 /** How a query was rewritten before searching, in the user's words. */
-export interface QueryRewrite {
-  /** The query as given. */
-  original: string;
-  /** The query that was searched (normalized, corrections applied). */
-  searched: string;
-  corrections: Array<{ from: string; to: string }>;
-}
+export type { QueryRewrite };
 
 export interface SpellingDeps {
   analyze(text: string): string[];

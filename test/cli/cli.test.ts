@@ -149,6 +149,21 @@ describe('quarry CLI', () => {
     expect(quarry(['search', 'chuck budget', '-k', '1']).stdout).not.toContain('searched for');
   });
 
+  it('ask says on stderr what it searched instead of a misspelling; the answer carries the rewrite', () => {
+    const r = quarry(['ask', 'what is the tokne budget?']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      'searched for "what is the token budget?" instead of "what is the tokne budget?"',
+    );
+    expect(r.stdout).not.toContain('searched for');
+    const j = json<{ rewrite?: { corrections: unknown } }>(
+      quarry(['ask', 'what is the tokne budget?', '--json']),
+    );
+    expect(j.rewrite?.corrections).toEqual([{ from: 'tokne', to: 'token' }]);
+    const asWritten = quarry(['ask', 'what is the tokne budget?', '--no-typos']);
+    expect(asWritten.stderr).not.toContain('searched for');
+  });
+
   it('ask --json answers with citations; ask --trace prints the trace on stderr', () => {
     const r = quarry(['ask', 'What are the default values of k1 and b?', '--json']);
     expect(r.code, r.stderr).toBe(0);
