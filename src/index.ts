@@ -10,7 +10,10 @@ export { type QuarryConfig, type QuarryConfigInput, resolveConfig } from './conf
 export { ERRORS, type ErrorCode, QuarryError } from './errors.js';
 export { type EvalOptions, type EvalReport, runEval } from './eval/run-eval.js';
 export { NOT_ENOUGH_INFORMATION } from './generate/extractive.js';
+export type { AddDocumentsOptions, DocumentInput } from './ingest/add-documents.js';
+export { type ChunkedDocument, type ChunkOptions, chunkDocument } from './ingest/chunker.js';
 export type { IngestFileError, IngestOptions, IngestReport } from './ingest/ingest.js';
+export { countTokens, type TokenCounter } from './ingest/tokens.js';
 export {
   type AskOptions,
   createQuarry,

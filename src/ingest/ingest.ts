@@ -105,7 +105,7 @@ function walk(dir: string, out: FileTask[], errors: IngestFileError[]): void {
   }
 }
 
-function sha256(...parts: Array<string | Uint8Array>): string {
+export function sha256(...parts: Array<string | Uint8Array>): string {
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
   return h.digest('hex');
@@ -157,12 +157,7 @@ export async function ingestPaths(
   /** Record id → the record file that supplied it in this run (ids must be unique across files too). */
   const claimed = new Map<string, string>();
   const recordSources = new Set<string>();
-  const chunkingFingerprint = JSON.stringify({
-    chunking: ctx.config.chunking,
-    extra: [opts.tags, opts.accessGroups, opts.fields],
-    // Other redaction settings must rewrite stored text, so they count as a change of every document.
-    ...(ctx.redact ? { redact: ctx.redact.fingerprint } : {}),
-  });
+  const chunkingFingerprint = changeFingerprint(ctx, opts);
 
   await pool(files, ctx.config.ingest.concurrency, async (task) => {
     try {
@@ -193,6 +188,18 @@ export async function ingestPaths(
     ctx.store.checkpoint();
   }
   return writer.report(files.length, errors, performance.now() - started);
+}
+
+/**
+ * What besides its content makes a document "changed": the chunking settings, the options added to every
+ * document, and the redaction settings (other ones must rewrite stored text). Part of every content hash.
+ */
+export function changeFingerprint(ctx: IngestContext, opts: IngestOptions): string {
+  return JSON.stringify({
+    chunking: ctx.config.chunking,
+    extra: [opts.tags, opts.accessGroups, opts.fields],
+    ...(ctx.redact ? { redact: ctx.redact.fingerprint } : {}),
+  });
 }
 
 async function ingestFile(
@@ -313,7 +320,8 @@ async function ingestFile(
   }
 }
 
-function buildDraft(
+/** Redact (when configured), chunk and assemble one parsed document into a draft ready to write. */
+export function buildDraft(
   ctx: IngestContext,
   id: string,
   source: string,
@@ -365,7 +373,7 @@ export async function writeDrafts(ctx: IngestContext, drafts: DocumentDraft[]): 
 }
 
 /** Accumulates drafts and deletes, commits them in batches, and mirrors each commit into the indexes. */
-class BatchWriter {
+export class BatchWriter {
   upserts: DocumentDraft[] = [];
   deletes: string[] = [];
   readonly unchanged: string[] = [];

@@ -15,6 +15,7 @@ export type TokenCounter = (text: string) => number;
 // of making the tokenizer throw (its default is to reject special tokens).
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
+/** Tokens in `text` under o200k (the tokenizer behind every token budget in Quarry). */
 export function countTokens(text: string): number {
   return text.length === 0 ? 0 : o200k().countTokens(text, PLAIN_TEXT);
 }

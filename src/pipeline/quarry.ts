@@ -11,13 +11,14 @@ import type { DenseIndex } from '../indexes/dense/dense-index.js';
 import type { DenseModels } from '../indexes/dense/dense-models.js';
 import type { DenseSyncReport } from '../indexes/dense/provider-dense-index.js';
 import { LexicalIndex } from '../indexes/lexical/lexical-index.js';
-import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
+import { type AddDocumentsOptions, addDocuments, type DocumentInput } from '../ingest/add-documents.js';
+import { type IngestOptions, type IngestReport, ingestPaths } from '../ingest/ingest.js';
 import type { Trace } from '../observability/trace.js';
 import { createRedactor, redactsAt } from '../privacy/redact.js';
 import { normalizeQuery } from '../query/understand.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, FeedbackEntry, ParentSection, WriteOutcome } from '../store/types.js';
-import type { Answer, DocumentDraft, StoredDocument } from '../types.js';
+import type { Answer, StoredDocument } from '../types.js';
 import { AskRunner } from './ask.js';
 import type { Deadline } from './deadline.js';
 import { Engine } from './engine.js';
@@ -95,10 +96,18 @@ export class Quarry {
     return this.afterWrite(await ingestPaths(this.ingestContext(), paths, options));
   }
 
-  /** Write already-prepared documents (library use): same transactional path as file ingestion. */
-  async addDocuments(drafts: DocumentDraft[]): Promise<IngestReport> {
+  /**
+   * Ingest documents given in memory (`{ id, text | markdown | html, title, metadata, access }`): the same
+   * parse → chunk → embed → index path as files, incremental by content hash (identical content is
+   * `unchanged`, the same id with other content replaces it). Every document is checked and parsed before
+   * anything is written: a bad one throws a QuarryError naming its index and field, and nothing changes.
+   *
+   * @example
+   * await quarry.addDocuments([{ id: 'faq-12', markdown: '# Refunds\n\nRefunds take 5 days.' }]);
+   */
+  async addDocuments(documents: DocumentInput[], options: AddDocumentsOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return this.afterWrite(await writeDrafts(this.ingestContext(), drafts));
+    return this.afterWrite(await addDocuments(this.ingestContext(), documents, options));
   }
 
   /**
