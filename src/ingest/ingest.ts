@@ -10,7 +10,7 @@ import type { QuarryConfig } from '../config/config.js';
 import { describeError, QuarryError } from '../errors.js';
 import { type DocumentRedactor, redactDocument, redactDraft } from '../privacy/redact.js';
 import type { DocumentStore, WriteOutcome } from '../store/types.js';
-import type { DocumentDraft, ParsedDocument } from '../types.js';
+import type { DocumentDraft, ParsedDocument, Tokenizer } from '../types.js';
 import { chunkDocument } from './chunker.js';
 import { parseFile } from './parse.js';
 import type { RecordFieldMap, SourceMeta } from './parsers/records.js';
@@ -67,6 +67,8 @@ export interface IngestContext {
   persist(): void;
   /** PII redaction applied to every document before it is chunked and before anything is written. */
   redact?: DocumentRedactor;
+  /** Measures chunks instead of the built-in o200k counter (a library-supplied `components.tokenizer`). */
+  tokenizer?: Tokenizer;
 }
 
 interface FileTask {
@@ -199,6 +201,8 @@ export function changeFingerprint(ctx: IngestContext, opts: IngestOptions): stri
     chunking: ctx.config.chunking,
     extra: [opts.tags, opts.accessGroups, opts.fields],
     ...(ctx.redact ? { redact: ctx.redact.fingerprint } : {}),
+    // Another tokenizer measures chunks differently: every document is re-chunked with it.
+    ...(ctx.tokenizer ? { tokenizer: ctx.tokenizer.id } : {}),
   });
 }
 
@@ -337,7 +341,9 @@ export function buildDraft(
   delete merged.title;
   const parts = { doc: parsed, title: parsed.title?.trim() || fallbackTitle, fields: merged };
   const { doc, title, fields } = ctx.redact ? redactDocument(ctx.redact, parts, redactions) : parts;
-  const { sections, chunks } = chunkDocument(doc, { ...ctx.config.chunking, countTokens });
+  const tokenizer = ctx.tokenizer;
+  const count = tokenizer === undefined ? countTokens : (t: string) => tokenizer.count(t);
+  const { sections, chunks } = chunkDocument(doc, { ...ctx.config.chunking, countTokens: count });
   return {
     id,
     hash,

@@ -9,11 +9,14 @@ import type { RerankerName } from '../rerank/create.js';
 import type { RerankStatus } from '../rerank/run-rerank.js';
 import type { StoreStats } from '../store/types.js';
 import type { AccessScope, Degradation, SearchHit, TraceReport } from '../types.js';
+import type { QuarryComponents } from './components.js';
 
 export interface QuarryOptions {
   /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
   store?: string;
   config?: QuarryConfigInput;
+  /** Your own embedder, reranker, LLM or tokenizer objects, used instead of the configured built-ins. */
+  components?: QuarryComponents;
 }
 
 export interface SearchOptions {

@@ -20,6 +20,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, FeedbackEntry, ParentSection, WriteOutcome } from '../store/types.js';
 import type { Answer, StoredDocument } from '../types.js';
 import { AskRunner } from './ask.js';
+import { checkComponents } from './components.js';
 import type { Deadline } from './deadline.js';
 import { Engine } from './engine.js';
 import type { AskEvent } from './llm-answer.js';
@@ -68,6 +69,7 @@ export class Quarry {
   /** Open or create a store and load its index (from snapshot, or rebuilt from the store if stale). */
   static open(options: QuarryOptions = {}): Quarry {
     const config = resolveConfig(options.config ?? {});
+    const components = checkComponents(options.components);
     const dir = resolveStoreDir(options.store);
     const store = SqliteStore.open(dir, {
       settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
@@ -83,7 +85,7 @@ export class Quarry {
       lexical.open();
       // Opened now so a missing or wrong vault key fails here, not halfway through an ingest.
       const redactor = config.privacy.enabled ? createRedactor(config.privacy, { storeDir: dir }) : undefined;
-      return new Quarry(new Engine(config, store, lexical, redactor));
+      return new Quarry(new Engine(config, store, lexical, redactor, components));
     } catch (e) {
       store.close();
       throw e;
@@ -284,6 +286,7 @@ export class Quarry {
         ? { redact: engine.redactor }
         : {}),
       persist: () => engine.persist(),
+      ...(engine.components.tokenizer === undefined ? {} : { tokenizer: engine.components.tokenizer }),
     };
   }
 }
