@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnnxEmbedder } from '../../src/embed/providers/onnx.js';
 import { createOpenAIEmbedder } from '../../src/embed/providers/openai.js';
-import type { Embedder, EmbedOptions } from '../../src/index.js';
+import { type Embedder, type EmbedOptions, Quarry } from '../../src/index.js';
 import { FakeOpenAIServer } from '../embed/providers/fake-openai-server.js';
 import { writeTinyModel } from '../embed/providers/onnx-fixture.js';
 import { CORPUS, openWith } from './corpus.js';
@@ -90,6 +90,22 @@ describe('a user embedder is what dense retrieval searches with', () => {
       expect(r.hits[0]!.document.id).toBe('lunch');
     } finally {
       q.close();
+    }
+  });
+
+  it('a store indexed with one user embedder refuses another (no silent model swap)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quarry-swap-'));
+    try {
+      const first = Quarry.open({ store: dir, components: { embedder: new BagOfWordsEmbedder() } });
+      await first.addDocuments(CORPUS);
+      first.close();
+      const other = new BagOfWordsEmbedder();
+      Object.defineProperty(other, 'id', { value: 'user:another-model' });
+      expect(() => Quarry.open({ store: dir, components: { embedder: other } })).toThrow(
+        expect.objectContaining({ code: 'EMBEDDING_MODEL_MISMATCH' }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
