@@ -6,11 +6,32 @@
  * await quarry.ingest(['docs/']);
  * const answer = await quarry.ask('How do I rotate keys?');
  */
+
+export { type ModelTokenizer, tokenizerFor } from './assemble/tokenizer.js';
 export { type QuarryConfig, type QuarryConfigInput, resolveConfig } from './config/config.js';
+/**
+ * The component interfaces: implement one and pass the object as `createQuarry({ components: { … } })` to
+ * replace the built-in of that family. `test/conformance/` holds the suite each implementation must pass.
+ */
+export type { Embedder, EmbedKind, EmbedOptions } from './embed/types.js';
 export { ERRORS, type ErrorCode, QuarryError } from './errors.js';
 export { type EvalOptions, type EvalReport, runEval } from './eval/run-eval.js';
 export { NOT_ENOUGH_INFORMATION } from './generate/extractive.js';
+export type { ConfiguredLlmProvider } from './generate/llm/create.js';
+export { createLlmProvider } from './generate/llm/create.js';
+export type {
+  ChatMessage,
+  Completion,
+  GenerateRequest,
+  LlmEvent,
+  LlmProvider,
+  TokenUsage,
+} from './generate/llm/types.js';
+export type { AddDocumentsOptions, DocumentInput } from './ingest/add-documents.js';
+export { type ChunkedDocument, type ChunkOptions, chunkDocument } from './ingest/chunker.js';
 export type { IngestFileError, IngestOptions, IngestReport } from './ingest/ingest.js';
+export { countTokens, type TokenCounter } from './ingest/tokens.js';
+export type { LanguageModel, QuarryComponents } from './pipeline/components.js';
 export {
   type AskOptions,
   createQuarry,
@@ -22,6 +43,6 @@ export {
   type SearchResult,
 } from './pipeline/quarry.js';
 export type { FusionWeightsDecision } from './query/fusion-weights.js';
-export type { QueryRewrite } from './query/spelling.js';
+export type { Reranker, RerankRequest, RerankScore } from './rerank/types.js';
 export { compileFilter, type Filter } from './retrieve/filter.js';
 export type * from './types.js';

@@ -244,3 +244,23 @@ export interface Degradation {
 export interface AccessScope {
   groups?: string[];
 }
+
+/**
+ * Counts text in a model's tokens. Quarry measures chunk sizes (`chunking.maxTokens`) and the LLM's context
+ * budget with one; the built-ins are o200k for chunks and the generation model's own encoding for the
+ * context (see `tokenizerFor`). Pass your own as `components.tokenizer` (e.g. a Hugging Face tokenizer for a
+ * local model) to size both with it.
+ *
+ * @example
+ * const words: Tokenizer = { id: 'words', count: (t) => t.split(/\s+/).filter(Boolean).length };
+ */
+export interface Tokenizer {
+  /** What counts, shown in traces and part of the chunking fingerprint (a new id re-chunks on ingest). */
+  readonly id: string;
+  /** Tokens in `text`: 0 for '', a non-negative integer, the same for the same text. */
+  count(text: string): number;
+  /** The token ids, when the tokenizer has them; `count(t)` must equal `encode(t).length`. */
+  encode?(text: string): number[];
+  /** Tokens of a whole chat request, framing included; default: content plus OpenAI's framing per message. */
+  countMessages?(messages: ReadonlyArray<{ role: 'system' | 'user' | 'assistant'; content: string }>): number;
+}

@@ -10,15 +10,15 @@ import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
 import type { PromptTemplate } from '../generate/prompt.js';
 import type { StageContext } from '../stage.js';
 import type { ParentSection } from '../store/types.js';
-import type { SearchHit } from '../types.js';
+import type { SearchHit, Tokenizer } from '../types.js';
 import { assembleContext } from './context.js';
-import type { ModelTokenizer } from './tokenizer.js';
+import { countTokenizerMessages } from './tokenizer.js';
 import type { ContextWindow } from './types.js';
 
 export interface AssembleDeps {
   config: QuarryConfig;
-  provider: Pick<ConfiguredLlmProvider, 'model' | 'contextWindow'>;
-  tokenizer: ModelTokenizer;
+  provider: Pick<ConfiguredLlmProvider, 'model' | 'contextWindow' | 'maxTokens'>;
+  tokenizer: Tokenizer;
   template: PromptTemplate;
   analyze(text: string): string[];
   idf(term: string): number;
@@ -44,7 +44,7 @@ export function assemble(
           ...config.context,
           // The model decides the window and the output it needs; the context section tunes the rest.
           window: provider.contextWindow,
-          reservedOutput: config.llm!.maxTokens,
+          reservedOutput: provider.maxTokens,
           template: deps.template,
           today,
         },
@@ -52,14 +52,14 @@ export function assemble(
           analyze: deps.analyze,
           idf: deps.idf,
           countTokens: (t) => tokenizer.count(t),
-          countMessages: (m) => tokenizer.countMessages(m),
+          countMessages: (m) => countTokenizerMessages(tokenizer, m),
           getParentSection: deps.getParentSection,
           sectionChunks: deps.sectionChunks,
         },
       ),
     (c) => ({
       model: provider.model,
-      tokenizer: tokenizer.exact ? tokenizer.encoding : `${tokenizer.encoding} ×${tokenizer.safetyFactor}`,
+      tokenizer: tokenizer.id,
       budget: c.budget,
       tokens: c.tokens,
       ordering: c.ordering,

@@ -6,6 +6,7 @@
 import { QuarryError } from '../errors.js';
 import type { ChatMessage } from '../generate/llm/types.js';
 import { lazyModule } from '../lazy.js';
+import type { Tokenizer } from '../types.js';
 
 // Each BPE table takes 150-300 ms to load: only the encodings a request actually counts with are loaded.
 const cl100k = lazyModule<typeof import('gpt-tokenizer/encoding/cl100k_base')>(
@@ -18,7 +19,8 @@ const mapping = lazyModule<typeof import('gpt-tokenizer/mapping')>('gpt-tokenize
 
 export type TokenEncoding = 'o200k_base' | 'cl100k_base';
 
-export interface ModelTokenizer {
+/** The built-in tokenizer of a generation model: a `Tokenizer` that also says how exact its counts are. */
+export interface ModelTokenizer extends Tokenizer {
   /** The model name as resolved (provider prefix removed). */
   readonly model: string;
   readonly encoding: TokenEncoding;
@@ -59,6 +61,11 @@ export const DEFAULT_SAFETY_FACTOR = 1.5;
 
 // Sources are data, not prompts: a literal "<|endoftext|>" in a document counts as ordinary text.
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
+const ENCODE: Record<TokenEncoding, (text: string) => number[]> = {
+  o200k_base: (text) => (text.length === 0 ? [] : o200k().encode(text, PLAIN_TEXT)),
+  cl100k_base: (text) => (text.length === 0 ? [] : cl100k().encode(text, PLAIN_TEXT)),
+};
 
 const ENCODERS: Record<TokenEncoding, (text: string) => number> = {
   o200k_base: (text) => (text.length === 0 ? 0 : o200k().countTokens(text, PLAIN_TEXT)),
@@ -119,13 +126,25 @@ function makeTokenizer(
   const raw = ENCODERS[encoding];
   const count = exact ? raw : (text: string): number => Math.ceil(raw(text) * factor);
   return {
+    id: exact ? encoding : `${encoding} ×${factor}`,
     model,
     encoding,
     exact,
     safetyFactor: factor,
     count,
+    // Token ids only where they are the model's own: a scaled estimate has no ids that match its count.
+    ...(exact ? { encode: ENCODE[encoding] } : {}),
     countMessages: (messages) => countChatTokens(messages, count, factor),
   };
+}
+
+/**
+ * Any tokenizer as the context budget uses it: its own message count, else content plus OpenAI's framing.
+ */
+export function countTokenizerMessages(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number {
+  return tokenizer.countMessages
+    ? tokenizer.countMessages(messages)
+    : countChatTokens(messages, (t) => tokenizer.count(t));
 }
 
 /** Chat request size from any text counter: content plus framing (scaled like the content when estimated). */

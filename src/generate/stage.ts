@@ -18,6 +18,11 @@ import type { ConfiguredLlmProvider } from './llm/create.js';
 import type { ChatMessage, TokenUsage } from './llm/types.js';
 
 /** What generation streams while it works. */
+
+/** The request settings generation reads: the `llm` section, or a library-supplied LLM's defaults. */
+export type LlmSettings = Pick<NonNullable<QuarryConfig['llm']>, 'maxTokens'> &
+  Partial<Pick<NonNullable<QuarryConfig['llm']>, 'temperature' | 'stop'>>;
+
 export type GenerateEvent =
   | { type: 'delta'; text: string }
   /** A citation marker as soon as it is complete; `unknown` lists cited numbers that were not in the context. */
@@ -55,7 +60,7 @@ export async function* generate(
   messages: ChatMessage[],
   knownSources: number[],
   provider: ConfiguredLlmProvider,
-  llm: NonNullable<QuarryConfig['llm']>,
+  llm: LlmSettings,
   slice: StageBudget,
   ctx: StageContext,
 ): AsyncGenerator<GenerateEvent, Generated> {
@@ -121,7 +126,7 @@ export async function generateStructured(
   messages: ChatMessage[],
   jsonSchema: JsonSchema,
   provider: ConfiguredLlmProvider,
-  llm: NonNullable<QuarryConfig['llm']>,
+  llm: LlmSettings,
   slice: StageBudget,
   ctx: StageContext,
 ): Promise<GeneratedJson> {
@@ -209,7 +214,7 @@ function recordGeneration(
     finishReason: s.finishReason || null,
     firstTokenMs: s.firstTokenMs === undefined ? null : Math.round(s.firstTokenMs * 1000) / 1000,
     usage: s.usage ?? null,
-    circuit: provider.circuit(),
+    circuit: provider.circuit?.() ?? null,
     ...(attempts === undefined ? {} : { attempts }),
     ...(error === undefined ? {} : { error }),
   });

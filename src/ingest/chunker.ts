@@ -62,6 +62,17 @@ interface OverlapCandidate {
 const SPACE = /\s/;
 const sentenceSegmenter = new Intl.Segmenter('en', { granularity: 'sentence' });
 
+/**
+ * Split a parsed document into heading-delimited sections and retrieval chunks, each chunk an exact slice
+ * `doc.text.slice(start, end)` within `maxTokens`. The chunker ingest uses (with `config.chunking`).
+ *
+ * @example
+ * const text = '# Keys\n\nRotate keys every 90 days.';
+ * const { sections, chunks } = chunkDocument(
+ *   { text, blocks: [{ kind: 'heading', level: 1, heading: 'Keys', start: 0, end: 6 }, { kind: 'paragraph', start: 8, end: text.length }] },
+ *   { maxTokens: 256, overlapTokens: 32, parentMaxTokens: 1024, countTokens },
+ * );
+ */
 export function chunkDocument(doc: ParsedDocument, opts: ChunkOptions): ChunkedDocument {
   const maxTokens = Math.floor(opts.maxTokens);
   if (!(maxTokens >= 4)) {

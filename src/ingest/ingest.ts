@@ -10,7 +10,7 @@ import type { QuarryConfig } from '../config/config.js';
 import { describeError, QuarryError } from '../errors.js';
 import { type DocumentRedactor, redactDocument, redactDraft } from '../privacy/redact.js';
 import type { DocumentStore, WriteOutcome } from '../store/types.js';
-import type { DocumentDraft, ParsedDocument } from '../types.js';
+import type { DocumentDraft, ParsedDocument, Tokenizer } from '../types.js';
 import { chunkDocument } from './chunker.js';
 import { parseFile } from './parse.js';
 import type { RecordFieldMap, SourceMeta } from './parsers/records.js';
@@ -83,6 +83,8 @@ export interface IngestContext {
   persist(): void;
   /** PII redaction applied to every document before it is chunked and before anything is written. */
   redact?: DocumentRedactor;
+  /** Measures chunks instead of the built-in o200k counter (a library-supplied `components.tokenizer`). */
+  tokenizer?: Tokenizer;
 }
 
 interface FileTask {
@@ -121,7 +123,7 @@ function walk(dir: string, out: FileTask[], errors: IngestFileError[]): void {
   }
 }
 
-function sha256(...parts: Array<string | Uint8Array>): string {
+export function sha256(...parts: Array<string | Uint8Array>): string {
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
   return h.digest('hex');
@@ -173,12 +175,7 @@ export async function ingestPaths(
   /** Record id → the record file that supplied it in this run (ids must be unique across files too). */
   const claimed = new Map<string, string>();
   const recordSources = new Set<string>();
-  const chunkingFingerprint = JSON.stringify({
-    chunking: ctx.config.chunking,
-    extra: [opts.tags, opts.accessGroups, opts.fields],
-    // Other redaction settings must rewrite stored text, so they count as a change of every document.
-    ...(ctx.redact ? { redact: ctx.redact.fingerprint } : {}),
-  });
+  const chunkingFingerprint = changeFingerprint(ctx, opts);
 
   await pool(files, ctx.config.ingest.concurrency, async (task) => {
     const records = writer.fileStarted();
@@ -221,6 +218,20 @@ export async function ingestPaths(
     ctx.store.checkpoint();
   }
   return writer.report(files.length, errors, performance.now() - started);
+}
+
+/**
+ * What besides its content makes a document "changed": the chunking settings, the options added to every
+ * document, and the redaction settings (other ones must rewrite stored text). Part of every content hash.
+ */
+export function changeFingerprint(ctx: IngestContext, opts: IngestOptions): string {
+  return JSON.stringify({
+    chunking: ctx.config.chunking,
+    extra: [opts.tags, opts.accessGroups, opts.fields],
+    ...(ctx.redact ? { redact: ctx.redact.fingerprint } : {}),
+    // Another tokenizer measures chunks differently: every document is re-chunked with it.
+    ...(ctx.tokenizer ? { tokenizer: ctx.tokenizer.id } : {}),
+  });
 }
 
 async function ingestFile(
@@ -344,7 +355,8 @@ async function ingestFile(
   }
 }
 
-function buildDraft(
+/** Redact (when configured), chunk and assemble one parsed document into a draft ready to write. */
+export function buildDraft(
   ctx: IngestContext,
   id: string,
   source: string,
@@ -360,7 +372,9 @@ function buildDraft(
   delete merged.title;
   const parts = { doc: parsed, title: parsed.title?.trim() || fallbackTitle, fields: merged };
   const { doc, title, fields } = ctx.redact ? redactDocument(ctx.redact, parts, redactions) : parts;
-  const { sections, chunks } = chunkDocument(doc, { ...ctx.config.chunking, countTokens });
+  const tokenizer = ctx.tokenizer;
+  const count = tokenizer === undefined ? countTokens : (t: string) => tokenizer.count(t);
+  const { sections, chunks } = chunkDocument(doc, { ...ctx.config.chunking, countTokens: count });
   return {
     id,
     hash,
@@ -396,7 +410,7 @@ export async function writeDrafts(ctx: IngestContext, drafts: DocumentDraft[]): 
 }
 
 /** Accumulates drafts and deletes, commits them in batches, and mirrors each commit into the indexes. */
-class BatchWriter {
+export class BatchWriter {
   upserts: DocumentDraft[] = [];
   deletes: string[] = [];
   readonly unchanged: string[] = [];

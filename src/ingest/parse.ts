@@ -121,16 +121,7 @@ export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions)
       return { kind: 'records', format, docType: 'record', records };
     }
 
-    const doc = await parseDocument(path, format, bytes);
-    if (!doc.blocks.some((b) => /\S/.test(doc.text.slice(b.start, b.end)))) {
-      const hint = format === 'pdf' ? ' (a scanned PDF needs OCR first)' : '';
-      throw new QuarryError('EMPTY_DOCUMENT', `${path} has no text after extraction${hint}`, { file: path });
-    }
-    const meta = liftMeta(doc.fields ?? {});
-    if (typeof meta === 'string') {
-      throw new QuarryError('PARSE_FAILED', `${path}: front matter ${meta}`, { file: path, format });
-    }
-    return { kind: 'document', format, docType: DOC_TYPE[format], doc, meta };
+    return await parseOneDocument(path, format, bytes);
   } catch (e) {
     if (isQuarryError(e)) throw e;
     // A parser library blowing up on malformed input is still a file problem, not a Quarry bug to crash on.
@@ -141,6 +132,46 @@ export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions)
       e,
     );
   }
+}
+
+/**
+ * One document given as content rather than as a file (the library's `addDocuments`): the same parser,
+ * checks and metadata lifting as a file of that format, so both paths give the same chunks. `label` names
+ * the document in error messages.
+ */
+export async function parseContent(
+  label: string,
+  format: 'markdown' | 'text' | 'html',
+  bytes: Buffer,
+): Promise<ParsedDocumentFile> {
+  try {
+    return await parseOneDocument(label, format, bytes);
+  } catch (e) {
+    if (isQuarryError(e)) throw e;
+    throw new QuarryError(
+      'PARSE_FAILED',
+      `${label}: ${e instanceof Error ? e.message : String(e)}`,
+      { file: label, format },
+      e,
+    );
+  }
+}
+
+async function parseOneDocument(
+  path: string,
+  format: FileFormat,
+  bytes: Buffer,
+): Promise<ParsedDocumentFile> {
+  const doc = await parseDocument(path, format, bytes);
+  if (!doc.blocks.some((b) => /\S/.test(doc.text.slice(b.start, b.end)))) {
+    const hint = format === 'pdf' ? ' (a scanned PDF needs OCR first)' : '';
+    throw new QuarryError('EMPTY_DOCUMENT', `${path} has no text after extraction${hint}`, { file: path });
+  }
+  const meta = liftMeta(doc.fields ?? {});
+  if (typeof meta === 'string') {
+    throw new QuarryError('PARSE_FAILED', `${path}: front matter ${meta}`, { file: path, format });
+  }
+  return { kind: 'document', format, docType: DOC_TYPE[format], doc, meta };
 }
 
 async function parseDocument(path: string, format: FileFormat, bytes: Buffer): Promise<ParsedDocument> {

@@ -3,6 +3,7 @@
  * so "tokens" means the same thing everywhere in Quarry.
  */
 import { lazyModule } from '../lazy.js';
+import type { Tokenizer } from '../types.js';
 
 const o200k = lazyModule<typeof import('gpt-tokenizer/encoding/o200k_base')>(
   'gpt-tokenizer/encoding/o200k_base',
@@ -15,6 +16,14 @@ export type TokenCounter = (text: string) => number;
 // of making the tokenizer throw (its default is to reject special tokens).
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
+/** Tokens in `text` under o200k (the tokenizer behind every token budget in Quarry). */
 export function countTokens(text: string): number {
   return text.length === 0 ? 0 : o200k().countTokens(text, PLAIN_TEXT);
 }
+
+/** The tokenizer chunks are measured with unless `components.tokenizer` replaces it (o200k). */
+export const CHUNK_TOKENIZER: Tokenizer = {
+  id: 'o200k_base',
+  count: countTokens,
+  encode: (text) => (text.length === 0 ? [] : o200k().encode(text, PLAIN_TEXT)),
+};

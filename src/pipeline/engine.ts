@@ -18,6 +18,7 @@ import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.
 import { DocumentCatalog } from '../retrieve/catalog.js';
 import type { DocumentStore, WriteOutcome } from '../store/types.js';
 import type { Answer } from '../types.js';
+import { configuredLlm, type QuarryComponents } from './components.js';
 import type { LlmAnswerDeps } from './llm-answer.js';
 import type { AskOptions, SearchResult } from './options.js';
 import { ltrDepsFor } from './rerank-deps.js';
@@ -40,6 +41,8 @@ export class Engine {
     readonly store: DocumentStore,
     readonly lexical: LexicalIndex,
     readonly redactor?: Redactor,
+    /** Library-supplied objects that replace the configured built-ins (see ./components.ts). */
+    readonly components: QuarryComponents = {},
   ) {
     this.catalog = new DocumentCatalog(store.catalog());
     this.bm25 = createBm25Retriever(lexical);
@@ -63,6 +66,7 @@ export class Engine {
       syncBatchSize: d.syncBatchSize,
       vectors: { annThreshold: d.annThreshold, quantization: d.quantization },
       builtin: this.dense,
+      ...(components.embedder === undefined ? {} : { embedder: components.embedder }),
     });
   }
 
@@ -125,8 +129,12 @@ export class Engine {
     });
   }
 
-  /** The reranker for a request: the override, else the configured one; undefined for `none`. */
+  /**
+   * The reranker for a request: the override, else a supplied `components.reranker`, else the configured
+   * one; undefined for `none`.
+   */
   async reranker(name: RerankerName | undefined): Promise<Reranker | undefined> {
+    if (name === undefined && this.components.reranker !== undefined) return this.components.reranker;
     const chosen = name ?? this.config.rerank.reranker;
     if (chosen === 'none') return undefined;
     let r = this.rerankers.get(chosen);
@@ -139,10 +147,16 @@ export class Engine {
     return r;
   }
 
-  /** The configured LLM provider (built once), or undefined for the extractive answerer. */
+  /** Whether answers come from an LLM (configured or supplied) rather than the extractive answerer. */
+  get hasLlm(): boolean {
+    return this.components.llm !== undefined || this.config.llm !== undefined;
+  }
+
+  /** The supplied or configured LLM provider (built once), or undefined for the extractive answerer. */
   llm(): ConfiguredLlmProvider | undefined {
-    if (this.config.llm === undefined) return undefined;
-    this.llmProvider ??= createLlmProvider(this.config.llm);
+    if (this.components.llm !== undefined)
+      this.llmProvider ??= configuredLlm(this.components.llm, this.config.llm);
+    else if (this.config.llm !== undefined) this.llmProvider ??= createLlmProvider(this.config.llm);
     return this.llmProvider;
   }
 
@@ -153,6 +167,7 @@ export class Engine {
       idf: (t) => this.lexical.idf(t),
       getParentSection: (id) => this.store.getParentSection(id),
       sectionChunks: (doc, section) => this.store.sectionChunks(doc, section),
+      ...(this.components.tokenizer === undefined ? {} : { tokenizer: this.components.tokenizer }),
     };
   }
 

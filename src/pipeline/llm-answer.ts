@@ -15,7 +15,7 @@ import { buildPrompt, DEFAULT_PROMPT_TEMPLATE, parsePromptTemplate } from '../ge
 import { type GenerateEvent, generate, generateStructured } from '../generate/stage.js';
 import type { Budget, StageContext } from '../stage.js';
 import type { ParentSection } from '../store/types.js';
-import type { Answer, SearchHit } from '../types.js';
+import type { Answer, SearchHit, Tokenizer } from '../types.js';
 import { critique, type LlmAnswer, validateProse, validateStructured } from '../validate/stage.js';
 import type { JsonSchema } from '../validate/structured.js';
 
@@ -36,6 +36,8 @@ export interface LlmAnswerDeps {
   idf(term: string): number;
   getParentSection(chunkId: number): ParentSection | undefined;
   sectionChunks(docId: string, section: number): Array<{ id: number; start: number; end: number }>;
+  /** Counts the context budget; default the generation model's own tokenizer (`tokenizerFor`). */
+  tokenizer?: Tokenizer;
 }
 
 export async function* answerWithLlm(
@@ -49,7 +51,7 @@ export async function* answerWithLlm(
   opts: { jsonSchema?: JsonSchema } = {},
 ): AsyncGenerator<AskEvent, LlmAnswer> {
   const template = config.prompt === undefined ? DEFAULT_PROMPT_TEMPLATE : parsePromptTemplate(config.prompt);
-  const tokenizer = tokenizerFor(provider.model);
+  const tokenizer = deps.tokenizer ?? tokenizerFor(provider.model);
   const today = new Date();
   const context = assemble(question, hits, today, { ...deps, config, provider, tokenizer, template }, ctx);
   yield {
@@ -65,7 +67,7 @@ export async function* answerWithLlm(
     messages,
     context.sources.map((s) => s.n),
     provider,
-    config.llm!,
+    config.llm ?? { maxTokens: provider.maxTokens },
     budget.slice('generate'),
     ctx,
   );
@@ -101,7 +103,7 @@ async function* answerStructured(
     messages,
     jsonSchema,
     provider,
-    config.llm!,
+    config.llm ?? { maxTokens: provider.maxTokens },
     budget.slice('generate'),
     ctx,
   );

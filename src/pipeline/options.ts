@@ -11,6 +11,7 @@ import type { RerankerName } from '../rerank/create.js';
 import type { RerankStatus } from '../rerank/run-rerank.js';
 import type { StoreStats } from '../store/types.js';
 import type { AccessScope, Degradation, SearchHit, TraceReport } from '../types.js';
+import type { QuarryComponents } from './components.js';
 
 export interface QuarryOptions {
   /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
@@ -18,6 +19,8 @@ export interface QuarryOptions {
   config?: QuarryConfigInput;
   /** `false`: open an existing store only; a path without one throws STORE_NOT_FOUND. Default true (create). */
   create?: boolean;
+  /** Your own embedder, reranker, LLM or tokenizer objects, used instead of the configured built-ins. */
+  components?: QuarryComponents;
 }
 
 export interface SearchOptions {

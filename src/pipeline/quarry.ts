@@ -11,14 +11,16 @@ import type { DenseIndex } from '../indexes/dense/dense-index.js';
 import type { DenseModels } from '../indexes/dense/dense-models.js';
 import type { DenseSyncReport } from '../indexes/dense/provider-dense-index.js';
 import { LexicalIndex } from '../indexes/lexical/lexical-index.js';
-import { type IngestOptions, type IngestReport, ingestPaths, writeDrafts } from '../ingest/ingest.js';
+import { type AddDocumentsOptions, addDocuments, type DocumentInput } from '../ingest/add-documents.js';
+import { type IngestOptions, type IngestReport, ingestPaths } from '../ingest/ingest.js';
 import type { Trace } from '../observability/trace.js';
 import { createRedactor, redactsAt } from '../privacy/redact.js';
 import { normalizeQuery } from '../query/understand.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, FeedbackEntry, ParentSection, WriteOutcome } from '../store/types.js';
-import type { Answer, DocumentDraft, StoredDocument } from '../types.js';
+import type { Answer, StoredDocument } from '../types.js';
 import { AskRunner } from './ask.js';
+import { checkComponents } from './components.js';
 import type { Deadline } from './deadline.js';
 import { Engine } from './engine.js';
 import type { AskEvent } from './llm-answer.js';
@@ -67,6 +69,7 @@ export class Quarry {
   /** Open or create a store and load its index (from snapshot, or rebuilt from the store if stale). */
   static open(options: QuarryOptions = {}): Quarry {
     const config = resolveConfig(options.config ?? {});
+    const components = checkComponents(options.components);
     const dir = resolveStoreDir(options.store);
     const store = SqliteStore.open(dir, {
       create: options.create !== false,
@@ -83,7 +86,7 @@ export class Quarry {
       lexical.open();
       // Opened now so a missing or wrong vault key fails here, not halfway through an ingest.
       const redactor = config.privacy.enabled ? createRedactor(config.privacy, { storeDir: dir }) : undefined;
-      return new Quarry(new Engine(config, store, lexical, redactor));
+      return new Quarry(new Engine(config, store, lexical, redactor, components));
     } catch (e) {
       store.close();
       throw e;
@@ -96,10 +99,18 @@ export class Quarry {
     return this.afterWrite(await ingestPaths(this.ingestContext(), paths, options));
   }
 
-  /** Write already-prepared documents (library use): same transactional path as file ingestion. */
-  async addDocuments(drafts: DocumentDraft[]): Promise<IngestReport> {
+  /**
+   * Ingest documents given in memory (`{ id, text | markdown | html, title, metadata, access }`): the same
+   * parse → chunk → embed → index path as files, incremental by content hash (identical content is
+   * `unchanged`, the same id with other content replaces it). Every document is checked and parsed before
+   * anything is written: a bad one throws a QuarryError naming its index and field, and nothing changes.
+   *
+   * @example
+   * await quarry.addDocuments([{ id: 'faq-12', markdown: '# Refunds\n\nRefunds take 5 days.' }]);
+   */
+  async addDocuments(documents: DocumentInput[], options: AddDocumentsOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return this.afterWrite(await writeDrafts(this.ingestContext(), drafts));
+    return this.afterWrite(await addDocuments(this.ingestContext(), documents, options));
   }
 
   /**
@@ -274,6 +285,7 @@ export class Quarry {
         ? { redact: engine.redactor }
         : {}),
       persist: () => engine.persist(),
+      ...(engine.components.tokenizer === undefined ? {} : { tokenizer: engine.components.tokenizer }),
     };
   }
 }

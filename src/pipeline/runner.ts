@@ -79,7 +79,7 @@ export class QueryRunner {
     const rw = this.config.query.rewrite;
     const decision = chooseStrategy(query, {
       mode: rw.mode,
-      llm: this.config.llm !== undefined,
+      llm: this.engine.hasLlm,
       minWords: rw.minWords,
     });
     // `want` undefined keeps the caller's k unset, so intent routing can choose how many results to return.

@@ -86,8 +86,8 @@ export interface ConfiguredLlmProvider extends LlmProvider {
   readonly contextWindow: number;
   /** Output tokens reserved per request by default. */
   readonly maxTokens: number;
-  /** The circuit breaker's state (traces, metrics). */
-  circuit: HttpLlmProvider['circuit'];
+  /** The circuit breaker's state (traces, metrics); absent for an LLM supplied as a library object. */
+  circuit?: HttpLlmProvider['circuit'];
 }
 
 const DEFAULT_KEY_ENV = { openai: 'OPENAI_API_KEY', anthropic: 'ANTHROPIC_API_KEY' } as const;
@@ -100,7 +100,7 @@ export function createLlmProvider(
   config: LlmConfigInput,
   env: Record<string, string | undefined> = process.env,
   hooks: { onRetry?: (info: LlmRetryInfo) => void } = {},
-): ConfiguredLlmProvider {
+): ConfiguredLlmProvider & Pick<HttpLlmProvider, 'circuit'> {
   const parsed = LlmConfigSchema.safeParse(config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { type EmbeddingCache, SqliteEmbeddingCache } from '../../embed/cache.js';
 import { configuredModelId, createEmbedderFromConfig } from '../../embed/from-config.js';
+import type { Embedder } from '../../embed/types.js';
 import { QuarryError } from '../../errors.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { VectorIndexOptions } from '../vector/auto-index.js';
@@ -21,7 +22,10 @@ import { type DenseSyncReport, ProviderDenseIndex } from './provider-dense-index
 
 export type DenseModel =
   | { name: string; provider: 'builtin'; index: DenseIndex }
-  | { name: string; provider: 'openai' | 'onnx'; index: ProviderDenseIndex };
+  | { name: string; provider: 'openai' | 'onnx' | 'custom'; index: ProviderDenseIndex };
+
+/** The dense model a library-supplied embedder gets (`components.embedder`): first, so the default. */
+export const CUSTOM_DENSE_MODEL = 'custom';
 
 export interface DenseModelsOptions {
   models: DenseModelConfig[];
@@ -33,6 +37,11 @@ export interface DenseModelsOptions {
   /** Where remote/ONNX embeddings are cached (default `<store>/embedding-cache.sqlite`); false = no cache. */
   cacheFile?: string | false;
   env?: Record<string, string | undefined>;
+  /**
+   * An embedder object the caller owns (library use): indexed as the model `custom`, ahead of the configured
+   * ones. Quarry never closes it.
+   */
+  embedder?: Embedder;
 }
 
 /** File name of the embedding cache inside the store directory. */
@@ -56,7 +65,7 @@ export function queryVectorModel(v: Float32Array): string | undefined {
  * flight while BM25 runs; the index catches up with the store (if it is behind) at the same time.
  */
 export interface PendingQueryVector {
-  model: DenseModel & { provider: 'openai' | 'onnx' };
+  model: DenseModel & { provider: 'openai' | 'onnx' | 'custom' };
   decision: DenseRouteDecision;
   normalized: string;
   /** Settles (never rejects) once the query vector and the index sync are done. */
@@ -134,9 +143,54 @@ export class DenseModels {
       });
       return { name, provider: m.provider, index };
     });
+    if (opts.embedder !== undefined) this.models = [this.customModel(store, opts), ...this.models];
     for (const m of this.models) this.byName.set(m.name, m);
     // Refuse a store whose index was built with another model now, not on the first query.
     for (const m of this.models) if (m.provider !== 'builtin') m.index.open();
+  }
+
+  private customModel(store: DocumentStore, opts: DenseModelsOptions): DenseModel {
+    const embedder = opts.embedder!;
+    if (opts.models.some((m) => m.name === CUSTOM_DENSE_MODEL))
+      throw new QuarryError(
+        'INVALID_CONFIG',
+        `retrieval.dense.models has a model named "${CUSTOM_DENSE_MODEL}", the name a components.embedder takes; rename it`,
+      );
+    // The caller owns the object: closing the index must not close it.
+    const borrowed: Embedder = {
+      get id() {
+        return embedder.id;
+      },
+      get dimension() {
+        return embedder.dimension;
+      },
+      get distinguishesKind() {
+        return embedder.distinguishesKind;
+      },
+      // Its failures are the embedder's, as a provider's would be: dense degrades and BM25 answers.
+      embed: async (texts, o) => {
+        try {
+          return await embedder.embed(texts, o);
+        } catch (e) {
+          if (e instanceof QuarryError || o?.signal?.aborted) throw e;
+          throw new QuarryError(
+            'EMBEDDING_FAILED',
+            `embedder "${embedder.id}" failed: ${e instanceof Error ? e.message : String(e)}`,
+            { model: embedder.id },
+            e,
+          );
+        }
+      },
+    };
+    const index = new ProviderDenseIndex(store, {
+      name: CUSTOM_DENSE_MODEL,
+      load: async () => borrowed,
+      expectedModelId: embedder.id,
+      cache: () => this.embeddingCache(),
+      ...(opts.vectors === undefined ? {} : { vectors: opts.vectors }),
+      ...(opts.syncBatchSize === undefined ? {} : { syncBatchSize: opts.syncBatchSize }),
+    });
+    return { name: CUSTOM_DENSE_MODEL, provider: 'custom', index };
   }
 
   private embeddingCache(): EmbeddingCache | undefined {
