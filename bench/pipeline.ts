@@ -78,7 +78,10 @@ class PlainBm25 {
       for (const t of d.terms) tf.set(t, (tf.get(t) ?? 0) + 1);
       for (const [t, c] of tf) {
         let p = building.get(t);
-        if (p === undefined) building.set(t, (p = { docs: [], tfs: [] }));
+        if (p === undefined) {
+          p = { docs: [], tfs: [] };
+          building.set(t, p);
+        }
         p.docs.push(n);
         p.tfs.push(c);
       }
