@@ -212,9 +212,8 @@ describe('Bm25Index collapsed top-k', () => {
         fc.integer({ min: 1, max: 4 }),
         (chunks, query, k, mod) => {
           const idx = new Bm25Index(EXACT, FIELD);
-          chunks.forEach((c, i) =>
-            idx.add({ chunkId: i + 1, group: c.group, fields: { contents: c.terms } }),
-          );
+          for (const [i, c] of chunks.entries())
+            idx.add({ chunkId: i + 1, group: c.group, fields: { contents: c.terms } });
           const got = idx.search({ contents: query }, { k, collapseGroups: true });
           expect(got.map((h) => [h.group, h.chunkId])).toEqual(collapsedByFullSort(idx, query, k));
           const allowGroup = (g: number): boolean => g % mod === 0;
