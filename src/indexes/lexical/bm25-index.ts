@@ -474,6 +474,16 @@ export class Bm25Index {
     return fp === undefined || id === undefined ? 0 : fp.df[id]!;
   }
 
+  /** `documentFrequency` bound to one field, for callers that look up many terms (typo correction). */
+  frequencyLookup(field: string): (term: string) => number {
+    const fp = this.fieldPostings.find((f) => f.spec.name === field);
+    if (fp === undefined) return () => 0;
+    return (term) => {
+      const id = fp.termIds.get(term);
+      return id === undefined ? 0 : fp.df[id]!;
+    };
+  }
+
   /** Mean analyzed length of a field over live documents (BM25's avgdl); 0 for an unknown field. */
   averageLength(field: string): number {
     const fp = this.fieldPostings.find((f) => f.spec.name === field);

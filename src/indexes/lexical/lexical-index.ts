@@ -9,7 +9,7 @@ import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer } from './analyzer.js';
 import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
-import { candidatesWithin, VocabularyAlphabet } from './deletion-index.js';
+import { TypoNeighbourhood } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 
 const SNAPSHOT_NAME = 'bm25.snapshot';
@@ -33,7 +33,7 @@ export class LexicalIndex {
   readonly analyzer: Analyzer;
   private index: Bm25Index;
   private version = -1;
-  private vocabCache: { index: Bm25Index; lookup: VocabularyAlphabet } | undefined;
+  private vocabCache: { index: Bm25Index; typos: TypoNeighbourhood } | undefined;
   /** How the index got into memory on open: for stats and traces. */
   loadedFrom: 'snapshot' | 'rebuild' | 'empty' = 'empty';
 
@@ -118,22 +118,22 @@ export class LexicalIndex {
   }
 
   /**
-   * The body vocabulary for typo correction. Candidates are generated from the unknown term and looked up in
-   * the index's own dictionary (see `oneEditNeighbours`): no side index to build or hold.
+   * The body vocabulary for typo correction. An unknown term's one-edit neighbourhood is probed by hash and
+   * confirmed in the index's own dictionary (see `TypoNeighbourhood`): no deletion index to build or hold.
    */
   vocabulary(): Vocabulary {
     const field = this.layout === 'flat' ? 'contents' : 'body';
     const index = this.index;
     const dict = index.dictionary(field);
-    const df = (t: string): number => index.documentFrequency(field, t);
+    const df = index.frequencyLookup(field);
     if (this.vocabCache?.index !== index) {
-      this.vocabCache = { index, lookup: new VocabularyAlphabet(dict, (t) => df(t) > 0) };
+      this.vocabCache = { index, typos: new TypoNeighbourhood(dict, (t) => df(t) > 0) };
     }
-    const lookup = this.vocabCache.lookup;
+    const typos = this.vocabCache.typos;
     return {
       df,
       termsOfLength: (n) => dict.filter((t) => t.length === n),
-      candidates: (term, max) => candidatesWithin(term, max, lookup),
+      candidates: (term, max) => typos.candidates(term, max),
     };
   }
 
