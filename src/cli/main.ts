@@ -124,7 +124,7 @@ function formatAnswer(a: Answer, withText = true): string {
     for (const [m, c] of byMarker) {
       const section = c.sectionPath.length > 0 ? ` › ${c.sectionPath.join(' › ')}` : '';
       lines.push(
-        `  [${m}] ${c.title} — ${c.source}${section} (chunk ${c.chunkId}, chars ${c.start}–${c.end})`,
+        `  [${m}] ${c.title || c.docId} — ${c.source}${section} (chunk ${c.chunkId}, chars ${c.start}–${c.end})`,
       );
     }
   }
@@ -260,7 +260,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           const snippet = h.chunk.text.replace(/\s+/g, ' ').slice(0, 200);
           print(
             io.out,
-            `${h.rank}. ${h.document.title} — ${h.document.source}${section}  (score ${h.score.toFixed(3)}, chunk ${h.chunk.id})\n   ${snippet}`,
+            `${h.rank}. ${h.document.title || h.document.id} — ${h.document.source}${section}  (score ${h.score.toFixed(3)}, chunk ${h.chunk.id})\n   ${snippet}`,
           );
         }
         if (r.trace) print(io.err, formatTrace(r.trace));

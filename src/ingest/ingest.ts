@@ -347,7 +347,8 @@ async function ingestFile(
         r.meta.doc_type ?? 'record',
         r.meta,
         opts,
-        r.id,
+        // A record's id is a key, not words about it: an untitled record stays untitled (never a title term).
+        '',
         writer.redactions,
       ),
     );

@@ -11,9 +11,33 @@ export type CatalogDocument = DocumentMetadata & { id: string };
 
 export class DocumentCatalog {
   private readonly byKey = new Map<number, CatalogDocument>();
+  /**
+   * One copy of each repeated metadata string. Every row read from the store arrives as its own string, so
+   * without this a corpus ingested from one file holds its path (and its batch's timestamps) once per document.
+   */
+  private readonly shared = new Map<string, string>();
 
   constructor(entries: Iterable<CatalogEntry> = []) {
-    for (const e of entries) this.byKey.set(e.key, { ...e.meta, id: e.id });
+    for (const e of entries) this.byKey.set(e.key, this.entry(e.meta, e.id));
+  }
+
+  private intern(s: string): string {
+    const known = this.shared.get(s);
+    if (known !== undefined) return known;
+    // Unbounded growth is not a risk in practice (sources, types and batch timestamps repeat), but cap it.
+    if (this.shared.size < 100_000) this.shared.set(s, s);
+    return s;
+  }
+
+  private entry(meta: DocumentMetadata, id: string): CatalogDocument {
+    return {
+      ...meta,
+      source: this.intern(meta.source),
+      doc_type: this.intern(meta.doc_type),
+      created_at: this.intern(meta.created_at),
+      updated_at: this.intern(meta.updated_at),
+      id,
+    };
   }
 
   get size(): number {
@@ -27,7 +51,7 @@ export class DocumentCatalog {
   apply(outcome: WriteOutcome): void {
     for (const r of outcome.results) {
       if (r.status === 'deleted') this.byKey.delete(r.key);
-      else if (r.meta !== undefined) this.byKey.set(r.key, { ...r.meta, id: r.id });
+      else if (r.meta !== undefined) this.byKey.set(r.key, this.entry(r.meta, r.id));
     }
   }
 

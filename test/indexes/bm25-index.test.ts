@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createAnalyzer, LUCENE_ENGLISH_STOPWORDS, tokenize } from '../../src/indexes/lexical/analyzer.js';
 import { Bm25Index, type Bm25Params } from '../../src/indexes/lexical/bm25-index.js';
@@ -174,6 +175,56 @@ describe('Bm25Index filtered top-k', () => {
       [7, 2],
       [8, 3],
     ]);
+  });
+});
+
+describe('Bm25Index collapsed top-k', () => {
+  /** The reference: score every chunk, keep each group's best (ties: earlier-indexed), sort, take k. */
+  function collapsedByFullSort(
+    idx: Bm25Index,
+    terms: string[],
+    k: number,
+    allowGroup?: (g: number) => boolean,
+  ): Array<[number, number]> {
+    const all = idx.search({ contents: terms }, { k: 1_000_000 });
+    const seen = new Set<number>();
+    return all
+      .filter(
+        (h) => (allowGroup === undefined || allowGroup(h.group)) && !seen.has(h.group) && seen.add(h.group),
+      )
+      .slice(0, k)
+      .map((h) => [h.group, h.chunkId]);
+  }
+
+  it('ranks exactly as collapsing every matching chunk then sorting would, with and without a filter', () => {
+    const vocab = ['w', 'x', 'y', 'z', 'v'];
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            group: fc.integer({ min: 1, max: 25 }),
+            terms: fc.array(fc.constantFrom(...vocab), { minLength: 1, maxLength: 6 }),
+          }),
+          { minLength: 1, maxLength: 120 },
+        ),
+        fc.array(fc.constantFrom(...vocab), { minLength: 1, maxLength: 3 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 4 }),
+        (chunks, query, k, mod) => {
+          const idx = new Bm25Index(EXACT, FIELD);
+          for (const [i, c] of chunks.entries())
+            idx.add({ chunkId: i + 1, group: c.group, fields: { contents: c.terms } });
+          const got = idx.search({ contents: query }, { k, collapseGroups: true });
+          expect(got.map((h) => [h.group, h.chunkId])).toEqual(collapsedByFullSort(idx, query, k));
+          const allowGroup = (g: number): boolean => g % mod === 0;
+          const filtered = idx.search({ contents: query }, { k, collapseGroups: true, allowGroup });
+          expect(filtered.map((h) => [h.group, h.chunkId])).toEqual(
+            collapsedByFullSort(idx, query, k, allowGroup),
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

@@ -216,21 +216,49 @@ function beats(s1: number, d1: number, s2: number, d2: number): boolean {
   return s1 > s2 || (s1 === s2 && d1 < d2);
 }
 
-function heapPush(h: Heap, s: number, d: number): void {
+/**
+ * Heap moves. With `slotOfGroup` (collapsing), every entry's group records where the entry sits, so a group's
+ * entry can be found and strengthened in place; without it the bookkeeping is skipped.
+ */
+function place(
+  h: Heap,
+  at: number,
+  s: number,
+  d: number,
+  groups: Uint32Array | null,
+  slotOfGroup: Map<number, number> | null,
+): void {
+  h.score[at] = s;
+  h.doc[at] = d;
+  if (slotOfGroup !== null && groups !== null) slotOfGroup.set(groups[d]!, at);
+}
+
+function heapPush(
+  h: Heap,
+  s: number,
+  d: number,
+  groups: Uint32Array,
+  slotOfGroup: Map<number, number> | null,
+): void {
   let c = h.size++;
   while (c > 0) {
     const parent = (c - 1) >> 1;
     if (!beats(h.score[parent]!, h.doc[parent]!, s, d)) break;
-    h.score[c] = h.score[parent]!;
-    h.doc[c] = h.doc[parent]!;
+    place(h, c, h.score[parent]!, h.doc[parent]!, groups, slotOfGroup);
     c = parent;
   }
-  h.score[c] = s;
-  h.doc[c] = d;
+  place(h, c, s, d, groups, slotOfGroup);
 }
 
-function heapReplaceTop(h: Heap, s: number, d: number): void {
-  let i = 0;
+/** Put (s, d) at slot `i` (it must be at least as strong as what was there) and move it towards the leaves. */
+function siftDown(
+  h: Heap,
+  i: number,
+  s: number,
+  d: number,
+  groups: Uint32Array | null,
+  slotOfGroup: Map<number, number> | null,
+): void {
   const n = h.size;
   for (;;) {
     const l = 2 * i + 1;
@@ -240,20 +268,16 @@ function heapReplaceTop(h: Heap, s: number, d: number): void {
     let m = l;
     if (r < n && beats(h.score[l]!, h.doc[l]!, h.score[r]!, h.doc[r]!)) m = r;
     if (!beats(s, d, h.score[m]!, h.doc[m]!)) break;
-    h.score[i] = h.score[m]!;
-    h.doc[i] = h.doc[m]!;
+    place(h, i, h.score[m]!, h.doc[m]!, groups, slotOfGroup);
     i = m;
   }
-  h.score[i] = s;
-  h.doc[i] = d;
+  place(h, i, s, d, groups, slotOfGroup);
 }
 
 function heapPopTop(h: Heap): void {
   h.size--;
   if (h.size === 0) return;
-  const s = h.score[h.size]!;
-  const d = h.doc[h.size]!;
-  heapReplaceTop(h, s, d);
+  siftDown(h, 0, h.score[h.size]!, h.doc[h.size]!, null, null);
 }
 
 function binarySearch(a: Uint32Array, from: number, to: number, x: number): number {
@@ -450,6 +474,16 @@ export class Bm25Index {
     return fp === undefined || id === undefined ? 0 : fp.df[id]!;
   }
 
+  /** `documentFrequency` bound to one field, for callers that look up many terms (typo correction). */
+  frequencyLookup(field: string): (term: string) => number {
+    const fp = this.fieldPostings.find((f) => f.spec.name === field);
+    if (fp === undefined) return () => 0;
+    return (term) => {
+      const id = fp.termIds.get(term);
+      return id === undefined ? 0 : fp.df[id]!;
+    };
+  }
+
   /** Mean analyzed length of a field over live documents (BM25's avgdl); 0 for an unknown field. */
   averageLength(field: string): number {
     const fp = this.fieldPostings.find((f) => f.spec.name === field);
@@ -543,6 +577,7 @@ export class Bm25Index {
     if (k === 0 || nTouched === 0) return [];
     const acc = this.acc;
     const groups = this.groups;
+    const touched = this.touched;
     const allow = opts.allowGroup;
     const verdicts = allow ? new Map<number, boolean>() : null;
     if (this.heapScore.length < k) {
@@ -550,17 +585,25 @@ export class Bm25Index {
       this.heapDoc = new Uint32Array(k);
     }
     const heap: Heap = { score: this.heapScore, doc: this.heapDoc, size: 0 };
+    // Collapsing keeps one (best) chunk per group: the heap then holds at most one entry per group, and
+    // `slotOfGroup` (at most k entries) finds a group's entry. No per-query structure over every match.
+    const slotOfGroup = opts.collapseGroups ? new Map<number, number>() : null;
     let filteredOut = 0;
-    // Collapsing keeps one (best) chunk per group before selection.
-    const bestOfGroup = opts.collapseGroups ? new Map<number, number>() : null;
-    const candidates: Uint32Array = bestOfGroup ? this.collapse(nTouched, bestOfGroup) : this.touched;
-    const nCandidates = bestOfGroup ? bestOfGroup.size : nTouched;
-    for (let i = 0; i < nCandidates; i++) {
-      const d = candidates[i]!;
+    for (let i = 0; i < nTouched; i++) {
+      const d = touched[i]!;
       const s = acc[d]!;
       if (heap.size === k && !beats(s, d, heap.score[0]!, heap.doc[0]!)) continue;
+      const g = groups[d]!;
+      if (slotOfGroup !== null) {
+        const slot = slotOfGroup.get(g);
+        if (slot !== undefined) {
+          // The group is already in: keep its better chunk (a stronger entry moves away from the root).
+          if (beats(s, d, heap.score[slot]!, heap.doc[slot]!))
+            siftDown(heap, slot, s, d, groups, slotOfGroup);
+          continue;
+        }
+      }
       if (verdicts !== null && allow !== undefined) {
-        const g = groups[d]!;
         let ok = verdicts.get(g);
         if (ok === undefined) {
           ok = allow(g);
@@ -571,8 +614,11 @@ export class Bm25Index {
           continue;
         }
       }
-      if (heap.size < k) heapPush(heap, s, d);
-      else heapReplaceTop(heap, s, d);
+      if (heap.size < k) heapPush(heap, s, d, groups, slotOfGroup);
+      else {
+        slotOfGroup?.delete(groups[heap.doc[0]!]!);
+        siftDown(heap, 0, s, d, groups, slotOfGroup);
+      }
     }
     if (stats) stats.filteredOut = filteredOut;
     const out: ScoredChunk[] = new Array(heap.size);
@@ -582,18 +628,6 @@ export class Bm25Index {
       heapPopTop(heap);
     }
     return out;
-  }
-
-  /** Best chunk per group among touched docs; returns the winners in a scratch array. */
-  private collapse(nTouched: number, best: Map<number, number>): Uint32Array {
-    const acc = this.acc;
-    for (let i = 0; i < nTouched; i++) {
-      const d = this.touched[i]!;
-      const g = this.groups[d]!;
-      const cur = best.get(g);
-      if (cur === undefined || acc[d]! > acc[cur]! || (acc[d] === acc[cur] && d < cur)) best.set(g, d);
-    }
-    return Uint32Array.from(best.values());
   }
 
   /** Packed, dead-free arrays for persistence (compacts first). */

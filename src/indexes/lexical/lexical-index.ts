@@ -9,7 +9,7 @@ import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer } from './analyzer.js';
 import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
-import { DeletionIndex } from './deletion-index.js';
+import { TypoNeighbourhood } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 
 const SNAPSHOT_NAME = 'bm25.snapshot';
@@ -33,7 +33,7 @@ export class LexicalIndex {
   readonly analyzer: Analyzer;
   private index: Bm25Index;
   private version = -1;
-  private vocabCache: { size: number; index: Bm25Index; deletions: DeletionIndex } | undefined;
+  private vocabCache: { index: Bm25Index; typos: TypoNeighbourhood } | undefined;
   /** How the index got into memory on open: for stats and traces. */
   loadedFrom: 'snapshot' | 'rebuild' | 'empty' = 'empty';
 
@@ -117,20 +117,23 @@ export class LexicalIndex {
     return this.index.idf(this.index.documentFrequency(field, term));
   }
 
-  /** The body vocabulary for typo correction, with a deletion index built once per dictionary size. */
+  /**
+   * The body vocabulary for typo correction. An unknown term's one-edit neighbourhood is probed by hash and
+   * confirmed in the index's own dictionary (see `TypoNeighbourhood`): no deletion index to build or hold.
+   */
   vocabulary(): Vocabulary {
     const field = this.layout === 'flat' ? 'contents' : 'body';
-    const dict = this.index.dictionary(field);
+    const index = this.index;
+    const dict = index.dictionary(field);
+    const df = index.frequencyLookup(field);
+    if (this.vocabCache?.index !== index) {
+      this.vocabCache = { index, typos: new TypoNeighbourhood(dict, (t) => df(t) > 0) };
+    }
+    const typos = this.vocabCache.typos;
     return {
-      df: (t) => this.index.documentFrequency(field, t),
+      df,
       termsOfLength: (n) => dict.filter((t) => t.length === n),
-      candidates: (term, max) => {
-        const cache = this.vocabCache;
-        if (cache === undefined || cache.size !== dict.length || cache.index !== this.index) {
-          this.vocabCache = { size: dict.length, index: this.index, deletions: new DeletionIndex(dict) };
-        }
-        return this.vocabCache!.deletions.candidates(term, max);
-      },
+      candidates: (term, max) => typos.candidates(term, max),
     };
   }
 

@@ -336,12 +336,24 @@ export class SqliteStore implements DocumentStore {
     // Chunked IN lists keep us under SQLite's parameter limit.
     for (let i = 0; i < ids.length; i += 500) {
       const part = ids.slice(i, i + 500);
-      const rows = this.db
-        .prepare<number[], ChunkRow>(`${CHUNK_SELECT} WHERE c.id IN (${part.map(() => '?').join(',')})`)
-        .all(...part);
-      for (const r of rows) out.set(r.id, rowToChunk(r));
+      for (const r of this.chunksByIds(part.length).all(...part)) out.set(r.id, rowToChunk(r));
     }
     return out;
+  }
+
+  /** Hit loading runs on every search: keep its statement per IN-list length instead of preparing each time. */
+  private readonly chunkStatements = new Map<number, Database.Statement<number[], ChunkRow>>();
+
+  private chunksByIds(n: number): Database.Statement<number[], ChunkRow> {
+    let stmt = this.chunkStatements.get(n);
+    if (stmt === undefined) {
+      stmt = this.db.prepare<number[], ChunkRow>(
+        `${CHUNK_SELECT} WHERE c.id IN (${Array.from({ length: n }, () => '?').join(',')})`,
+      );
+      // Bounded: search asks for a few sizes (k, 2k, the rerank pool); other sizes stay uncached.
+      if (this.chunkStatements.size < 64) this.chunkStatements.set(n, stmt);
+    }
+    return stmt;
   }
 
   getParentSection(chunkId: number): ParentSection | undefined {
