@@ -42,6 +42,17 @@ describe('docs/architecture.md', () => {
     for (const s of stages) expect(doc, s).toContain(s);
   });
 
+  it('names every stage the ingest runner puts in order', () => {
+    const runner = fs.readFileSync(path.join(SRC, 'ingest/runner.ts'), 'utf8');
+    const header = runner.slice(0, runner.indexOf('*/'));
+    const stages = [...new Set(header.match(/src\/ingest\/[\w-]+\.ts/g) ?? [])];
+    expect(stages.length).toBeGreaterThanOrEqual(6);
+    for (const s of stages) {
+      expect(fs.existsSync(path.join(REPO, s)), s).toBe(true);
+      expect(doc, s).toContain(s);
+    }
+  });
+
   it('imports point one way: shells → pipeline → stages → store and shared modules', () => {
     const wrong: string[] = [];
     for (const file of sourceFiles(SRC)) {

@@ -1,21 +1,17 @@
 /**
  * In-memory ingest (the library's `addDocuments`): documents handed over as strings take the same parse →
- * chunk → write path as files, and are incremental by content hash the same way. Every input is checked and
- * parsed before anything is written, so a bad one changes nothing that is stored.
+ * chunk → index/write → embed path as files (src/ingest/runner.ts), and are incremental by content hash the
+ * same way. This module is that path's source for memory: it checks every input's shape (a QuarryError
+ * naming the document and the field), says what its hash covers, and parses it as a file of its format
+ * would be, lifting `metadata` and `access`. Every input is checked and parsed before anything is written,
+ * so a bad one changes nothing that is stored.
  */
 import { ERRORS, QuarryError } from '../errors.js';
-import {
-  BatchWriter,
-  buildDraft,
-  changeFingerprint,
-  type IngestContext,
-  type IngestOptions,
-  type IngestReport,
-  sha256,
-} from './ingest.js';
 import type { ParsedDocumentFile } from './parse.js';
 import { parseContent } from './parse.js';
 import { liftMeta } from './parsers/records.js';
+import { ingestMemory, type MemorySource } from './runner.js';
+import type { IngestContext, IngestOptions, IngestReport } from './types.js';
 
 /**
  * One document given as content. Exactly one of `text`, `markdown` or `html` carries it; it is parsed as a
@@ -74,32 +70,16 @@ export async function addDocuments(
       'INVALID_ARGUMENT',
       `addDocuments expects an array of documents, got ${kind(inputs)}`,
     );
-  const checked = checkInputs(inputs);
-  const fingerprint = changeFingerprint(ctx, opts);
-  const states = ctx.store.documentStates(checked.map((c) => c.input.id));
-  const writer = new BatchWriter(ctx, undefined, checked.length, started);
-  const drafts = [];
-  for (const [index, c] of checked.entries()) {
-    const hash = sha256(JSON.stringify(hashParts(c)), fingerprint);
-    if (states.get(c.input.id)?.hash === hash) {
-      writer.unchanged.push(c.input.id);
-      continue;
-    }
-    const parsed = await parse(c, index, ctx.config.ingest.maxFileBytes);
-    const { id } = c.input;
-    const source = c.input.source ?? `memory:${id}`;
-    drafts.push(
-      buildDraft(ctx, id, source, hash, parsed.doc, parsed.docType, parsed.meta, opts, '', writer.redactions),
-    );
-  }
-  // Everything parsed and chunked: only now does anything reach the store.
-  for (const d of drafts) {
-    writer.upserts.push(d);
-    await writer.maybeFlush();
-  }
-  await writer.flush();
-  if (writer.wrote) ctx.persist();
-  return writer.report(checked.length, [], performance.now() - started);
+  const maxBytes = ctx.config.ingest.maxFileBytes;
+  const sources = checkInputs(inputs).map(
+    (c, index): MemorySource => ({
+      id: c.input.id,
+      source: c.input.source ?? `memory:${c.input.id}`,
+      hashParts: hashParts(c),
+      parse: () => parse(c, index, maxBytes),
+    }),
+  );
+  return ingestMemory(ctx, sources, opts, started);
 }
 
 /** What a document's content hash covers: everything given for it (key order of `metadata` ignored). */

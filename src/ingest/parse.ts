@@ -1,8 +1,14 @@
 /**
- * Ingest entry point for one file: picks the parser from the extension (or sniffs the bytes), enforces the
- * input rules (size, emptiness, binary, UTF-8) as QuarryErrors naming the file, and returns either one
- * document or, for JSON/JSONL record files, one result per record.
+ * Stage "parse": one file's bytes (or one document given in memory) → a `ParsedDocument` with the metadata
+ * its source carries. Picks the parser from the extension (or sniffs the bytes), enforces the input rules
+ * (size, emptiness, binary, UTF-8) as QuarryErrors naming the file, and returns either one document or, for
+ * JSON/JSONL record files, one result per record.
+ * Input: a path and its bytes (`readSource` reads them), or content and its format (`parseContent`).
+ * Output: `ParsedFile`. Progress: none (the runner counts a record file's records once parsed). Degrades:
+ * it does not; a file-level failure throws (the runner records it for that file and keeps what is stored),
+ * and a bad record is an error result in `records` while the others go on.
  */
+import fs from 'node:fs';
 import { extname } from 'node:path';
 import { isQuarryError, QuarryError } from '../errors.js';
 import type { ParsedDocument } from '../types.js';
@@ -229,4 +235,32 @@ function sniff(path: string, bytes: Buffer): FileFormat {
     `${path}: ${ext ? `"${ext}" files are not supported` : 'no file extension'} and the content is not UTF-8 text`,
     { file: path, ...(ext ? { extension: ext } : {}) },
   );
+}
+
+/**
+ * Read one file for parsing. Over `maxBytes` is FILE_TOO_LARGE before anything is read, except for JSONL
+ * files, where the limit applies per record (the parser enforces it); a read failure is UNREADABLE_FILE.
+ */
+export function readSource(abs: string, source: string, maxBytes: number): Buffer {
+  const ext = extname(abs).toLowerCase();
+  try {
+    const st = fs.statSync(abs);
+    if (st.size > maxBytes && ext !== '.jsonl' && ext !== '.ndjson') {
+      throw new QuarryError('FILE_TOO_LARGE', `${source} is ${st.size} bytes, the limit is ${maxBytes}`, {
+        path: source,
+        bytes: st.size,
+        limit: maxBytes,
+      });
+    }
+    return fs.readFileSync(abs);
+  } catch (e) {
+    if (e instanceof QuarryError) throw e;
+    throw new QuarryError('UNREADABLE_FILE', `${source}: ${(e as Error).message}`, { path: source }, e);
+  }
+}
+
+/** Whether a path is a record file (JSON/JSONL: many documents, each hashed on its own). */
+export function isRecordFile(abs: string): boolean {
+  const ext = extname(abs).toLowerCase();
+  return ext === '.jsonl' || ext === '.ndjson' || ext === '.json';
 }

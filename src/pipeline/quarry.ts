@@ -96,7 +96,7 @@ export class Quarry {
   /** Ingest files and folders (see `IngestOptions`); returns added/updated/unchanged/removed and errors. */
   async ingest(paths: string[], options: IngestOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return this.afterWrite(await ingestPaths(this.ingestContext(), paths, options));
+    return ingestPaths(this.ingestContext(), paths, options);
   }
 
   /**
@@ -110,29 +110,7 @@ export class Quarry {
    */
   async addDocuments(documents: DocumentInput[], options: AddDocumentsOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return this.afterWrite(await addDocuments(this.ingestContext(), documents, options));
-  }
-
-  /**
-   * Remote/ONNX dense indexes catch up after a write (the store's write path is synchronous, embedding is
-   * not). A failure is an error naming the model; the documents are stored and BM25 finds them already.
-   */
-  private async afterWrite(report: IngestReport): Promise<IngestReport> {
-    if (this.denseModels.providers.length === 0) return report;
-    try {
-      await this.denseModels.sync();
-    } catch (e) {
-      if (!(e instanceof QuarryError) || e.code !== 'EMBEDDING_FAILED') throw e;
-      throw new QuarryError(
-        'EMBEDDING_FAILED',
-        `the documents were written (${report.added} added, ${report.updated} updated, ${report.removed} ` +
-          'removed) and BM25 finds them, but a dense index could not embed them; it catches up on the next ' +
-          `syncDense(), ingest or search. ${e.message}`,
-        { ...e.details, written: { added: report.added, updated: report.updated, removed: report.removed } },
-        e,
-      );
-    }
-    return report;
+    return addDocuments(this.ingestContext(), documents, options);
   }
 
   /** Delete documents by id; returns the ids that existed. Nothing of them stays retrievable. */
@@ -285,6 +263,8 @@ export class Quarry {
         ? { redact: engine.redactor }
         : {}),
       persist: () => engine.persist(),
+      // Stage "embed": remote/ONNX dense indexes catch up after the write (src/ingest/embed.ts).
+      dense: engine.denseModels,
       ...(engine.components.tokenizer === undefined ? {} : { tokenizer: engine.components.tokenizer }),
     };
   }

@@ -1,0 +1,272 @@
+/**
+ * The ingest runner: owns the order of the ingest stages and everything around them.
+ *
+ *   sources (src/ingest/sources.ts) → skip unchanged (src/ingest/hash.ts) → parse (src/ingest/parse.ts)
+ *   → chunk (src/ingest/chunk.ts) → index/write (src/ingest/write.ts) → embed (src/ingest/embed.ts)
+ *
+ * It sends the progress events (src/ingest/progress.ts), collects per-file and per-record errors into the
+ * report (a failed file keeps what is stored for it and never stops the others), skips documents whose
+ * content hash is stored already, and prunes documents that vanished from an ingested folder or record file.
+ * Files run `ingest.concurrency` at a time; documents given in memory (src/ingest/add-documents.ts) are all
+ * parsed and chunked before anything is written.
+ */
+import path from 'node:path';
+import { describeError } from '../errors.js';
+import type { DocumentStore } from '../store/types.js';
+import type { DocumentDraft } from '../types.js';
+import { chunkParsed, redactPrebuilt } from './chunk.js';
+import { embedWritten } from './embed.js';
+import { changeFingerprint, isUnchanged, type StoredHashes, sha256 } from './hash.js';
+import {
+  isRecordFile,
+  type ParsedDocumentFile,
+  type ParsedRecordsFile,
+  parseFile,
+  type RecordResult,
+  readSource,
+} from './parse.js';
+import { type FileRecords, ProgressTracker } from './progress.js';
+import { collectSources, type FileTask } from './sources.js';
+import type { IngestContext, IngestFileError, IngestOptions, IngestReport } from './types.js';
+import { BatchWriter } from './write.js';
+
+/** The state of one `ingestPaths` run, shared by its files. */
+interface PathsRun {
+  ctx: IngestContext;
+  opts: IngestOptions;
+  fingerprint: string;
+  writer: BatchWriter;
+  progress: ProgressTracker;
+  errors: IngestFileError[];
+  /** Document ids (and file sources) met in this run: what pruning keeps. */
+  seen: Set<string>;
+  /** Record id → the record file that supplied it in this run (ids must be unique across files too). */
+  claimed: Map<string, string>;
+  recordSources: Set<string>;
+}
+
+/** Run `fn` over items with at most `limit` in flight, preserving completion order via callbacks. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}
+
+/** Ingest files and folders: every stage in order, then the report (and the dense catch-up). */
+export async function ingestPaths(
+  ctx: IngestContext,
+  inputs: string[],
+  opts: IngestOptions = {},
+): Promise<IngestReport> {
+  const started = performance.now();
+  const errors: IngestFileError[] = [];
+  const { files, roots } = collectSources(inputs, errors);
+  const writer: BatchWriter = new BatchWriter(ctx, () => progress.emit());
+  const progress = new ProgressTracker(opts.onProgress, files.length, started, () => writer);
+  const run: PathsRun = {
+    ctx,
+    opts,
+    fingerprint: changeFingerprint(ctx, opts),
+    writer,
+    progress,
+    errors,
+    seen: new Set(),
+    claimed: new Map(),
+    recordSources: new Set(),
+  };
+  await pool(files, ctx.config.ingest.concurrency, (task) => ingestTask(run, task));
+  if (opts.prune !== false) writer.deletes.push(...vanished(ctx.store, roots, run));
+  await writer.flush();
+  if (writer.wrote) {
+    ctx.persist();
+    ctx.store.checkpoint();
+  }
+  return embedWritten(writer.report(files.length, errors, performance.now() - started), ctx.dense);
+}
+
+/** Documents that disappeared: only under folders we walked and record files we read. */
+function vanished(store: DocumentStore, roots: string[], run: PathsRun): Set<string> {
+  const gone = new Set<string>();
+  for (const src of [...roots, ...run.recordSources])
+    for (const d of store.documentsUnderSource(src)) if (!run.seen.has(d.id)) gone.add(d.id);
+  return gone;
+}
+
+/** One file, its failure collected into the report rather than thrown. */
+async function ingestTask(run: PathsRun, task: FileTask): Promise<void> {
+  const records = run.progress.fileStarted();
+  try {
+    await ingestFile(run, task, records);
+  } catch (e) {
+    const d = describeError(e);
+    run.errors.push({ path: task.source, code: d.code, message: d.message });
+    // A file that failed keeps whatever was stored for it: mark it seen so pruning leaves it alone.
+    run.seen.add(task.source);
+    for (const s of run.ctx.store.documentsUnderSource(task.source)) run.seen.add(s.id);
+  }
+  run.progress.fileDone(records);
+  await run.writer.maybeFlush();
+}
+
+async function ingestFile(run: PathsRun, task: FileTask, records: FileRecords): Promise<void> {
+  const { ctx, opts, fingerprint, writer } = run;
+  const max = ctx.config.ingest.maxFileBytes;
+  const bytes = readSource(task.abs, task.source, max);
+  if (!isRecordFile(task.abs)) {
+    run.seen.add(task.source);
+    const stored = ctx.store.documentStates([task.source]);
+    if (isUnchanged(stored, task.source, sha256(bytes, fingerprint))) {
+      writer.unchanged.push(task.source);
+      return;
+    }
+  }
+  const parsed = await parseFile(task.abs, bytes, { maxBytes: max, records: opts.records });
+  if (parsed.kind === 'records') return ingestRecords(run, task, parsed, records);
+  writer.upserts.push(chunkFile(run, task, parsed, sha256(bytes, fingerprint)));
+}
+
+function chunkFile(run: PathsRun, task: FileTask, parsed: ParsedDocumentFile, hash: string): DocumentDraft {
+  const input = {
+    id: task.source,
+    source: task.source,
+    hash,
+    doc: parsed.doc,
+    docType: parsed.docType,
+    meta: parsed.meta,
+    fallbackTitle: path.basename(task.abs),
+  };
+  return chunkParsed(input, run.opts, run.ctx, run.writer.redactions);
+}
+
+/** A record file: each record is its own document, skipped, written or failed on its own. */
+async function ingestRecords(
+  run: PathsRun,
+  task: FileTask,
+  parsed: ParsedRecordsFile,
+  records: FileRecords,
+): Promise<void> {
+  const { ctx, writer, progress } = run;
+  run.recordSources.add(task.source);
+  progress.recordsFound(records, parsed.records.length);
+  const stored = ctx.store.documentStates(parsed.records.filter((r) => r.ok).map((r) => r.id));
+  // A record that failed before its id was known may be one that is stored: keep everything stored from
+  // this file rather than prune a document because its line went bad (as for a file that fails as a whole).
+  if (parsed.records.some((r) => !r.ok && r.id === undefined)) {
+    for (const s of ctx.store.documentsUnderSource(task.source)) run.seen.add(s.id);
+  }
+  for (const r of parsed.records) {
+    progress.recordDone(records);
+    const draft = recordDraft(run, task, r, stored);
+    if (draft === undefined) continue;
+    writer.upserts.push(draft);
+    await writer.maybeFlush();
+  }
+}
+
+/** The draft for one record; undefined when it failed, repeats an id, or is unchanged. */
+function recordDraft(
+  run: PathsRun,
+  task: FileTask,
+  r: RecordResult,
+  stored: StoredHashes,
+): DocumentDraft | undefined {
+  if (!r.ok) {
+    run.errors.push({
+      path: task.source,
+      record: r.id ?? (r.line !== undefined ? `line ${r.line}` : `#${r.index}`),
+      code: r.error.code,
+      message: r.error.message,
+    });
+    if (r.id !== undefined) run.seen.add(r.id);
+    return undefined;
+  }
+  const owner = run.claimed.get(r.id);
+  if (owner !== undefined) {
+    // Writing both would flip the stored document between the files on every run.
+    run.errors.push({
+      path: task.source,
+      record: r.id,
+      code: 'INVALID_RECORD',
+      message: `Invalid JSON record: duplicate id ${r.id} in ${task.source}${owner === task.source ? '' : ` (already read from ${owner})`}`,
+    });
+    return undefined;
+  }
+  run.claimed.set(r.id, task.source);
+  run.seen.add(r.id);
+  const hash = sha256(JSON.stringify([r.doc.text, r.doc.title, r.meta]), run.fingerprint);
+  if (isUnchanged(stored, r.id, hash)) {
+    run.writer.unchanged.push(r.id);
+    return undefined;
+  }
+  const input = { id: r.id, source: task.source, hash, doc: r.doc, docType: r.meta.doc_type ?? 'record' };
+  return chunkParsed(
+    // A record's id is a key, not words about it: an untitled record stays untitled (never a title term).
+    { ...input, meta: r.meta, fallbackTitle: '' },
+    run.opts,
+    run.ctx,
+    run.writer.redactions,
+  );
+}
+
+/** One document given in memory, as the runner takes it: identity, what its hash covers, how to parse it. */
+export interface MemorySource {
+  id: string;
+  source: string;
+  /** Everything given for the document (hashed with the change fingerprint). */
+  hashParts: unknown[];
+  parse(): Promise<ParsedDocumentFile>;
+}
+
+/**
+ * Documents given in memory: skip unchanged → parse → chunk for every one first (a bad one throws and
+ * nothing is written), then write and embed.
+ */
+export async function ingestMemory(
+  ctx: IngestContext,
+  sources: readonly MemorySource[],
+  opts: Pick<IngestOptions, 'tags' | 'accessGroups' | 'fields'>,
+  started = performance.now(),
+): Promise<IngestReport> {
+  const fingerprint = changeFingerprint(ctx, opts);
+  const stored = ctx.store.documentStates(sources.map((s) => s.id));
+  const writer = new BatchWriter(ctx);
+  const drafts: DocumentDraft[] = [];
+  for (const s of sources) {
+    const hash = sha256(JSON.stringify(s.hashParts), fingerprint);
+    if (isUnchanged(stored, s.id, hash)) {
+      writer.unchanged.push(s.id);
+      continue;
+    }
+    const { doc, docType, meta } = await s.parse();
+    const input = { id: s.id, source: s.source, hash, doc, docType, meta, fallbackTitle: '' };
+    drafts.push(chunkParsed(input, opts, ctx, writer.redactions));
+  }
+  // Everything parsed and chunked: only now does anything reach the store.
+  for (const d of drafts) {
+    writer.upserts.push(d);
+    await writer.maybeFlush();
+  }
+  await writer.flush();
+  if (writer.wrote) ctx.persist();
+  return embedWritten(writer.report(sources.length, [], performance.now() - started), ctx.dense);
+}
+
+/** Write already-built drafts through the same batch path (library API): skip unchanged → redact → write. */
+export async function writeDrafts(ctx: IngestContext, drafts: DocumentDraft[]): Promise<IngestReport> {
+  const started = performance.now();
+  const writer = new BatchWriter(ctx);
+  const stored = ctx.store.documentStates(drafts.map((d) => d.id));
+  for (const d of drafts) {
+    if (isUnchanged(stored, d.id, d.hash)) writer.unchanged.push(d.id);
+    else writer.upserts.push(redactPrebuilt(d, ctx.redact, writer.redactions));
+    await writer.maybeFlush();
+  }
+  await writer.flush();
+  if (writer.wrote) ctx.persist();
+  return writer.report(drafts.length, [], performance.now() - started);
+}
