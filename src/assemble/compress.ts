@@ -38,11 +38,14 @@ export const DEFAULT_COMPRESSION: CompressionOptions = {
   neighbourMaxTokens: 40,
 };
 
-const segmenter = new Intl.Segmenter('en', { granularity: 'sentence' });
+// Made on first use: building a segmenter loads ICU break data (~15 ms), which commands that never
+// compress (search, stats) should not pay at start.
+let segmenter: Intl.Segmenter | undefined;
 const SPACE = /\s/;
 
 export function splitSentences(text: string): SentenceSpan[] {
   const out: SentenceSpan[] = [];
+  segmenter ??= new Intl.Segmenter('en', { granularity: 'sentence' });
   for (const seg of segmenter.segment(text)) {
     let s = seg.index;
     let e = seg.index + seg.segment.length;

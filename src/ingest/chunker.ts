@@ -60,7 +60,8 @@ interface OverlapCandidate {
 }
 
 const SPACE = /\s/;
-const sentenceSegmenter = new Intl.Segmenter('en', { granularity: 'sentence' });
+// Made on first use (it loads ICU break data): commands that never chunk should not pay for it at start.
+let sentenceSegmenter: Intl.Segmenter | undefined;
 
 /**
  * Split a parsed document into heading-delimited sections and retrieval chunks, each chunk an exact slice
@@ -371,6 +372,7 @@ class Chunker {
 
   private sentences(r: Range): Range[] {
     const out: Range[] = [];
+    sentenceSegmenter ??= new Intl.Segmenter('en', { granularity: 'sentence' });
     for (const seg of sentenceSegmenter.segment(this.text.slice(r.start, r.end))) {
       const t = trim(this.text, r.start + seg.index, r.start + seg.index + seg.segment.length);
       if (t) out.push(t);
