@@ -5,6 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { IngestProgress } from '../ingest/ingest.js';
+import { ingestProgressEvent } from '../ingest/progress.js';
 import type { ProgressEvent } from '../observability/progress.js';
 
 export type { ProgressEvent };
@@ -27,15 +28,7 @@ export function ingestProgress(
   progress: ProgressReporter | undefined,
 ): ((p: IngestProgress) => void) | undefined {
   if (progress === undefined) return undefined;
-  return (p) =>
-    progress.update({
-      phase: 'ingest',
-      done: p.recordsDone,
-      total: p.recordsTotal,
-      unit: 'records',
-      documents: p.documents,
-      chunks: p.chunks,
-    });
+  return (p) => progress.update(ingestProgressEvent(p));
 }
 
 /** An `onQueries(done, total)` callback that shows query progress of an evaluation or training run. */

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import { ingestProgressEvent } from '../ingest/progress.js';
 import type { ProgressEvent } from '../observability/progress.js';
 import { Quarry } from '../pipeline/quarry.js';
 import { type AnswerEvalSummary, evaluateAnswers } from './answers.js';
@@ -133,15 +134,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       onProgress === undefined
         ? {}
         : {
-            onProgress: (p) =>
-              onProgress({
-                phase: 'ingest',
-                done: p.recordsDone,
-                total: p.recordsTotal,
-                unit: 'records',
-                documents: p.documents,
-                chunks: p.chunks,
-              }),
+            onProgress: (p) => onProgress(ingestProgressEvent(p)),
           },
     );
     if (ingest.errors.length > 0 && ingest.added + ingest.unchanged + ingest.updated === 0) {

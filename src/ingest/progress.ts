@@ -3,7 +3,20 @@
  * of documents, not one), and what the write stage has committed, and sends `IngestProgress` events —
  * per-record events at most every 50 ms, file and batch events always.
  */
+import type { ProgressEvent } from '../observability/progress.js';
 import type { IngestProgress } from './types.js';
+
+/** An ingest event as a progress line counts it: records (a JSONL file of 5,000 records is 5,000, not one file). */
+export function ingestProgressEvent(p: IngestProgress): ProgressEvent {
+  return {
+    phase: 'ingest',
+    done: p.recordsDone,
+    total: p.recordsTotal,
+    unit: 'records',
+    documents: p.documents,
+    chunks: p.chunks,
+  };
+}
 
 /** A file's share of the record count: one until its records are known. */
 export interface FileRecords {
