@@ -118,18 +118,7 @@ export function assembleContext(
   deps: AssembleDeps,
 ): ContextWindow {
   const { template: templateInput, today: todayInput, ...configInput } = options;
-  const parsed = ContextConfigSchema.safeParse(configInput);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new QuarryError(
-      'INVALID_CONFIG',
-      `context: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`,
-      {
-        config: configInput,
-      },
-    );
-  }
-  const cfg = parsed.data;
+  const cfg = parseContextConfig(configInput);
   if (typeof question !== 'string') {
     throw new QuarryError('INVALID_ARGUMENT', 'the question must be a string', { question });
   }
@@ -137,9 +126,44 @@ export function assembleContext(
   const today = formatDay(todayInput ?? new Date());
   const countMessages =
     deps.countMessages ?? ((m: readonly ChatMessage[]) => countChatTokens(m, (t) => deps.countTokens(t)));
+  const budget = measureBudget(cfg, countMessages(buildPrompt(template, question, { sources: [], today })));
 
+  const dropped: ContextWindow['dropped'] = [];
+  const { units, parents } = buildUnits(dedupe(hits, dropped), cfg, deps);
+  const weights = cfg.compression === 'off' ? new Map<string, number>() : queryWeights(question, deps);
+  const fitter = new Fitter(template, today, deps, cfg, weights);
+  const { placed, compressedSentences } = placeUnits(units, parents, { cfg, budget, fitter, dropped });
+
+  // Final order and numbering, then a check on the real rendered prompt: BPE counts are not additive and a
+  // source's number can change with the order, so the sum of per-source counts is verified, never trusted.
+  const limit = budget.available + budget.promptOverhead;
+  let ordered = order(placed, cfg.ordering);
+  for (;;) {
+    ordered = ordered.map((p, i) => ({ ...p, source: fitter.renumber(p, i + 1) }));
+    const tokens = ordered.reduce((sum, p) => sum + p.source.tokens, 0);
+    const sources = ordered.map((p) => p.source);
+    const total = countMessages(buildPrompt(template, question, { sources, today }));
+    if ((tokens <= budget.available && total <= limit) || ordered.length === 0) {
+      return { sources, tokens, budget, ordering: cfg.ordering, dropped, compressedSentences, today };
+    }
+    const weakest = ordered.reduce((w, p) => (p.unit.rank > w.unit.rank ? p : w));
+    for (const id of weakest.unit.chunkIds) dropped.push({ chunkId: id, reason: 'budget' });
+    ordered = ordered.filter((p) => p !== weakest);
+  }
+}
+
+function parseContextConfig(input: unknown): ContextConfig {
+  const parsed = ContextConfigSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new QuarryError('INVALID_CONFIG', `context: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`, {
+    config: input,
+  });
+}
+
+/** The window less the answer's reserve and the prompt without sources; an error when nothing is left. */
+function measureBudget(cfg: ContextConfig, overhead: number): ContextBudget {
   const limit = cfg.window - cfg.reservedOutput;
-  const overhead = countMessages(buildPrompt(template, question, { sources: [], today }));
   if (limit <= 0 || overhead > limit) {
     throw new QuarryError(
       'CONTEXT_BUDGET',
@@ -149,24 +173,28 @@ export function assembleContext(
       { window: cfg.window, reservedOutput: cfg.reservedOutput, promptOverhead: overhead },
     );
   }
-  const budget: ContextBudget = {
+  return {
     window: cfg.window,
     reservedOutput: cfg.reservedOutput,
     promptOverhead: overhead,
     available: limit - overhead,
   };
+}
 
-  const dropped: ContextWindow['dropped'] = [];
-  const unique = dedupe(hits, dropped);
-  const { units, parents } = buildUnits(unique, cfg, deps);
-  const weights = cfg.compression === 'off' ? new Map<string, number>() : queryWeights(question, deps);
-
+/**
+ * Units in rank order, each placed if it fits what is left of the budget; a parent section is tried first in
+ * place of its children. What does not fit is listed in `dropped` with the reason.
+ */
+function placeUnits(
+  units: readonly Unit[],
+  parents: ReadonlyMap<Unit, { unit: Unit; children: Unit[] }>,
+  p: { cfg: ContextConfig; budget: ContextBudget; fitter: Fitter; dropped: ContextWindow['dropped'] },
+): { placed: Placed[]; compressedSentences: number } {
+  const { cfg, budget, fitter, dropped } = p;
   const placed: Placed[] = [];
   const consumed = new Set<Unit>();
   let used = 0;
   let compressedSentences = 0;
-  const fitter = new Fitter(template, today, deps, cfg, weights);
-
   const consider = (unit: Unit): boolean => {
     if (cfg.maxSources !== undefined && placed.length >= cfg.maxSources) return false;
     const fit = fitter.fit(unit, placed.length + 1, budget.available - used);
@@ -176,7 +204,6 @@ export function assembleContext(
     compressedSentences += fit.compressed;
     return true;
   };
-
   for (const unit of units) {
     if (consumed.has(unit)) continue;
     const parent = parents.get(unit);
@@ -195,30 +222,7 @@ export function assembleContext(
       for (const id of unit.chunkIds) dropped.push({ chunkId: id, reason });
     }
   }
-
-  // Final order and numbering, then a check on the real rendered prompt: BPE counts are not additive and a
-  // source's number can change with the order, so the sum of per-source counts is verified, never trusted.
-  let ordered = order(placed, cfg.ordering);
-  for (;;) {
-    ordered = ordered.map((p, i) => ({ ...p, source: fitter.renumber(p, i + 1) }));
-    const tokens = ordered.reduce((sum, p) => sum + p.source.tokens, 0);
-    const sources = ordered.map((p) => p.source);
-    const total = countMessages(buildPrompt(template, question, { sources, today }));
-    if ((tokens <= budget.available && total <= limit) || ordered.length === 0) {
-      return {
-        sources,
-        tokens,
-        budget,
-        ordering: cfg.ordering,
-        dropped,
-        compressedSentences,
-        today,
-      };
-    }
-    const weakest = ordered.reduce((w, p) => (p.unit.rank > w.unit.rank ? p : w));
-    for (const id of weakest.unit.chunkIds) dropped.push({ chunkId: id, reason: 'budget' });
-    ordered = ordered.filter((p) => p !== weakest);
-  }
+  return { placed, compressedSentences };
 }
 
 /** Drops repeated chunks and chunks whose text (ignoring whitespace differences) was already seen. */
@@ -254,106 +258,120 @@ function dedupe(
   return out;
 }
 
+type RankedHit = { hit: SearchHit; rank: number };
+
 /**
  * Chunk units (overlapping or touching chunks of one document merged into one contiguous range), in order of
  * their best hit, and for sections with enough retrieved children the parent unit that can replace them.
  */
 function buildUnits(
-  hits: Array<{ hit: SearchHit; rank: number }>,
+  hits: RankedHit[],
   cfg: ContextConfig,
   deps: AssembleDeps,
 ): { units: Unit[]; parents: Map<Unit, { unit: Unit; children: Unit[] }> } {
-  const byDoc = new Map<string, Array<{ hit: SearchHit; rank: number }>>();
-  for (const h of hits) {
-    const list = byDoc.get(h.hit.document.id) ?? [];
-    list.push(h);
-    byDoc.set(h.hit.document.id, list);
-  }
-  const units: Unit[] = [];
-  for (const list of byDoc.values()) {
-    list.sort((a, b) => a.hit.chunk.start - b.hit.chunk.start || b.hit.chunk.end - a.hit.chunk.end);
-    let cur: Unit | undefined;
-    for (const h of list) {
-      const c = h.hit.chunk;
-      if (cur && c.start <= cur.end && consistent(cur, c)) {
-        if (c.end > cur.end) {
-          cur.text += c.text.slice(cur.end - c.start);
-          cur.end = c.end;
-        }
-        cur.chunkMap.push({ id: c.id, start: c.start, end: c.end });
-        cur.chunkIds.push(c.id);
-        if (h.rank < cur.rank) {
-          cur.rank = h.rank;
-          cur.hit = h.hit;
-          cur.sectionPath = c.sectionPath;
-        }
-        cur.score = Math.max(cur.score, h.hit.score);
-        continue;
-      }
-      cur = {
-        kind: 'chunk',
-        docId: h.hit.document.id,
-        start: c.start,
-        end: c.end,
-        text: c.text,
-        chunkMap: [{ id: c.id, start: c.start, end: c.end }],
-        chunkIds: [c.id],
-        rank: h.rank,
-        score: h.hit.score,
-        hit: h.hit,
-        sectionPath: c.sectionPath,
-      };
-      units.push(cur);
-    }
-  }
+  const units = [...groupBy(hits, (h) => h.hit.document.id).values()].flatMap(mergeChunks);
   units.sort((a, b) => a.rank - b.rank);
-
   const parents = new Map<Unit, { unit: Unit; children: Unit[] }>();
   if (!cfg.parentExpansion.enabled) return { units, parents };
-  const sections = new Map<string, Array<{ hit: SearchHit; rank: number }>>();
-  for (const h of hits) {
-    const key = `${h.hit.document.id}\u0000${h.hit.chunk.sectionOrdinal}`;
-    const list = sections.get(key) ?? [];
-    list.push(h);
-    sections.set(key, list);
-  }
+  const sections = groupBy(hits, (h) => `${h.hit.document.id}\u0000${h.hit.chunk.sectionOrdinal}`);
   for (const children of sections.values()) {
     if (children.length < cfg.parentExpansion.minChildren) continue;
-    const best = children.reduce((a, b) => (b.rank < a.rank ? b : a));
-    const section = deps.getParentSection(best.hit.chunk.id);
-    if (
-      !section ||
-      section.docId !== best.hit.document.id ||
-      section.text.length !== section.end - section.start
-    )
-      continue;
-    // Only units lying wholly inside the section can be replaced by it.
-    const inside = units.filter(
-      (u) => u.docId === section.docId && u.start >= section.start && u.end <= section.end,
-    );
-    if (inside.length === 0) continue;
-    const childSpans = inside.flatMap((u) => u.chunkMap);
-    const all = deps.sectionChunks?.(section.docId, section.ordinal);
-    const chunkMap = (all && all.length > 0 ? all : childSpans)
-      .filter((c) => c.end > section.start && c.start < section.end)
-      .sort((a, b) => a.start - b.start);
-    const lead = inside.reduce((a, b) => (b.rank < a.rank ? b : a));
-    const unit: Unit = {
-      kind: 'parent',
-      docId: section.docId,
-      start: section.start,
-      end: section.end,
-      text: section.text,
-      chunkMap,
-      chunkIds: inside.flatMap((u) => u.chunkIds),
-      rank: lead.rank,
-      score: Math.max(...inside.map((u) => u.score)),
-      hit: lead.hit,
-      sectionPath: section.path,
-    };
-    parents.set(lead, { unit, children: inside });
+    const parent = parentUnit(children, units, deps);
+    if (parent !== undefined) parents.set(parent.lead, { unit: parent.unit, children: parent.inside });
   }
   return { units, parents };
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list === undefined) groups.set(k, [item]);
+    else list.push(item);
+  }
+  return groups;
+}
+
+/** One document's hits as units: chunks that overlap or touch (and agree on the shared text) merge. */
+function mergeChunks(list: RankedHit[]): Unit[] {
+  list.sort((a, b) => a.hit.chunk.start - b.hit.chunk.start || b.hit.chunk.end - a.hit.chunk.end);
+  const units: Unit[] = [];
+  let cur: Unit | undefined;
+  for (const h of list) {
+    const c = h.hit.chunk;
+    if (cur && c.start <= cur.end && consistent(cur, c)) {
+      if (c.end > cur.end) {
+        cur.text += c.text.slice(cur.end - c.start);
+        cur.end = c.end;
+      }
+      cur.chunkMap.push({ id: c.id, start: c.start, end: c.end });
+      cur.chunkIds.push(c.id);
+      if (h.rank < cur.rank) {
+        cur.rank = h.rank;
+        cur.hit = h.hit;
+        cur.sectionPath = c.sectionPath;
+      }
+      cur.score = Math.max(cur.score, h.hit.score);
+      continue;
+    }
+    cur = {
+      kind: 'chunk',
+      docId: h.hit.document.id,
+      start: c.start,
+      end: c.end,
+      text: c.text,
+      chunkMap: [{ id: c.id, start: c.start, end: c.end }],
+      chunkIds: [c.id],
+      rank: h.rank,
+      score: h.hit.score,
+      hit: h.hit,
+      sectionPath: c.sectionPath,
+    };
+    units.push(cur);
+  }
+  return units;
+}
+
+/** The parent section of a group of retrieved children, as a unit that can replace the units inside it. */
+function parentUnit(
+  children: RankedHit[],
+  units: readonly Unit[],
+  deps: AssembleDeps,
+): { unit: Unit; lead: Unit; inside: Unit[] } | undefined {
+  const best = children.reduce((a, b) => (b.rank < a.rank ? b : a));
+  const section = deps.getParentSection(best.hit.chunk.id);
+  if (
+    !section ||
+    section.docId !== best.hit.document.id ||
+    section.text.length !== section.end - section.start
+  )
+    return undefined;
+  // Only units lying wholly inside the section can be replaced by it.
+  const inside = units.filter(
+    (u) => u.docId === section.docId && u.start >= section.start && u.end <= section.end,
+  );
+  if (inside.length === 0) return undefined;
+  const childSpans = inside.flatMap((u) => u.chunkMap);
+  const all = deps.sectionChunks?.(section.docId, section.ordinal);
+  const chunkMap = (all && all.length > 0 ? all : childSpans)
+    .filter((c) => c.end > section.start && c.start < section.end)
+    .sort((a, b) => a.start - b.start);
+  const lead = inside.reduce((a, b) => (b.rank < a.rank ? b : a));
+  const unit: Unit = {
+    kind: 'parent',
+    docId: section.docId,
+    start: section.start,
+    end: section.end,
+    text: section.text,
+    chunkMap,
+    chunkIds: inside.flatMap((u) => u.chunkIds),
+    rank: lead.rank,
+    score: Math.max(...inside.map((u) => u.score)),
+    hit: lead.hit,
+    sectionPath: section.path,
+  };
+  return { unit, lead, inside };
 }
 
 /** Overlapping chunks must agree on the shared text, else they are not slices of one document version. */
