@@ -105,8 +105,33 @@ export function answerExtractively(
   });
   if (qTerms.length === 0 || hits.length === 0) return abstain([], 0);
 
+  const scored = scoreSentences(hits.slice(0, opts.topChunks), qTerms, weights, totalWeight, deps);
+  const considered = scored.slice(0, 10);
+  if (scored.length === 0) return abstain(considered, 0);
+  const { chosen, support, tokens } = selectSentences(scored, weights, totalWeight, opts, deps);
+  if (support < opts.minSupport) return abstain(considered, support);
+  const { text, citations } = cite(chosen);
+  return {
+    text,
+    citations,
+    abstained: false,
+    confidence: Math.round(Math.min(1, support) * 1000) / 1000,
+    considered,
+    support,
+    tokens,
+  };
+}
+
+/** Every sentence of the top chunks that shares a question term, best first. */
+function scoreSentences(
+  hits: SearchHit[],
+  qTerms: string[],
+  weights: ReadonlyMap<string, number>,
+  totalWeight: number,
+  deps: ExtractiveDeps,
+): ScoredSentence[] {
   const scored: ScoredSentence[] = [];
-  hits.slice(0, opts.topChunks).forEach((hit, i) => {
+  hits.forEach((hit, i) => {
     // A sentence under the heading "Defaults" of a document titled "Chunking" is about chunking defaults:
     // question terms found only in the title or section path count, at half weight.
     const context = new Set(deps.analyze(`${hit.document.title} ${hit.chunk.sectionPath.join(' ')}`));
@@ -127,12 +152,21 @@ export function answerExtractively(
       scored.push({ ...s, hit, score, coverage, matched, contextMatched: fromContext });
     }
   });
-  scored.sort((a, b) => b.score - a.score);
-  const considered = scored.slice(0, 10);
-  const best = scored[0];
-  if (best === undefined) return abstain(considered, 0);
+  return scored.sort((a, b) => b.score - a.score);
+}
 
-  // Greedy selection under the token budget, skipping duplicates from overlapping chunks.
+/**
+ * Greedy selection under the token budget, skipping duplicates from overlapping chunks; `support` is the
+ * share of the question's weight the chosen sentences cover (terms seen only in titles at half weight).
+ */
+function selectSentences(
+  scored: ScoredSentence[],
+  weights: ReadonlyMap<string, number>,
+  totalWeight: number,
+  opts: ExtractiveOptions,
+  deps: ExtractiveDeps,
+): { chosen: ScoredSentence[]; support: number; tokens: number } {
+  const best = scored[0]!;
   const chosen: ScoredSentence[] = [];
   const seen = new Set<string>();
   const covered = new Set<string>();
@@ -159,8 +193,11 @@ export function answerExtractively(
     ([...covered].reduce((a, t) => a + weights.get(t)!, 0) +
       0.5 * [...contextOnly].reduce((a, t) => a + weights.get(t)!, 0)) /
     totalWeight;
-  if (support < opts.minSupport) return abstain(considered, support);
+  return { chosen, support, tokens };
+}
 
+/** The chosen sentences as answer text with one marker per chunk, and a verbatim citation per sentence. */
+function cite(chosen: ScoredSentence[]): { text: string; citations: Citation[] } {
   const markers = new Map<number, number>();
   const citations: Citation[] = [];
   const parts: string[] = [];
@@ -186,13 +223,5 @@ export function answerExtractively(
       quote: s.text,
     });
   }
-  return {
-    text: parts.join(' '),
-    citations,
-    abstained: false,
-    confidence: Math.round(Math.min(1, support) * 1000) / 1000,
-    considered,
-    support,
-    tokens,
-  };
+  return { text: parts.join(' '), citations };
 }

@@ -228,87 +228,10 @@ export function validateAnswer(
     return p;
   };
   const { sentences } = parseAnswerCitations(answerText);
-  const verdicts: SentenceVerdict[] = [];
-  const problems: AnswerProblem[] = [];
-  const citations: Citation[] = [];
-  const citationKeys = new Set<string>();
-  let references = 0;
-  let validReferences = 0;
-
-  for (const s of sentences) {
-    const cited = s.sources.filter((n) => byNumber.has(n));
-    const unknownSources = s.sources.filter((n) => !byNumber.has(n));
-    for (const m of s.markers) {
-      references += m.sources.length;
-      validReferences += m.sources.filter((n) => byNumber.has(n)).length;
-    }
-    for (const n of unknownSources)
-      problems.push({ kind: 'unknown-source', sentence: s.index, text: s.text, source: n });
-    const verdict: SentenceVerdict = {
-      sentence: s,
-      status: 'not-checked',
-      support: 0,
-      coverage: 0,
-      cited,
-      unknownSources,
-      missing: [],
-      mismatches: [],
-      removed: false,
-    };
-    verdicts.push(verdict);
-    if (s.kind !== 'prose') continue;
-    if (s.sources.length === 0) {
-      if (isAbstention(s.claim)) verdict.status = 'abstention';
-      else if (isClaim(s, cfg, deps)) {
-        verdict.status = 'uncited';
-        problems.push({ kind: 'uncited', sentence: s.index, text: s.text });
-      }
-      continue;
-    }
-    const claim = analyzeClaim(s.claim, deps);
-    if (claim.weights.size === 0 && claim.numbers.size === 0) continue;
-    const result = scoreSupport(claim, cited.map(prepare), { windowSentences: cfg.windowSentences });
-    verdict.support = result.support;
-    verdict.coverage = result.coverage;
-    verdict.missing = result.missing;
-    verdict.mismatches = result.mismatches;
-    if (cited.length > 0 && result.support >= cfg.minSupport) {
-      verdict.status = 'supported';
-      for (const m of result.matches) {
-        if (m.quote === undefined || m.coverage === 0) continue;
-        const c = citationFor(m.source, m.quote);
-        const key = c && `${c.marker}:${c.start}:${c.end}`;
-        if (c === undefined || citationKeys.has(key!)) continue;
-        citationKeys.add(key!);
-        citations.push(c);
-      }
-    } else {
-      verdict.status = 'unsupported';
-      problems.push({
-        kind: 'unsupported',
-        sentence: s.index,
-        text: s.text,
-        support: result.support,
-        mismatches: result.mismatches,
-      });
-    }
-  }
-  problems.sort((a, b) => a.sentence - b.sentence);
-
-  const checked = verdicts.filter(
-    (v) =>
-      v.status === 'supported' ||
-      v.status === 'unsupported' ||
-      (v.status === 'uncited' && cfg.requireCitations),
-  );
-  const supported = checked.filter((v) => v.status === 'supported').length;
-  const parts: ConfidenceParts = {
-    supportedShare: checked.length === 0 ? 0 : supported / checked.length,
-    meanSupport:
-      checked.length === 0 ? 0 : checked.reduce((a, v) => a + Math.min(1, v.support), 0) / checked.length,
-    citationValidity: references === 0 ? 1 : validReferences / references,
-  };
-  const confidence = answerConfidence(parts, checked.length);
+  const judged = judgeSentences(sentences, { byNumber, prepare, cfg, deps });
+  const { verdicts, problems, citations } = judged;
+  const { parts, supported, checked } = confidenceParts(verdicts, judged, cfg);
+  const confidence = answerConfidence(parts, checked);
   const base = {
     confidenceParts: parts,
     sentences: verdicts,
@@ -335,26 +258,149 @@ export function validateAnswer(
 
   let text = answerText;
   if (cfg.unsupportedPolicy === 'remove') {
-    const spans: Array<[number, number, 'sentence' | 'marker']> = [];
-    for (const v of verdicts) {
-      const drop = v.status === 'unsupported' || (v.status === 'uncited' && cfg.requireCitations);
-      if (drop) {
-        v.removed = true;
-        base.removedSentences++;
-        spans.push([v.sentence.start, v.sentence.end, 'sentence']);
-        continue;
-      }
-      for (const m of v.sentence.markers)
-        if (m.sources.every((n) => !byNumber.has(n))) {
-          base.removedMarkers++;
-          // Take the space before the marker with it: "tokens [7]." → "tokens."
-          const s = m.start > 0 && answerText[m.start - 1] === ' ' ? m.start - 1 : m.start;
-          spans.push([s, m.end, 'marker']);
-        }
-    }
-    text = cut(answerText, spans);
+    text = removeUnsupported(answerText, verdicts, { byNumber, cfg, counts: base });
     if (supported === 0) return abstain('nothing-supported', cfg.abstainText, confidence);
   }
   if (confidence < cfg.minConfidence) return abstain('low-confidence', cfg.abstainText, confidence);
   return { ...base, text: text.trim(), citations, abstained: false, confidence };
+}
+
+interface JudgeContext {
+  byNumber: ReadonlyMap<number, ContextSource>;
+  prepare(n: number): PreparedSource;
+  cfg: ValidationConfig;
+  deps: SupportDeps;
+}
+
+interface Judged {
+  verdicts: SentenceVerdict[];
+  problems: AnswerProblem[];
+  citations: Citation[];
+  /** Source references made by the answer's markers, and how many name a source that exists. */
+  references: number;
+  validReferences: number;
+}
+
+/** A verdict for every sentence, the problems found (in sentence order) and the citations that hold. */
+function judgeSentences(sentences: readonly AnswerSentence[], j: JudgeContext): Judged {
+  const out: Judged = { verdicts: [], problems: [], citations: [], references: 0, validReferences: 0 };
+  const citationKeys = new Set<string>();
+  for (const s of sentences) {
+    const cited = s.sources.filter((n) => j.byNumber.has(n));
+    const unknownSources = s.sources.filter((n) => !j.byNumber.has(n));
+    for (const m of s.markers) {
+      out.references += m.sources.length;
+      out.validReferences += m.sources.filter((n) => j.byNumber.has(n)).length;
+    }
+    for (const n of unknownSources)
+      out.problems.push({ kind: 'unknown-source', sentence: s.index, text: s.text, source: n });
+    const verdict: SentenceVerdict = {
+      sentence: s,
+      status: 'not-checked',
+      support: 0,
+      coverage: 0,
+      cited,
+      unknownSources,
+      missing: [],
+      mismatches: [],
+      removed: false,
+    };
+    out.verdicts.push(verdict);
+    if (s.kind === 'prose') judgeProse(verdict, j, out, citationKeys);
+  }
+  out.problems.sort((a, b) => a.sentence - b.sentence);
+  return out;
+}
+
+/** One prose sentence: an abstention, an uncited claim, or a cited claim scored against its sources. */
+function judgeProse(verdict: SentenceVerdict, j: JudgeContext, out: Judged, citationKeys: Set<string>): void {
+  const s = verdict.sentence;
+  const { cfg, deps } = j;
+  if (s.sources.length === 0) {
+    if (isAbstention(s.claim)) verdict.status = 'abstention';
+    else if (isClaim(s, cfg, deps)) {
+      verdict.status = 'uncited';
+      out.problems.push({ kind: 'uncited', sentence: s.index, text: s.text });
+    }
+    return;
+  }
+  const claim = analyzeClaim(s.claim, deps);
+  if (claim.weights.size === 0 && claim.numbers.size === 0) return;
+  const result = scoreSupport(claim, verdict.cited.map(j.prepare), { windowSentences: cfg.windowSentences });
+  verdict.support = result.support;
+  verdict.coverage = result.coverage;
+  verdict.missing = result.missing;
+  verdict.mismatches = result.mismatches;
+  if (verdict.cited.length > 0 && result.support >= cfg.minSupport) {
+    verdict.status = 'supported';
+    for (const m of result.matches) {
+      if (m.quote === undefined || m.coverage === 0) continue;
+      const c = citationFor(m.source, m.quote);
+      const key = c && `${c.marker}:${c.start}:${c.end}`;
+      if (c === undefined || citationKeys.has(key!)) continue;
+      citationKeys.add(key!);
+      out.citations.push(c);
+    }
+    return;
+  }
+  verdict.status = 'unsupported';
+  out.problems.push({
+    kind: 'unsupported',
+    sentence: s.index,
+    text: s.text,
+    support: result.support,
+    mismatches: result.mismatches,
+  });
+}
+
+/** What the confidence is made of, over the sentences that were checked. */
+function confidenceParts(
+  verdicts: readonly SentenceVerdict[],
+  refs: { references: number; validReferences: number },
+  cfg: ValidationConfig,
+): { parts: ConfidenceParts; supported: number; checked: number } {
+  const checked = verdicts.filter(
+    (v) =>
+      v.status === 'supported' ||
+      v.status === 'unsupported' ||
+      (v.status === 'uncited' && cfg.requireCitations),
+  );
+  const supported = checked.filter((v) => v.status === 'supported').length;
+  const parts: ConfidenceParts = {
+    supportedShare: checked.length === 0 ? 0 : supported / checked.length,
+    meanSupport:
+      checked.length === 0 ? 0 : checked.reduce((a, v) => a + Math.min(1, v.support), 0) / checked.length,
+    citationValidity: refs.references === 0 ? 1 : refs.validReferences / refs.references,
+  };
+  return { parts, supported, checked: checked.length };
+}
+
+/** `remove` policy: the answer without its unsupported (and, if required, uncited) sentences and dead markers. */
+function removeUnsupported(
+  answerText: string,
+  verdicts: readonly SentenceVerdict[],
+  r: {
+    byNumber: ReadonlyMap<number, ContextSource>;
+    cfg: ValidationConfig;
+    counts: { removedSentences: number; removedMarkers: number };
+  },
+): string {
+  const spans: Array<[number, number, 'sentence' | 'marker']> = [];
+  for (const v of verdicts) {
+    const drop = v.status === 'unsupported' || (v.status === 'uncited' && r.cfg.requireCitations);
+    if (drop) {
+      v.removed = true;
+      r.counts.removedSentences++;
+      spans.push([v.sentence.start, v.sentence.end, 'sentence']);
+      continue;
+    }
+    for (const m of v.sentence.markers)
+      if (m.sources.every((n) => !r.byNumber.has(n))) {
+        r.counts.removedMarkers++;
+        // Take the space before the marker with it: "tokens [7]." → "tokens."
+        const s = m.start > 0 && answerText[m.start - 1] === ' ' ? m.start - 1 : m.start;
+        spans.push([s, m.end, 'marker']);
+      }
+  }
+  return cut(answerText, spans);
 }
