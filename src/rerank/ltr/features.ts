@@ -256,13 +256,49 @@ function cosine(a: Float32Array | Float64Array, b: Float32Array | Float64Array):
   return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
 }
 
+type ScoreName = 'bm25' | 'title' | 'body' | 'dense' | 'lsa' | 'ngram' | 'classic' | 'densePrf' | 'rm3';
+type RawScores = Record<ScoreName, Float64Array>;
+/** Each score min–max normalized over the pool. */
+type NormScores = Record<ScoreName, ReturnType<typeof minMax>>;
+
+/** The query as the features see it: analyzed terms, their counts, idf (memoized) and entities. */
+interface QueryView {
+  terms: string[];
+  weights: Map<string, number>;
+  set: Set<string>;
+  idf(t: string): number;
+  idfTotal: number;
+  entities: string[];
+}
+
 /**
  * Features of every hit of one pool. `hits` are in fused order (hit.rank is the fused rank); the top of that
  * order is the feedback set for the pseudo-relevance features.
  */
 export function extractFeatures(query: string, hits: readonly SearchHit[], deps: LtrDeps): PoolFeatures {
   const n = hits.length;
-  const params = deps.bm25 ?? { k1: 0.9, b: 0.4 };
+  const q = queryView(query, deps);
+  const analyzed = analyzeHits(hits, deps);
+  const raw = Object.fromEntries(
+    ['bm25', 'title', 'body', 'dense', 'lsa', 'ngram', 'classic', 'densePrf', 'rm3'].map((k) => [
+      k,
+      new Float64Array(n),
+    ]),
+  ) as RawScores;
+  lexicalScores(hits, analyzed, q, deps, raw);
+  // Pseudo-relevance: the first stage's top chunks stand in for relevant ones (RM3 and the dense centroid).
+  const feedbackCount = Math.min(PRF_DOCS, n);
+  rm3Scores(analyzed, q, deps, feedbackCount, raw);
+  denseScores(query, hits, deps, feedbackCount, raw);
+  const age = ageFeature(hits);
+  const norm = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, minMax(v)])) as NormScores;
+  const rows: Float64Array[] = [];
+  for (let i = 0; i < n; i++)
+    rows.push(featureRow(i, hits[i]!, analyzed[i]!, q, { raw, norm, age: age[i]! }));
+  return { rows };
+}
+
+function queryView(query: string, deps: LtrDeps): QueryView {
   const idfMemo = new Map<string, number>();
   const idf = (t: string): number => {
     let v = idfMemo.get(t);
@@ -272,15 +308,16 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     }
     return v;
   };
-  const avg = deps.avgLengths();
-  const qTerms = deps.analyze(query);
-  const qWeights = counts(qTerms);
-  const qSet = new Set(qTerms);
+  const terms = deps.analyze(query);
+  const set = new Set(terms);
   let idfTotal = 0;
-  for (const t of qSet) idfTotal += idf(t);
+  for (const t of set) idfTotal += idf(t);
   const entities = extractEntities(query).map((e) => e.text.toLowerCase());
+  return { terms, weights: counts(terms), set, idf, idfTotal, entities };
+}
 
-  const analyzed: AnalyzedChunk[] = hits.map((h) => {
+function analyzeHits(hits: readonly SearchHit[], deps: LtrDeps): AnalyzedChunk[] {
+  return hits.map((h) => {
     const cached = deps.chunkCache?.get(h.chunk.id);
     if (cached !== undefined) return cached;
     const title = deps.analyze(titleText(h));
@@ -291,33 +328,44 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
     deps.chunkCache?.set(h.chunk.id, a);
     return a;
   });
+}
 
+/** BM25 per field, over both fields, and classic BM25; the first stage's BM25 score when it has one. */
+function lexicalScores(
+  hits: readonly SearchHit[],
+  analyzed: readonly AnalyzedChunk[],
+  q: QueryView,
+  deps: LtrDeps,
+  raw: RawScores,
+): void {
+  const params = deps.bm25 ?? { k1: 0.9, b: 0.4 };
+  const avg = deps.avgLengths();
   const avgAll = avg.title + avg.body;
-  const raw = {
-    bm25: new Float64Array(n),
-    title: new Float64Array(n),
-    body: new Float64Array(n),
-    dense: new Float64Array(n),
-    lsa: new Float64Array(n),
-    ngram: new Float64Array(n),
-    classic: new Float64Array(n),
-    densePrf: new Float64Array(n),
-    rm3: new Float64Array(n),
-  };
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < hits.length; i++) {
     const a = analyzed[i]!;
-    raw.title[i] = bm25Field(qWeights, a.tf.title, a.title.length, avg.title, idf, params);
-    raw.body[i] = bm25Field(qWeights, a.tf.body, a.body.length, avg.body, idf, params);
+    const len = a.title.length + a.body.length;
+    raw.title[i] = bm25Field(q.weights, a.tf.title, a.title.length, avg.title, q.idf, params);
+    raw.body[i] = bm25Field(q.weights, a.tf.body, a.body.length, avg.body, q.idf, params);
     const first = hits[i]!.scores.bm25?.score;
-    raw.bm25[i] = first ?? bm25Field(qWeights, a.tf.all, a.title.length + a.body.length, avgAll, idf, params);
-    raw.classic[i] = bm25Field(qWeights, a.tf.all, a.title.length + a.body.length, avgAll, idf, CLASSIC_BM25);
+    raw.bm25[i] = first ?? bm25Field(q.weights, a.tf.all, len, avgAll, q.idf, params);
+    raw.classic[i] = bm25Field(q.weights, a.tf.all, len, avgAll, q.idf, CLASSIC_BM25);
   }
+}
 
-  // Pseudo-relevance: the first stage's top chunks stand in for relevant ones (RM3 and the dense centroid).
-  const feedbackCount = Math.min(PRF_DOCS, n);
+/** BM25 of the RM3-expanded query, the top `feedbackCount` hits as feedback. */
+function rm3Scores(
+  analyzed: readonly AnalyzedChunk[],
+  q: QueryView,
+  deps: LtrDeps,
+  feedbackCount: number,
+  raw: RawScores,
+): void {
+  const params = deps.bm25 ?? { k1: 0.9, b: 0.4 };
+  const avg = deps.avgLengths();
+  const avgAll = avg.title + avg.body;
   const fbScores = minMax(raw.bm25);
   const expanded = expandQuery(
-    qTerms,
+    q.terms,
     analyzed.slice(0, feedbackCount).map((a, i) => ({
       terms: [...a.title, ...a.body],
       // Feedback documents weigh by their normalized score; the floor keeps the weakest in the set.
@@ -327,110 +375,113 @@ export function extractFeatures(query: string, hits: readonly SearchHit[], deps:
   );
   const rm3Weights = new Map<string, number>();
   for (let i = 0; i < expanded.terms.length; i++) rm3Weights.set(expanded.terms[i]!, expanded.weights[i]!);
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < analyzed.length; i++) {
     const a = analyzed[i]!;
-    raw.rm3[i] = bm25Field(rm3Weights, a.tf.all, a.title.length + a.body.length, avgAll, idf, params);
+    raw.rm3[i] = bm25Field(rm3Weights, a.tf.all, a.title.length + a.body.length, avgAll, q.idf, params);
   }
+}
 
+/** Query–chunk cosines (whole vector and, for the built-in layout, its LSA and n-gram parts) and the PRF centroid. */
+function denseScores(
+  query: string,
+  hits: readonly SearchHit[],
+  deps: LtrDeps,
+  feedbackCount: number,
+  raw: RawScores,
+): void {
   const qv = deps.embedQuery?.(query);
-  const vectors = qv === undefined ? undefined : deps.chunkVectors?.(hits.map((h) => h.chunk.id));
+  if (qv === undefined) return;
+  const vectors = deps.chunkVectors?.(hits.map((h) => h.chunk.id));
   // Two parts only: the built-in embedder's layout. Other layouts keep the per-part features at 0.
   const parts = deps.denseParts?.();
   const split = parts !== undefined && parts.length === 2 && parts[0]! > 0 ? parts[0] : undefined;
   const cos = new Float64Array(3);
-  if (qv !== undefined) {
-    let centroid: Float64Array | undefined;
-    for (let i = 0; i < feedbackCount; i++) {
-      const v = vectors?.get(hits[i]!.chunk.id);
-      if (v === undefined) continue;
-      centroid ??= new Float64Array(v.length);
-      for (let d = 0; d < v.length; d++) centroid[d]! += v[d]!;
+  let centroid: Float64Array | undefined;
+  for (let i = 0; i < feedbackCount; i++) {
+    const v = vectors?.get(hits[i]!.chunk.id);
+    if (v === undefined) continue;
+    centroid ??= new Float64Array(v.length);
+    for (let d = 0; d < v.length; d++) centroid[d]! += v[d]!;
+  }
+  for (let i = 0; i < hits.length; i++) {
+    const h = hits[i]!;
+    const v = vectors?.get(h.chunk.id);
+    raw.densePrf[i] = v !== undefined && centroid !== undefined ? cosine(centroid, v) : 0;
+    if (v === undefined) {
+      raw.dense[i] = h.scores.dense?.score ?? 0;
+      continue;
     }
-    for (let i = 0; i < n; i++) {
-      const h = hits[i]!;
-      const v = vectors?.get(h.chunk.id);
-      raw.densePrf[i] = v !== undefined && centroid !== undefined ? cosine(centroid, v) : 0;
-      if (v === undefined) {
-        raw.dense[i] = h.scores.dense?.score ?? 0;
-      } else {
-        splitCosines(qv, v, split ?? v.length, cos);
-        raw.dense[i] = cos[0]!;
-        if (split !== undefined) {
-          raw.lsa[i] = cos[1]!;
-          raw.ngram[i] = cos[2]!;
-        }
-      }
+    splitCosines(qv, v, split ?? v.length, cos);
+    raw.dense[i] = cos[0]!;
+    if (split !== undefined) {
+      raw.lsa[i] = cos[1]!;
+      raw.ngram[i] = cos[2]!;
     }
   }
+}
 
+/** Age against the newest hit of the pool, in whole hours then days (log); 0 for an unknown date. */
+function ageFeature(hits: readonly SearchHit[]): number[] {
   let newest = Number.NEGATIVE_INFINITY;
   const times = hits.map((h) => {
     const t = Date.parse(h.document.updated_at);
     if (Number.isFinite(t) && t > newest) newest = t;
     return t;
   });
+  // Whole hours: documents written in one ingest differ by milliseconds, which is not age.
+  return times.map((t) => (Number.isFinite(t) ? Math.log1p(Math.floor((newest - t) / HOUR_MS) / 24) : 0));
+}
 
-  const norm = {
-    bm25: minMax(raw.bm25),
-    title: minMax(raw.title),
-    body: minMax(raw.body),
-    dense: minMax(raw.dense),
-    densePrf: minMax(raw.densePrf),
-    rm3: minMax(raw.rm3),
-    lsa: minMax(raw.lsa),
-    ngram: minMax(raw.ngram),
-    classic: minMax(raw.classic),
-  };
-  const qLen = Math.log1p(qSet.size);
-  const qBigrams = qTerms;
-  const rows: Float64Array[] = [];
-  for (let i = 0; i < n; i++) {
-    const h = hits[i]!;
-    const a = analyzed[i]!;
-    let covered = 0;
-    let titleCovered = 0;
-    for (const t of qSet) {
-      if (a.tf.all.has(t)) covered += idf(t);
-      if (a.tf.title.has(t)) titleCovered += idf(t);
-    }
-    const all = [...a.title, ...a.body];
-    let entity = 0;
-    if (entities.length > 0) {
-      const text = `${titleText(h)}\n${h.chunk.text}`.toLowerCase();
-      entity = entities.filter((e) => text.includes(e)).length / entities.length;
-    }
-    const t = times[i]!;
-    const row = new Float64Array(FEATURE_NAMES.length);
-    row[0] = norm.bm25[i]!;
-    row[1] = norm.title[i]!;
-    row[2] = norm.body[i]!;
-    row[3] = raw.dense[i]!;
-    row[4] = norm.dense[i]!;
-    row[5] = norm.densePrf[i]!;
-    row[6] = norm.rm3[i]!;
-    row[7] = idfTotal > 0 ? covered / idfTotal : 0;
-    row[8] = idfTotal > 0 ? titleCovered / idfTotal : 0;
-    row[9] = proximity(qSet, all);
-    row[10] = phraseMatch(qBigrams, all);
-    row[11] = entity;
-    row[12] = Math.log(Math.max(1, h.rank));
-    row[13] = Math.log1p(Math.max(0, h.chunk.ordinal));
-    row[14] = h.chunk.sectionPath.length;
-    row[15] = Math.log1p(a.body.length);
-    // Whole hours: documents written in one ingest differ by milliseconds, which is not age.
-    row[16] = Number.isFinite(t) ? Math.log1p(Math.floor((newest - t) / HOUR_MS) / 24) : 0;
-    row[17] = norm.lsa[i]!;
-    row[18] = norm.ngram[i]!;
-    row[19] = norm.classic[i]!;
-    const lexical = norm.bm25[i]!;
-    const dense = norm.dense[i]!;
-    row[20] = lexical * row[7]!;
-    row[21] = lexical * dense;
-    row[22] = lexical * lexical;
-    row[23] = dense * dense;
-    row[24] = lexical * qLen;
-    row[25] = dense * qLen;
-    rows.push(row);
+/** One hit's feature row, in FEATURE_NAMES order. */
+function featureRow(
+  i: number,
+  h: SearchHit,
+  a: AnalyzedChunk,
+  q: QueryView,
+  s: { raw: RawScores; norm: NormScores; age: number },
+): Float64Array {
+  const { raw, norm } = s;
+  let covered = 0;
+  let titleCovered = 0;
+  for (const t of q.set) {
+    if (a.tf.all.has(t)) covered += q.idf(t);
+    if (a.tf.title.has(t)) titleCovered += q.idf(t);
   }
-  return { rows };
+  const all = [...a.title, ...a.body];
+  let entity = 0;
+  if (q.entities.length > 0) {
+    const text = `${titleText(h)}\n${h.chunk.text}`.toLowerCase();
+    entity = q.entities.filter((e) => text.includes(e)).length / q.entities.length;
+  }
+  const qLen = Math.log1p(q.set.size);
+  const row = new Float64Array(FEATURE_NAMES.length);
+  row[0] = norm.bm25[i]!;
+  row[1] = norm.title[i]!;
+  row[2] = norm.body[i]!;
+  row[3] = raw.dense[i]!;
+  row[4] = norm.dense[i]!;
+  row[5] = norm.densePrf[i]!;
+  row[6] = norm.rm3[i]!;
+  row[7] = q.idfTotal > 0 ? covered / q.idfTotal : 0;
+  row[8] = q.idfTotal > 0 ? titleCovered / q.idfTotal : 0;
+  row[9] = proximity(q.set, all);
+  row[10] = phraseMatch(q.terms, all);
+  row[11] = entity;
+  row[12] = Math.log(Math.max(1, h.rank));
+  row[13] = Math.log1p(Math.max(0, h.chunk.ordinal));
+  row[14] = h.chunk.sectionPath.length;
+  row[15] = Math.log1p(a.body.length);
+  row[16] = s.age;
+  row[17] = norm.lsa[i]!;
+  row[18] = norm.ngram[i]!;
+  row[19] = norm.classic[i]!;
+  const lexical = norm.bm25[i]!;
+  const dense = norm.dense[i]!;
+  row[20] = lexical * row[7]!;
+  row[21] = lexical * dense;
+  row[22] = lexical * lexical;
+  row[23] = dense * dense;
+  row[24] = lexical * qLen;
+  row[25] = dense * qLen;
+  return row;
 }
