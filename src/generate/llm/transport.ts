@@ -300,14 +300,23 @@ export class HttpLlmProvider implements LlmProvider {
     messages: ChatMessage[],
     ctl: AbortController,
   ): AsyncGenerator<LlmEvent> {
+    const res = await this.connect(payload, ctl);
+    if (!res.ok) throw await this.httpFailure(res);
+    if (!res.body) throw new ProtocolViolation('the response has no body');
+    const contentType = res.headers.get('content-type') ?? '';
+    if (contentType.includes('text/event-stream')) yield* this.readStream(res.body, messages);
+    else yield* this.readJson(res.body, messages);
+  }
+
+  /** POST the request; no response headers within the connect timeout is LLM_TIMEOUT (retryable). */
+  private async connect(payload: string, ctl: AbortController): Promise<Response> {
     let connectTimedOut = false;
     const timer = setTimeout(() => {
       connectTimedOut = true;
       ctl.abort(new Error('connect timeout'));
     }, this.o.connectTimeoutMs);
-    let res: Response;
     try {
-      res = await fetch(this.protocol.url, {
+      return await fetch(this.protocol.url, {
         method: 'POST',
         headers: this.protocol.headers(),
         body: payload,
@@ -326,44 +335,51 @@ export class HttpLlmProvider implements LlmProvider {
     } finally {
       clearTimeout(timer);
     }
+  }
 
-    if (!res.ok) {
-      let text = '';
-      try {
-        text = await readText(res.body, this.o.readTimeoutMs);
-      } catch {
-        // the status alone is enough to report
-      }
-      const retryable = res.status === 429 || res.status >= 500;
-      const retryAfterMs = retryable ? retryAfterFromHeaders(res.headers) : undefined;
-      throw this.failure(
-        'LLM_FAILED',
-        `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${describeBody(text)}`,
-        { status: res.status, body: excerpt(text) },
-        { retryable, serviceFault: retryable, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
-      );
+  /** A non-2xx response as LLM_FAILED with its status and body excerpt; 429 and 5xx retry (after Retry-After). */
+  private async httpFailure(res: Response): Promise<Error> {
+    let text = '';
+    try {
+      text = await readText(res.body, this.o.readTimeoutMs);
+    } catch {
+      // the status alone is enough to report
     }
-    if (!res.body) throw new ProtocolViolation('the response has no body');
+    const retryable = res.status === 429 || res.status >= 500;
+    const retryAfterMs = retryable ? retryAfterFromHeaders(res.headers) : undefined;
+    return this.failure(
+      'LLM_FAILED',
+      `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${describeBody(text)}`,
+      { status: res.status, body: excerpt(text) },
+      { retryable, serviceFault: retryable, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
+    );
+  }
 
-    const contentType = res.headers.get('content-type') ?? '';
-    if (!contentType.includes('text/event-stream')) {
-      // Non-streaming mode, or a server that ignored `stream: true`: one JSON body.
-      const text = await readText(res.body, this.o.readTimeoutMs);
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        throw new ProtocolViolation(`the response is not JSON: ${excerpt(text)}`);
-      }
-      const r = this.protocol.parseResponse(json);
-      if (r.text !== '') yield { type: 'delta', text: r.text };
-      yield this.done(r.finish, messages, r.text);
-      return;
+  /** Non-streaming mode, or a server that ignored `stream: true`: one JSON body. */
+  private async *readJson(
+    body: NonNullable<Response['body']>,
+    messages: ChatMessage[],
+  ): AsyncGenerator<LlmEvent> {
+    const text = await readText(body, this.o.readTimeoutMs);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new ProtocolViolation(`the response is not JSON: ${excerpt(text)}`);
     }
+    const r = this.protocol.parseResponse(json);
+    if (r.text !== '') yield { type: 'delta', text: r.text };
+    yield this.done(r.finish, messages, r.text);
+  }
 
+  /** Server-Sent Events, decoded by the protocol; a stream that ends before it is complete is a retryable failure. */
+  private async *readStream(
+    body: NonNullable<Response['body']>,
+    messages: ChatMessage[],
+  ): AsyncGenerator<LlmEvent> {
     const decoder = this.protocol.decoder();
     let text = '';
-    for await (const message of readSse(res.body, { idleMs: this.o.readTimeoutMs })) {
+    for await (const message of readSse(body, { idleMs: this.o.readTimeoutMs })) {
       const step = decoder.accept(message);
       if (step.kind === 'text') {
         if (step.text === '') continue;
