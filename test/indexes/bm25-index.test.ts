@@ -258,6 +258,18 @@ describe('analyzer', () => {
     expect(createAnalyzer().analyze('東京の天気は晴れです').length).toBeGreaterThan(2);
   });
 
+  it('segments Thai, Lao, Khmer and Myanmar text (scripts below U+2E80 written without spaces)', () => {
+    const a = createAnalyzer();
+    expect(a.analyze('กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย')).toEqual(
+      expect.arrayContaining(['เมือง', 'หลวง', 'ประเทศไทย']),
+    );
+    for (const text of ['ນະຄອນຫຼວງວຽງຈັນເປັນເມືອງຫຼວງ', 'ភ្នំពេញជារាជធានីនៃប្រទេសកម្ពុជា', 'ရန်ကုန်မြို့သည်မြို့ကြီးဖြစ်သည်'])
+      expect(a.analyze(text).length).toBeGreaterThan(2);
+    // Scripts written with spaces are left to the word pattern: Vietnamese and Greek keep their words whole.
+    expect(a.analyze('Hà Nội là thủ đô')).toEqual(['hà', 'nội', 'là', 'thủ', 'đô']);
+    expect(a.analyze('ἀρχὴ σοφίας')).toEqual(['ἀρχὴ', 'σοφίας']);
+  });
+
   it('is configurable per collection', () => {
     const a = createAnalyzer({ stopwords: 'none', stemmer: 'none', lowercase: false });
     expect(a.analyze('The Runners')).toEqual(['The', 'Runners']);

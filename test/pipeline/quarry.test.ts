@@ -793,6 +793,32 @@ describe('CJK text', () => {
     const zhAnswer = await q.ask('检索系统支持什么？');
     expect(zhAnswer.hits[0]?.document.id).toBe(idOf(docs, 'zh.md'));
   });
+
+  it('finds Thai documents by a word of their text, and answers from them with a citation', async () => {
+    const store = tempDir('store');
+    const docs = tempDir('docs');
+    writeFiles(docs, {
+      'th.md':
+        '# กรุงเทพมหานคร\n\nกรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย มีประชากรมากกว่าสิบล้านคน\n\nแม่น้ำเจ้าพระยาไหลผ่านกรุงเทพมหานคร\n',
+      'en.md': '# Weather\n\nIt rains a lot in Bergen, on the west coast of Norway.\n',
+    });
+    const q = open(store);
+    expect((await q.ingest([docs])).added).toBe(2);
+    for (const word of ['เมืองหลวง', 'ประเทศไทย', 'แม่น้ำเจ้าพระยา']) {
+      const r = await q.search(word);
+      expect(
+        r.hits.map((h) => h.document.id),
+        word,
+      ).toEqual([idOf(docs, 'th.md')]);
+    }
+    // "the capital of Thailand": content words only. With the question words (คืออะไร, "is what") the
+    // extractive answerer abstains: Thai has no stopword list, so they count against the support.
+    const answer = await q.ask('เมืองหลวงของประเทศไทย');
+    expect(answer.abstained).toBe(false);
+    expect(answer.text).toContain('เมืองหลวงของประเทศไทย');
+    expect(answer.citations[0]?.docId).toBe(idOf(docs, 'th.md'));
+    q.close();
+  });
 });
 
 describe('ask with citations on samples/docs', () => {

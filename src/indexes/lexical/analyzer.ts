@@ -85,10 +85,27 @@ function segmentSpaceless(token: string, out: string[]): void {
   for (const piece of segmenter.segment(token)) if (piece.isWordLike) out.push(piece.segment);
 }
 
-function hasHighChar(token: string): boolean {
-  for (let i = 0; i < token.length; i++) if (token.charCodeAt(i) >= 0x2e80) return true;
+/**
+ * Whether a token has a character of a script written without spaces between words: Thai and Lao
+ * (U+0E00–U+0EFF), Myanmar (U+1000–U+109F), Khmer (U+1780–U+17FF), or CJK from U+2E80 up. A cheap range
+ * check, so that the script regex runs only on such tokens (Latin, Greek, Cyrillic… never reach it).
+ */
+function maySpaceless(token: string): boolean {
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c < 0x0e00) continue;
+    if (c <= 0x0eff || (c >= 0x1000 && c <= 0x109f) || (c >= 0x1780 && c <= 0x17ff) || c >= 0x2e80)
+      return true;
+  }
   return false;
 }
+
+/**
+ * Bumped whenever tokenization changes what terms a text yields (not only its configuration), so that
+ * indexes built by the older code are rebuilt from the stored text instead of being loaded. 2: Thai, Lao,
+ * Myanmar and Khmer are segmented into words (before, a whole run of Thai text was one unfindable token).
+ */
+export const TOKENIZER_REVISION = 2;
 
 /** Raw tokens (no normalization): exported for sentence scoring and highlighting. */
 export function tokenize(text: string): string[] {
@@ -96,9 +113,7 @@ export function tokenize(text: string): string[] {
   WORD.lastIndex = 0;
   for (let m = WORD.exec(text); m !== null; m = WORD.exec(text)) {
     const token = m[0];
-    // The script test is a Unicode-property regex: run it only when the token has a character from U+2E80
-    // up (CJK radicals onward), which Latin, Greek, Cyrillic… tokens never do.
-    if (hasHighChar(token) && SPACELESS.test(token)) segmentSpaceless(token, out);
+    if (maySpaceless(token) && SPACELESS.test(token)) segmentSpaceless(token, out);
     else out.push(token);
   }
   return out;

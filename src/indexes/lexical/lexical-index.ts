@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Vocabulary } from '../../query/understand.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
-import { type Analyzer, type AnalyzerConfig, createAnalyzer } from './analyzer.js';
+import { type Analyzer, type AnalyzerConfig, createAnalyzer, TOKENIZER_REVISION } from './analyzer.js';
 import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
 import { TypoNeighbourhood } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
@@ -51,7 +51,13 @@ export class LexicalIndex {
   /** Identifies everything that shapes postings; a snapshot built under another fingerprint is not used. */
   get fingerprint(): string {
     return createHash('sha256')
-      .update(JSON.stringify({ analyzer: this.analyzer.config, layout: this.layout }))
+      .update(
+        JSON.stringify({
+          analyzer: this.analyzer.config,
+          tokenizer: TOKENIZER_REVISION,
+          layout: this.layout,
+        }),
+      )
       .digest('hex')
       .slice(0, 16);
   }
