@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { QuarryError } from '../errors.js';
-import type { Embedder, EmbedOptions } from './types.js';
+import { type Embedder, type EmbedOptions, wrapEmbedder } from './types.js';
 
 /** A key: the sha256 digest (32 bytes) of the text as the model sees it. */
 export type TextHash = Uint8Array;
@@ -299,22 +299,5 @@ export function cachedEmbedder(embedder: Embedder, cache: EmbeddingCache): Cache
     return out as Float32Array[];
   };
 
-  const wrapper: CachedEmbedder = {
-    get id() {
-      return embedder.id;
-    },
-    get dimension() {
-      return embedder.dimension;
-    },
-    get distinguishesKind() {
-      return embedder.distinguishesKind;
-    },
-    stats,
-    embed,
-  };
-  if (embedder.close) {
-    const close = embedder.close.bind(embedder);
-    wrapper.close = () => close();
-  }
-  return wrapper;
+  return wrapEmbedder(embedder, { stats, embed });
 }

@@ -36,6 +36,28 @@ export interface Embedder {
   close?(): Promise<void>;
 }
 
+/**
+ * A wrapper around `embedder` (batching, caching, error mapping…): `members` plus the embedder's identity
+ * (`id`, `dimension`, `distinguishesKind`, read live: a remote model learns its dimension late). `close`
+ * is forwarded unless `forwardClose` is false (a wrapper over an object the caller still owns).
+ */
+export function wrapEmbedder<M extends Pick<Embedder, 'embed'>>(
+  embedder: Embedder,
+  members: M,
+  { forwardClose = true }: { forwardClose?: boolean } = {},
+): Embedder & M {
+  const wrapper = Object.defineProperties(members, {
+    id: { get: () => embedder.id, enumerable: true },
+    dimension: { get: () => embedder.dimension, enumerable: true },
+    distinguishesKind: { get: () => embedder.distinguishesKind, enumerable: true },
+  }) as Embedder & M;
+  if (forwardClose && embedder.close) {
+    const close = embedder.close.bind(embedder);
+    wrapper.close = () => close();
+  }
+  return wrapper;
+}
+
 /** What a dense index records about the model that produced its vectors. */
 export interface EmbeddingModelInfo {
   modelId: string;
@@ -212,17 +234,8 @@ export function withBatching(embedder: Embedder, opts: BatchingOptions): Embedde
   assertPositiveInt('batchSize', opts.batchSize);
   const limiter = createLimiter(opts.concurrency);
   const batchSize = opts.batchSize;
-  const wrapper: Embedder = {
-    get id() {
-      return embedder.id;
-    },
-    get dimension() {
-      return embedder.dimension;
-    },
-    get distinguishesKind() {
-      return embedder.distinguishesKind;
-    },
-    embed(texts, eopts = {}) {
+  return wrapEmbedder(embedder, {
+    embed(texts: string[], eopts: EmbedOptions = {}) {
       return embedInBatches(
         texts,
         batchSize,
@@ -231,12 +244,7 @@ export function withBatching(embedder: Embedder, opts: BatchingOptions): Embedde
         eopts.signal,
       );
     },
-  };
-  if (embedder.close) {
-    const close = embedder.close.bind(embedder);
-    wrapper.close = () => close();
-  }
-  return wrapper;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -91,6 +91,26 @@ export function peekSnapshot(store: DocumentStore, name: string): VectorSnapshot
   return h !== undefined && 'kind' in h ? h : undefined;
 }
 
+/** A dense index's summary from its snapshot's header alone: `none` without one, `stale` for an older store. */
+export function snapshotSummary(
+  store: DocumentStore,
+  artifact: string,
+  storeVersion: number,
+  modelIfNone: string | null,
+): DenseIndexSummary {
+  const h = peekSnapshot(store, artifact);
+  if (h === undefined)
+    return { model: modelIfNone, index: 'none', vectors: 0, memoryBytes: 0, state: 'none' };
+  const current = h.indexVersion === storeVersion;
+  return {
+    model: h.info.modelId,
+    index: h.kind,
+    vectors: current ? h.count : 0,
+    memoryBytes: 0,
+    state: current ? 'on-disk' : 'stale',
+  };
+}
+
 export class DenseIndex {
   private embedderModel: LocalEmbedder | undefined;
   private index: AutoVectorIndex | undefined;
@@ -137,16 +157,7 @@ export class DenseIndex {
         memoryBytes: this.index.memoryBytes(),
         state: 'loaded',
       };
-    const h = peekSnapshot(this.store, INDEX_ARTIFACT);
-    if (h === undefined) return { model: null, index: 'none', vectors: 0, memoryBytes: 0, state: 'none' };
-    const current = h.indexVersion === storeVersion;
-    return {
-      model: h.info.modelId,
-      index: h.kind,
-      vectors: current ? h.count : 0,
-      memoryBytes: 0,
-      state: current ? 'on-disk' : 'stale',
-    };
+    return snapshotSummary(this.store, INDEX_ARTIFACT, storeVersion, null);
   }
 
   /**

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { type EmbeddingCache, SqliteEmbeddingCache } from '../../embed/cache.js';
 import { configuredModelId, createEmbedderFromConfig } from '../../embed/from-config.js';
-import type { Embedder } from '../../embed/types.js';
+import { type Embedder, type EmbedOptions, wrapEmbedder } from '../../embed/types.js';
 import { QuarryError } from '../../errors.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { VectorIndexOptions } from '../vector/auto-index.js';
@@ -157,31 +157,26 @@ export class DenseModels {
         `retrieval.dense.models has a model named "${CUSTOM_DENSE_MODEL}", the name a components.embedder takes; rename it`,
       );
     // The caller owns the object: closing the index must not close it.
-    const borrowed: Embedder = {
-      get id() {
-        return embedder.id;
+    const borrowed = wrapEmbedder(
+      embedder,
+      {
+        // Its failures are the embedder's, as a provider's would be: dense degrades and BM25 answers.
+        embed: async (texts: string[], o?: EmbedOptions) => {
+          try {
+            return await embedder.embed(texts, o);
+          } catch (e) {
+            if (e instanceof QuarryError || o?.signal?.aborted) throw e;
+            throw new QuarryError(
+              'EMBEDDING_FAILED',
+              `embedder "${embedder.id}" failed: ${e instanceof Error ? e.message : String(e)}`,
+              { model: embedder.id },
+              e,
+            );
+          }
+        },
       },
-      get dimension() {
-        return embedder.dimension;
-      },
-      get distinguishesKind() {
-        return embedder.distinguishesKind;
-      },
-      // Its failures are the embedder's, as a provider's would be: dense degrades and BM25 answers.
-      embed: async (texts, o) => {
-        try {
-          return await embedder.embed(texts, o);
-        } catch (e) {
-          if (e instanceof QuarryError || o?.signal?.aborted) throw e;
-          throw new QuarryError(
-            'EMBEDDING_FAILED',
-            `embedder "${embedder.id}" failed: ${e instanceof Error ? e.message : String(e)}`,
-            { model: embedder.id },
-            e,
-          );
-        }
-      },
-    };
+      { forwardClose: false },
+    );
     const index = new ProviderDenseIndex(store, {
       name: CUSTOM_DENSE_MODEL,
       load: async () => borrowed,

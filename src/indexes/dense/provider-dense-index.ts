@@ -10,7 +10,7 @@
  * vectors of two models are never mixed; switching models means building a new index under a new name.
  */
 import { type CachedEmbedder, cachedEmbedder, type EmbeddingCache } from '../../embed/cache.js';
-import type { Embedder } from '../../embed/types.js';
+import { type Embedder, type EmbedOptions, wrapEmbedder } from '../../embed/types.js';
 import { QuarryError } from '../../errors.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import {
@@ -20,7 +20,7 @@ import {
   type VectorIndexOptions,
 } from '../vector/auto-index.js';
 import type { VectorHit, VectorIndexInfo } from '../vector/types.js';
-import { type DenseIndexSummary, embeddingText, peekSnapshot, storedVectors } from './dense-index.js';
+import { type DenseIndexSummary, embeddingText, snapshotSummary, storedVectors } from './dense-index.js';
 
 export interface ProviderDenseIndexOptions {
   /** The configured model name; the artifact is `dense-<name>.snapshot`. */
@@ -161,17 +161,7 @@ export class ProviderDenseIndex {
         memoryBytes: this.index.memoryBytes(),
         state: this.version === storeVersion ? 'loaded' : 'stale',
       };
-    const h = peekSnapshot(this.store, this.artifact);
-    if (h === undefined)
-      return { model: this.modelId ?? null, index: 'none', vectors: 0, memoryBytes: 0, state: 'none' };
-    const current = h.indexVersion === storeVersion;
-    return {
-      model: h.info.modelId,
-      index: h.kind,
-      vectors: current ? h.count : 0,
-      memoryBytes: 0,
-      state: current ? 'on-disk' : 'stale',
-    };
+    return snapshotSummary(this.store, this.artifact, storeVersion, this.modelId ?? null);
   }
 
   /** The embedder (behind the cache), when it has been started. */
@@ -455,26 +445,12 @@ export class ProviderDenseIndex {
 /** The embedder with the same `stats` a cached one reports (every text is a miss). */
 function withStats(embedder: Embedder): CachedEmbedder {
   const stats = { hits: 0, misses: 0 };
-  const wrapper: CachedEmbedder = {
-    get id() {
-      return embedder.id;
-    },
-    get dimension() {
-      return embedder.dimension;
-    },
-    get distinguishesKind() {
-      return embedder.distinguishesKind;
-    },
+  return wrapEmbedder(embedder, {
     stats,
-    async embed(texts, opts) {
+    async embed(texts: string[], opts?: EmbedOptions) {
       const out = await embedder.embed(texts, opts);
       stats.misses += texts.length;
       return out;
     },
-  };
-  if (embedder.close) {
-    const close = embedder.close.bind(embedder);
-    wrapper.close = () => close();
-  }
-  return wrapper;
+  });
 }
