@@ -5,7 +5,9 @@
  * array; parsing it takes ~100–300 ms, so it is loaded on first use, once per process, and searched by
  * binary search instead of being copied into a Set.
  */
-import { createRequire } from 'node:module';
+import { lazyModule } from '../lazy.js';
+
+const wordArray = lazyModule<string[]>('an-array-of-english-words');
 
 export interface WordList {
   /** Whether `word` (lowercase) is a word of the list. */
@@ -38,7 +40,7 @@ let loads = 0;
 /** The English word list, loaded on the first call. */
 export function englishWords(): WordList {
   if (english !== undefined) return english;
-  const words = createRequire(import.meta.url)('an-array-of-english-words') as string[];
+  const words = wordArray();
   // Binary search needs code-unit order; the package ships it sorted, but never trust that silently.
   let sorted = true;
   for (let i = 1; i < words.length && sorted; i++) sorted = words[i - 1]! < words[i]!;
