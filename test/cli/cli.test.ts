@@ -2,14 +2,14 @@
  * The real command line, run as a child process (`node bin/quarry.js …` from the repository root) against a
  * temporary store: exit codes, JSON output and error messages as a user or script sees them.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { REPO_ROOT, runCli } from './run-cli.js';
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const SAMPLE_DOCS = 'samples/docs';
 const SAMPLE_COUNT = fs
   .readdirSync(path.join(REPO_ROOT, SAMPLE_DOCS))
@@ -469,19 +469,15 @@ describe('quarry ask with an LLM', () => {
           deltas: ['By default Quarry splits ', 'documents into chunks ', `of 256 tokens [${n}].`],
         };
       };
-      const r = await new Promise<Run>((resolve) => {
-        // Asynchronous spawn: the fake server lives in this process and must keep answering.
-        const child = spawn(
-          process.execPath,
-          ['bin/quarry.js', 'ask', 'What is the default chunk size?', '--config', cfg, '--store', llmStore],
-          { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: '1' } },
-        );
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d));
-        child.stderr.on('data', (d: Buffer) => (stderr += d));
-        child.on('close', (code: number | null) => resolve({ code, stdout, stderr }));
-      });
+      // Asynchronous spawn: the fake server lives in this process and must keep answering.
+      const r = await runCli([
+        'ask',
+        'What is the default chunk size?',
+        '--config',
+        cfg,
+        '--store',
+        llmStore,
+      ]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/^By default Quarry splits documents into chunks of 256 tokens \[\d\]\./);
       expect(r.stdout).toContain('Sources:');
