@@ -1,41 +1,48 @@
 /**
  * Every error Quarry raises on purpose, in one table: a stable code, an actionable message, and the CLI exit
- * code (the HTTP status will come from the same table). Errors keep the failing input and their `cause`.
+ * code and the HTTP status (the server's error bodies use the same codes). Errors keep the failing input and their `cause`.
  */
 
 export const ERRORS = {
-  INVALID_FILTER: { exit: 2, message: 'Invalid metadata filter' },
-  INVALID_ARGUMENT: { exit: 2, message: 'Invalid argument' },
-  INVALID_CONFIG: { exit: 2, message: 'Invalid configuration' },
-  CONTEXT_BUDGET: { exit: 2, message: 'The prompt does not fit the model context window' },
-  NOT_FOUND: { exit: 4, message: 'Not found' },
-  STORE_NOT_FOUND: { exit: 4, message: 'Store not found' },
-  STORE_OPEN: { exit: 5, message: 'Cannot open the store' },
-  STORE_SCHEMA: { exit: 5, message: 'Store schema is newer than this version of Quarry' },
-  STORE_CONFIG_MISMATCH: { exit: 5, message: 'Store was created with different index settings' },
-  PARSE_FAILED: { exit: 6, message: 'Could not parse file' },
-  UNSUPPORTED_FILE: { exit: 6, message: 'Unsupported file type' },
-  FILE_TOO_LARGE: { exit: 6, message: 'File exceeds the size limit' },
-  EMPTY_DOCUMENT: { exit: 6, message: 'Document has no text' },
-  BINARY_FILE: { exit: 6, message: 'File looks binary, not text' },
-  INVALID_UTF8: { exit: 6, message: 'File is not valid UTF-8' },
-  UNREADABLE_FILE: { exit: 6, message: 'Cannot read file' },
-  INVALID_RECORD: { exit: 6, message: 'Invalid JSON record' },
-  DATASET: { exit: 7, message: 'Invalid dataset' },
-  EMBEDDING_FAILED: { exit: 8, message: 'Embedding failed' },
-  EMBEDDING_MODEL_LOAD: { exit: 2, message: 'Cannot load the embedding model' },
-  EMBEDDING_MODEL_MISMATCH: { exit: 5, message: 'Embedding model does not match the index' },
-  RANKER_MODEL: { exit: 2, message: 'Invalid ranker model' },
-  PRIVACY_KEY: { exit: 2, message: 'PII vault key is missing or malformed' },
-  PRIVACY_KEY_MISMATCH: { exit: 5, message: 'Wrong key for the PII vault' },
-  PRIVACY_VAULT: { exit: 5, message: 'PII vault problem' },
-  LLM_FAILED: { exit: 9, message: 'LLM request failed' },
-  LLM_UNAVAILABLE: { exit: 9, message: 'LLM service unavailable' },
-  LLM_TIMEOUT: { exit: 9, message: 'LLM request timed out' },
-  LLM_PROTOCOL: { exit: 9, message: 'LLM response did not follow the protocol' },
-  LLM_OUTPUT_INVALID: { exit: 9, message: 'LLM output does not match the requested JSON Schema' },
-  RERANK_FAILED: { exit: 10, message: 'Reranking failed' },
-  RERANK_MODEL_LOAD: { exit: 2, message: 'Cannot load the reranking model' },
+  INVALID_FILTER: { exit: 2, http: 400, message: 'Invalid metadata filter' },
+  INVALID_ARGUMENT: { exit: 2, http: 400, message: 'Invalid argument' },
+  INVALID_CONFIG: { exit: 2, http: 400, message: 'Invalid configuration' },
+  CONTEXT_BUDGET: { exit: 2, http: 400, message: 'The prompt does not fit the model context window' },
+  NOT_FOUND: { exit: 4, http: 404, message: 'Not found' },
+  STORE_NOT_FOUND: { exit: 4, http: 404, message: 'Store not found' },
+  STORE_OPEN: { exit: 5, http: 503, message: 'Cannot open the store' },
+  STORE_SCHEMA: { exit: 5, http: 503, message: 'Store schema is newer than this version of Quarry' },
+  STORE_CONFIG_MISMATCH: { exit: 5, http: 409, message: 'Store was created with different index settings' },
+  PARSE_FAILED: { exit: 6, http: 422, message: 'Could not parse file' },
+  UNSUPPORTED_FILE: { exit: 6, http: 415, message: 'Unsupported file type' },
+  FILE_TOO_LARGE: { exit: 6, http: 413, message: 'File exceeds the size limit' },
+  EMPTY_DOCUMENT: { exit: 6, http: 422, message: 'Document has no text' },
+  BINARY_FILE: { exit: 6, http: 415, message: 'File looks binary, not text' },
+  INVALID_UTF8: { exit: 6, http: 422, message: 'File is not valid UTF-8' },
+  UNREADABLE_FILE: { exit: 6, http: 422, message: 'Cannot read file' },
+  INVALID_RECORD: { exit: 6, http: 422, message: 'Invalid JSON record' },
+  DATASET: { exit: 7, http: 422, message: 'Invalid dataset' },
+  EMBEDDING_FAILED: { exit: 8, http: 502, message: 'Embedding failed' },
+  EMBEDDING_MODEL_LOAD: { exit: 2, http: 500, message: 'Cannot load the embedding model' },
+  EMBEDDING_MODEL_MISMATCH: { exit: 5, http: 409, message: 'Embedding model does not match the index' },
+  RANKER_MODEL: { exit: 2, http: 500, message: 'Invalid ranker model' },
+  PRIVACY_KEY: { exit: 2, http: 500, message: 'PII vault key is missing or malformed' },
+  PRIVACY_KEY_MISMATCH: { exit: 5, http: 500, message: 'Wrong key for the PII vault' },
+  PRIVACY_VAULT: { exit: 5, http: 500, message: 'PII vault problem' },
+  LLM_FAILED: { exit: 9, http: 502, message: 'LLM request failed' },
+  LLM_UNAVAILABLE: { exit: 9, http: 503, message: 'LLM service unavailable' },
+  LLM_TIMEOUT: { exit: 9, http: 504, message: 'LLM request timed out' },
+  LLM_PROTOCOL: { exit: 9, http: 502, message: 'LLM response did not follow the protocol' },
+  LLM_OUTPUT_INVALID: { exit: 9, http: 502, message: 'LLM output does not match the requested JSON Schema' },
+  RERANK_FAILED: { exit: 10, http: 502, message: 'Reranking failed' },
+  RERANK_MODEL_LOAD: { exit: 2, http: 500, message: 'Cannot load the reranking model' },
+  UNAUTHORIZED: { exit: 2, http: 401, message: 'Missing or unknown API key' },
+  FORBIDDEN: { exit: 2, http: 403, message: 'Not allowed' },
+  RATE_LIMITED: { exit: 2, http: 429, message: 'Too many requests' },
+  BUDGET_EXCEEDED: { exit: 2, http: 429, message: 'Budget exceeded' },
+  PAYLOAD_TOO_LARGE: { exit: 2, http: 413, message: 'Request body too large' },
+  REQUEST_TIMEOUT: { exit: 2, http: 504, message: 'Request timed out' },
+  UNAVAILABLE: { exit: 5, http: 503, message: 'Service unavailable' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -54,6 +61,10 @@ export class QuarryError extends Error {
 
   get exitCode(): number {
     return ERRORS[this.code].exit;
+  }
+
+  get httpStatus(): number {
+    return ERRORS[this.code].http;
   }
 
   toJSON(): Record<string, unknown> {
