@@ -1,6 +1,7 @@
 /**
  * PII detection for the privacy stage: finds e-mail addresses, phone numbers, payment cards, IBANs, IP
- * addresses and operator-defined patterns in text, with exact character offsets, so redaction (redact.ts)
+ * addresses, national identifiers (US SSN, UK National Insurance number, Canadian SIN) and operator-defined
+ * patterns in text, with exact character offsets, so redaction (redact.ts)
  * can replace them at ingest and on answers. Every built-in kind is confirmed by a checksum or a validator,
  * not by shape alone: precision matters because a false positive destroys searchable text.
  */
@@ -15,7 +16,7 @@ import { lazyModule } from '../lazy.js';
 const phones = lazyModule<typeof import('libphonenumber-js/max')>('libphonenumber-js/max');
 const formats = lazyModule<typeof import('ajv-formats/dist/formats.js')>('ajv-formats/dist/formats.js');
 
-export const BUILTIN_PII_KINDS = ['email', 'phone', 'card', 'iban', 'ip'] as const;
+export const BUILTIN_PII_KINDS = ['email', 'phone', 'card', 'iban', 'ip', 'ssn', 'nino', 'sin'] as const;
 export type BuiltinPiiKind = (typeof BUILTIN_PII_KINDS)[number];
 /** A built-in kind or the name of a custom pattern. */
 export type PiiKind = BuiltinPiiKind | (string & {});
@@ -345,11 +346,110 @@ function scanIps(text: string, out: Span[]): void {
   }
 }
 
+// --- national identifiers -----------------------------------------------------------------------------------
+
+/**
+ * Words right before a number that say it is a reference of some other kind (`Order 123-45-6789`,
+ * `invoice #123 456 782`): an identifier-shaped order number is not a person's identifier.
+ */
+const REFERENCE_CONTEXT =
+  /\b(?:order|invoice|inv|ticket|ref|reference|tracking|part|sku|model|serial|case|po|item|batch|lot|confirmation|booking|claim|policy|routing|isbn|fax|tel|phone|call)\s*(?:no\.?|num(?:ber)?|id)?\s*[:#]?\s*#?\s*$/i;
+/** Words that announce a US SSN, so nine undelimited digits after them are read as one. */
+const SSN_CONTEXT = /\b(?:ssn|ss#|ss no\.?|social security(?: number| no\.?| #)?)\s*[:#]?\s*$/i;
+/** Words that announce a Canadian SIN, so nine undelimited digits after them are read as one. */
+const SIN_CONTEXT = /\b(?:sin|social insurance(?: number| no\.?| #)?|nas)\s*[:#]?\s*$/i;
+const CONTEXT_CHARS = 32;
+
+function before(text: string, index: number): string {
+  return text.slice(Math.max(0, index - CONTEXT_CHARS), index);
+}
+
+/** `AAA-GG-SSSS` or `AAA GG SSSS` (one separator throughout), or nine digits right after "SSN". */
+const SSN_CANDIDATE =
+  /(?<![\p{L}\p{N}_.,+/-]|\p{N}[ -])(?:(\d{3})([- ])(\d{2})\2(\d{4})|(\d{3})(\d{2})(\d{4}))(?![\p{L}\p{N}_]|[ .,/-]\p{N})/gu;
+/**
+ * SSA rules since 2011: the area is not 000, 666 or 900–999, the group not 00, the serial not 0000. Example
+ * numbers (`123-45-6789`) are kept: masking one costs nothing, and they stand in for real ones in test data.
+ */
+export function ssnValid(digits: string): boolean {
+  if (!/^\d{9}$/.test(digits)) return false;
+  const area = Number(digits.slice(0, 3));
+  return (
+    area !== 0 && area !== 666 && area < 900 && digits.slice(3, 5) !== '00' && digits.slice(5) !== '0000'
+  );
+}
+
+function scanSsns(text: string, out: Span[]): void {
+  for (const m of text.matchAll(SSN_CANDIDATE)) {
+    const grouped = m[1] !== undefined;
+    const digits = grouped ? `${m[1]}${m[3]}${m[4]}` : `${m[5]}${m[6]}${m[7]}`;
+    if (!ssnValid(digits)) continue;
+    const context = before(text, m.index);
+    if (grouped ? REFERENCE_CONTEXT.test(context) : !SSN_CONTEXT.test(context)) continue;
+    out.push({ kind: 'ssn', start: m.index, end: m.index + m[0].length });
+  }
+}
+
+/**
+ * UK National Insurance number: two prefix letters, six digits and a suffix A–D, written in one piece or
+ * as `AB 12 34 56 C`. HMRC never allocates D, F, I, Q, U, V as either prefix letter, O as the second, nor the
+ * prefixes BG, GB, KN, NK, NT, TN and ZZ (so the `QQ 12 34 56 C` of forms and manuals is not a match).
+ */
+const NINO_CANDIDATE =
+  /(?<![\p{L}\p{N}_])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z])( ?)(\d{2})\2(\d{2})\2(\d{2})\2([A-D])(?![\p{L}\p{N}_])/gu;
+const NINO_UNUSED_PREFIXES = new Set(['BG', 'GB', 'KN', 'NK', 'NT', 'TN', 'ZZ']);
+
+export function ninoValid(nino: string): boolean {
+  const s = nino.replace(/ /g, '');
+  return (
+    /^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]$/.test(s) && !NINO_UNUSED_PREFIXES.has(s.slice(0, 2))
+  );
+}
+
+function scanNinos(text: string, out: Span[]): void {
+  for (const m of text.matchAll(NINO_CANDIDATE)) {
+    if (NINO_UNUSED_PREFIXES.has(m[1]!)) continue;
+    out.push({ kind: 'nino', start: m.index, end: m.index + m[0].length });
+  }
+}
+
+/** `123-456-782` or `123 456 782` (one separator throughout), or nine digits right after "SIN". */
+const SIN_CANDIDATE =
+  /(?<![\p{L}\p{N}_.,+/-]|\p{N}[ -])(?:(\d{3})([- ])(\d{3})\2(\d{3})|(\d{9}))(?![\p{L}\p{N}_]|[ .,/-]\p{N})/gu;
+
+/**
+ * Canadian Social Insurance Number: nine digits passing Luhn, first digit 1–7 (by province) or 9 (temporary
+ * residents); 0 and 8 are never issued.
+ */
+export function sinValid(digits: string): boolean {
+  return /^[1-79]\d{8}$/.test(digits) && luhnValid(digits);
+}
+
+function scanSins(text: string, out: Span[]): void {
+  for (const m of text.matchAll(SIN_CANDIDATE)) {
+    const grouped = m[1] !== undefined;
+    const digits = grouped ? `${m[1]}${m[3]}${m[4]}` : m[5]!;
+    if (!sinValid(digits)) continue;
+    const context = before(text, m.index);
+    if (grouped ? REFERENCE_CONTEXT.test(context) : !SIN_CONTEXT.test(context)) continue;
+    out.push({ kind: 'sin', start: m.index, end: m.index + m[0].length });
+  }
+}
+
 // --- the detector -------------------------------------------------------------------------------------------
 
 /** On equal length, the kind whose check is stricter wins (lower = more specific). */
-const SPECIFICITY: Record<BuiltinPiiKind, number> = { email: 0, iban: 1, card: 2, ip: 3, phone: 4 };
-const CUSTOM_SPECIFICITY = 5;
+const SPECIFICITY: Record<BuiltinPiiKind, number> = {
+  email: 0,
+  iban: 1,
+  card: 2,
+  nino: 3,
+  sin: 4,
+  ssn: 5,
+  ip: 6,
+  phone: 7,
+};
+const CUSTOM_SPECIFICITY = 8;
 
 function compileCustom(p: CustomPattern): RegExp {
   const flags = [...new Set(`${p.flags ?? ''}g`.replace(/y/g, ''))].join('');
@@ -399,9 +499,12 @@ export function createPiiDetector(options: PiiDetectorOptions = {}): PiiDetector
       );
     }
     if (names.has(p.name.toLowerCase())) {
-      throw new QuarryError('INVALID_CONFIG', `privacy.custom pattern name "${p.name}" is already taken`, {
-        pattern: p.name,
-      });
+      const builtin = (BUILTIN_PII_KINDS as readonly string[]).includes(p.name.toLowerCase());
+      throw new QuarryError(
+        'INVALID_CONFIG',
+        `privacy.custom pattern name "${p.name}" is already taken${builtin ? ` by the built-in kind "${p.name.toLowerCase()}" (list it in privacy.kinds, or rename the pattern)` : ''}`,
+        { pattern: p.name },
+      );
     }
     names.add(p.name.toLowerCase());
     custom.push({ name: p.name, re: compileCustom(p) });
@@ -415,6 +518,9 @@ export function createPiiDetector(options: PiiDetectorOptions = {}): PiiDetector
       if (kinds.has('card')) scanCards(text, spans);
       if (kinds.has('iban')) scanIbans(text, spans);
       if (kinds.has('ip')) scanIps(text, spans);
+      if (kinds.has('ssn')) scanSsns(text, spans);
+      if (kinds.has('nino')) scanNinos(text, spans);
+      if (kinds.has('sin')) scanSins(text, spans);
       // Last: the slowest scanner skips what the others already found.
       if (kinds.has('phone')) scanPhones(text, region, spans);
       for (const c of custom) {
