@@ -29,6 +29,7 @@ export const ERRORS = {
   PRIVACY_KEY: { exit: 2, http: 500, message: 'PII vault key is missing or malformed' },
   PRIVACY_KEY_MISMATCH: { exit: 5, http: 500, message: 'Wrong key for the PII vault' },
   PRIVACY_VAULT: { exit: 5, http: 500, message: 'PII vault problem' },
+  PRIVACY_TOKEN_UNKNOWN: { exit: 2, http: 422, message: 'Placeholder was not issued by this PII vault' },
   LLM_FAILED: { exit: 9, http: 502, message: 'LLM request failed' },
   LLM_UNAVAILABLE: { exit: 9, http: 503, message: 'LLM service unavailable' },
   LLM_TIMEOUT: { exit: 9, http: 504, message: 'LLM request timed out' },

@@ -42,6 +42,17 @@ export {
   type SearchOptions,
   type SearchResult,
 } from './pipeline/quarry.js';
+export type { PiiAuditEntry, RestoreOutcome } from './privacy/audit.js';
+export {
+  type OutputRedactor,
+  redactAnswer,
+  redactHits,
+  redactParentSection,
+  redactSearchResult,
+  redactStoredDocument,
+  redactTrace,
+} from './privacy/redact-output.js';
+export type { RestoreOptions, RestoreResult } from './privacy/restore.js';
 export type { FusionWeightsDecision } from './query/fusion-weights.js';
 export type { Reranker, RerankRequest, RerankScore } from './rerank/types.js';
 export { compileFilter, type Filter } from './retrieve/filter.js';

@@ -7,8 +7,8 @@
 import { QuarryError } from '../errors.js';
 import { generateExtractive } from '../generate/stage.js';
 import { countTokens } from '../ingest/tokens.js';
-import { redactsAt } from '../privacy/redact.js';
 import { AnswerRedaction } from '../privacy/redact-answer.js';
+import { outputRedactor } from '../privacy/redact-output.js';
 import type { RequestContext } from '../stage.js';
 import type { Answer, SearchHit } from '../types.js';
 import { checkExtractive } from '../validate/stage.js';
@@ -41,9 +41,12 @@ export class AskRunner {
             () => engine.responses?.get(key),
             (a) => ({ hit: a !== undefined, indexVersion: engine.lexical.indexVersion }),
           );
+    const redactor = outputRedactor(engine.config.privacy, engine.redactor);
+    const redaction = redactor === undefined ? undefined : new AnswerRedaction(redactor);
     if (cached !== undefined) {
+      // Cached answers were redacted before they were stored; only this request's trace is new.
       yield { type: 'retrieved', hits: cached.hits, strategy: 'cache' };
-      yield { type: 'answer', answer: { ...cached, cached: true, trace: traceOf(ctx) } };
+      yield { type: 'answer', answer: { ...cached, cached: true, trace: traceOf(ctx, redaction) } };
       return;
     }
     const provider = engine.llm();
@@ -56,35 +59,34 @@ export class AskRunner {
     const { hits, strategy, rewrite } = await this.search.search(question, { ...options, k }, ctx, deadline);
     // Redacting answers means no raw text may leave before redaction: hits are redacted before they are
     // reported, and the answer text is sent once, redacted, instead of token by token.
-    const redaction =
-      engine.redactor !== undefined && redactsAt(engine.config.privacy, 'answers')
-        ? new AnswerRedaction(engine.redactor)
-        : undefined;
     const shownHits = redaction === undefined ? hits : redaction.hits(hits);
     yield { type: 'retrieved', hits: shownHits, strategy: strategy ?? 'standard' };
     const generated = yield* this.generate(question, hits, options, ctx, deadline, redaction !== undefined);
     let answer: Answered = generated.answer ?? this.answerExtractively(question, hits, ctx);
     if (generated.fallback !== undefined) answer = { ...answer, fallback: generated.fallback };
-    if (redaction !== undefined) {
-      const raw = answer;
-      answer = ctx.trace.stage(
-        'privacy.redact',
-        () => redaction.answer(raw),
-        () => ({ findings: redaction.findings }),
-      );
-    }
-    if (generated.answer === undefined || redaction !== undefined) yield { type: 'delta', text: answer.text };
-    const final: Answer = {
+    const raw: Omit<Answer, 'hits'> = {
       question,
       ...answer,
-      hits: shownHits,
       ...(rewrite === undefined ? {} : { rewrite }),
       degraded: [...ctx.degraded],
       trace: undefined,
     };
-    // A degraded answer (an LLM fallback…) is not cached: the LLM may be back for the next asker.
+    // The hits were redacted once already, for the `retrieved` event; everything else is redacted here.
+    const final: Answer = {
+      ...(redaction === undefined
+        ? raw
+        : ctx.trace.stage(
+            'privacy.redact',
+            () => redaction.answer(raw),
+            () => ({ findings: redaction.findings }),
+          )),
+      hits: shownHits,
+    };
+    if (generated.answer === undefined || redaction !== undefined) yield { type: 'delta', text: final.text };
+    // A degraded answer (an LLM fallback…) is not cached: the LLM may be back for the next asker. What is
+    // cached is the redacted answer, so a cache hit cannot return raw text.
     if (key !== undefined && final.degraded.length === 0) engine.responses?.set(key, final);
-    yield { type: 'answer', answer: { ...final, trace: traceOf(ctx) } };
+    yield { type: 'answer', answer: { ...final, trace: traceOf(ctx, redaction) } };
   }
 
   /** The LLM's answer, streamed (deltas withheld when answers are redacted); undefined with a fallback reason. */
@@ -150,6 +152,8 @@ export class AskRunner {
   }
 }
 
-function traceOf(ctx: RequestContext) {
-  return ctx.trace.enabled ? ctx.trace.report() : undefined;
+function traceOf(ctx: RequestContext, redaction: AnswerRedaction | undefined) {
+  if (!ctx.trace.enabled) return undefined;
+  const report = ctx.trace.report();
+  return redaction === undefined ? report : redaction.trace(report);
 }

@@ -14,7 +14,16 @@ import { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import { type AddDocumentsOptions, addDocuments, type DocumentInput } from '../ingest/add-documents.js';
 import { type IngestOptions, type IngestReport, ingestPaths } from '../ingest/ingest.js';
 import type { Trace } from '../observability/trace.js';
+import type { PiiAuditEntry } from '../privacy/audit.js';
 import { createRedactor, redactsAt } from '../privacy/redact.js';
+import {
+  type OutputRedactor,
+  outputRedactor,
+  redactParentSection,
+  redactSearchResult,
+  redactStoredDocument,
+} from '../privacy/redact-output.js';
+import { piiAuditLog, type RestoreOptions, type RestoreResult, restorePii } from '../privacy/restore.js';
 import { normalizeQuery } from '../query/understand.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, FeedbackEntry, ParentSection, WriteOutcome } from '../store/types.js';
@@ -38,11 +47,14 @@ export class Quarry {
   private readonly engine: Engine;
   private readonly runner: QueryRunner;
   private readonly asker: AskRunner;
+  /** Set when privacy redacts output (`at`: answers or both); every text this facade returns goes through it. */
+  readonly outputRedactor: OutputRedactor | undefined;
 
   private constructor(engine: Engine) {
     this.engine = engine;
     this.runner = new QueryRunner(engine);
     this.asker = new AskRunner(engine, this.runner);
+    this.outputRedactor = outputRedactor(engine.config.privacy, engine.redactor);
   }
 
   get config(): QuarryConfig {
@@ -132,12 +144,18 @@ export class Quarry {
     return ids.length === 0 ? [] : this.deleteDocuments(ids);
   }
 
+  /** Documents as stored (titles and user fields redacted when privacy redacts output). */
   listDocuments(opts: { limit?: number; offset?: number } = {}): StoredDocument[] {
-    return this.store.listDocuments(opts);
+    const docs = this.store.listDocuments(opts);
+    const r = this.outputRedactor;
+    return r === undefined ? docs : docs.map((d) => redactStoredDocument(d, r));
   }
 
+  /** One document with its text (redacted when privacy redacts output; offsets still refer to the store). */
   getDocument(id: string): (StoredDocument & { text: string }) | undefined {
-    return this.store.getDocument(id);
+    const doc = this.store.getDocument(id);
+    const r = this.outputRedactor;
+    return r === undefined || doc === undefined ? doc : redactStoredDocument(doc, r);
   }
 
   /**
@@ -161,7 +179,26 @@ export class Quarry {
 
   /** The heading-delimited section a chunk belongs to, with its text: context beyond the retrieved chunk. */
   getParentSection(chunkId: number): ParentSection | undefined {
-    return this.store.getParentSection(chunkId);
+    const section = this.store.getParentSection(chunkId);
+    const r = this.outputRedactor;
+    return r === undefined || section === undefined ? section : redactParentSection(section, r);
+  }
+
+  /**
+   * Put the originals back in place of reversible placeholders (`[EMAIL_9f86d081884c7d65]`) in `text`.
+   * Admin only (FORBIDDEN otherwise); every attempt is written to the audit log (`piiAuditLog`), never the
+   * values. A placeholder from another vault key fails the call (PRIVACY_TOKEN_UNKNOWN), restoring nothing.
+   *
+   * @example
+   * const { text } = quarry.restorePii(answer.text, { admin: true, actor: 'ops@example.org', reason: 'DSAR-17' });
+   */
+  restorePii(text: string, opts: RestoreOptions): RestoreResult {
+    return restorePii(this.engine.redactor, text, opts);
+  }
+
+  /** Restore attempts, newest first (default 100): who, when, why, how many placeholders, the outcome. */
+  piiAuditLog(opts: { limit?: number } = {}): PiiAuditEntry[] {
+    return piiAuditLog(this.engine.redactor, opts);
   }
 
   /**
@@ -175,7 +212,9 @@ export class Quarry {
     deadline?: Deadline,
   ): Promise<SearchResult> {
     const { ctx, deadline: d } = this.runner.request(query, options, trace, deadline);
-    return this.runner.search(query, options, ctx, d);
+    const result = await this.runner.search(query, options, ctx, d);
+    // Redacted on the way out, so results served from the retrieval cache are redacted too.
+    return this.outputRedactor === undefined ? result : redactSearchResult(result, this.outputRedactor);
   }
 
   /**
@@ -183,7 +222,8 @@ export class Quarry {
    * in `options.queryVectors` here (see `embedQueries`); without one dense is skipped and the result says so.
    */
   searchSync(query: string, options: SearchOptions = {}, trace?: Trace): SearchResult {
-    return this.runner.run(query, options, this.runner.request(query, options, trace).ctx);
+    const result = this.runner.run(query, options, this.runner.request(query, options, trace).ctx);
+    return this.outputRedactor === undefined ? result : redactSearchResult(result, this.outputRedactor);
   }
 
   /** Answer `question` from the indexed documents, with citations; abstains when the sources do not support it. */

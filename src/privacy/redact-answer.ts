@@ -1,17 +1,23 @@
 /**
- * PII redaction of what an answer returns (privacy.at = `answers` or `both`): the answer text, the quoted
- * spans of its citations and the text of the retrieved chunks. Offsets keep pointing into the stored text, so
- * a caller allowed to read the documents can still resolve every citation.
+ * PII redaction of what an answer returns (privacy.at = `answers` or `both`), for the answer runner: the
+ * retrieved hits as soon as they are reported, then the answer itself, counting findings per kind for the
+ * `privacy.redact` trace stage. The shapes are redacted by ./redact-output.ts.
  */
 
-import type { Answer, SearchHit } from '../types.js';
-import type { Redactor } from './redact.js';
+import type { Answer, SearchHit, TraceReport } from '../types.js';
+import {
+  type OutputRedactor,
+  type RedactionCounts,
+  redactAnswer,
+  redactHits,
+  redactTrace,
+} from './redact-output.js';
 
 /** Counts findings per kind across calls, for the trace. */
 export class AnswerRedaction {
-  readonly findings: Record<string, number> = {};
+  readonly findings: RedactionCounts = {};
 
-  constructor(private readonly redactor: Pick<Redactor, 'redact'>) {}
+  constructor(private readonly redactor: OutputRedactor) {}
 
   text(text: string): string {
     const r = this.redactor.redact(text);
@@ -20,18 +26,14 @@ export class AnswerRedaction {
   }
 
   hits(hits: SearchHit[]): SearchHit[] {
-    return hits.map((h) => ({
-      ...h,
-      chunk: { ...h.chunk, text: this.text(h.chunk.text), title: this.text(h.chunk.title) },
-      document: { ...h.document, title: this.text(h.document.title) },
-    }));
+    return redactHits(hits, this.redactor, this.findings);
   }
 
-  answer<A extends Pick<Answer, 'text' | 'citations'>>(answer: A): A {
-    return {
-      ...answer,
-      text: this.text(answer.text),
-      citations: answer.citations.map((c) => ({ ...c, quote: this.text(c.quote) })),
-    };
+  answer<A extends Pick<Answer, 'text' | 'citations'> & Partial<Answer>>(answer: A): A {
+    return redactAnswer(answer, this.redactor, this.findings);
+  }
+
+  trace(trace: TraceReport | undefined): TraceReport | undefined {
+    return trace === undefined ? undefined : redactTrace(trace, this.redactor);
   }
 }

@@ -65,6 +65,8 @@ export interface Redactor {
   redact(text: string): RedactionResult;
   /** Put originals back in place of placeholders this vault knows (reversible mode only). */
   restore?(text: string): string;
+  /** The vault behind reversible mode (restore with an audit trail: ./restore.ts). */
+  readonly vault?: PiiVault;
   close(): void;
 }
 
@@ -80,7 +82,8 @@ export function redactsAt(config: PrivacyConfig, stage: 'ingest' | 'answers'): b
   return config.enabled && (config.at === 'both' || config.at === stage);
 }
 
-const PLACEHOLDER_TOKEN = /\[([A-Z][A-Z0-9_]{0,31})_([0-9a-f]{16})\]/g;
+/** A reversible placeholder: kind label and keyed token. */
+export const PLACEHOLDER_TOKEN = /\[([A-Z][A-Z0-9_]{0,31})_([0-9a-f]{16})\]/g;
 
 function label(kind: string): string {
   return kind.toUpperCase();
@@ -123,6 +126,7 @@ export function createRedactor(input: PrivacyConfigInput, opts: RedactorOptions)
   return {
     mode: 'reversible',
     fingerprint,
+    vault,
     redact(text) {
       const entries = new Map<string, string>();
       const result = replaceFindings(text, detector, (kind, value) => {

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { QuarryError } from '../errors.js';
+import { AUDIT_SCHEMA, PiiAuditLog } from './audit.js';
 
 export const VAULT_FILE = 'pii-vault.sqlite';
 const FORMAT = '1';
@@ -76,10 +77,13 @@ export class PiiVault {
   /** Tokens known to be stored with the right value (saves a read per repeated value). */
   private readonly known = new Set<string>();
   private readonly stmts;
+  /** Every restore attempt, in the same file (see ./audit.ts). */
+  readonly audit: PiiAuditLog;
 
   private constructor(file: string, db: Database.Database, encKey: Buffer, macKey: Buffer) {
     this.file = file;
     this.db = db;
+    this.audit = new PiiAuditLog(db);
     this.encKey = encKey;
     this.macKey = macKey;
     this.stmts = {
@@ -101,7 +105,8 @@ export class PiiVault {
       db.pragma('busy_timeout = 5000');
       db.exec(`CREATE TABLE IF NOT EXISTS vault_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
         CREATE TABLE IF NOT EXISTS entries (
-          token TEXT PRIMARY KEY, iv BLOB NOT NULL, data BLOB NOT NULL, tag BLOB NOT NULL) WITHOUT ROWID;`);
+          token TEXT PRIMARY KEY, iv BLOB NOT NULL, data BLOB NOT NULL, tag BLOB NOT NULL) WITHOUT ROWID;
+        ${AUDIT_SCHEMA}`);
     } catch (e) {
       throw new QuarryError('PRIVACY_VAULT', `${file}: ${(e as Error).message}`, { file }, e);
     }
