@@ -10,7 +10,7 @@ import type { RetrievalStrategy } from '../query/strategy.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { RerankStatus } from '../rerank/run-rerank.js';
 import type { StoreStats } from '../store/types.js';
-import type { AccessScope, Degradation, SearchHit, TraceReport } from '../types.js';
+import type { AccessScope, Degradation, RequestUsage, SearchHit, TraceReport } from '../types.js';
 import type { QuarryComponents } from './components.js';
 
 export interface QuarryOptions {
@@ -67,6 +67,11 @@ export interface SearchResult {
   rewrite?: QueryRewrite;
   /** What the rerank stage did (absent when no reranker is configured). */
   rerank?: { reranker: string; status: RerankStatus; reason?: string };
+  /**
+   * Tokens and cost of the calls this search made: query rewriting, LLM reranking, remote query embeddings
+   * (zero with `cached: true` when the retrieval cache answered). Always set by search.
+   */
+  usage?: RequestUsage;
   trace?: TraceReport;
 }
 
