@@ -40,7 +40,7 @@ export class QueryRunner {
   /** A new request: its trace, degradations and deadline. */
   request(query: string, options: SearchOptions, trace?: Trace, deadline?: Deadline) {
     return {
-      ctx: new RequestContext(trace ?? new Trace(query, options.trace === true)),
+      ctx: new RequestContext(trace ?? new Trace(query, options.trace === true), options.usage),
       deadline:
         deadline ?? new Deadline(options.budgetMs ?? this.config.budget.totalMs, undefined, options.signal),
     };

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { QuarryConfigInput } from '../../src/config/config.js';
+import { UsageMeter } from '../../src/observability/usage.js';
 import { Quarry } from '../../src/pipeline/quarry.js';
 import type { ComponentUsage, RequestUsage } from '../../src/types.js';
 import { FakeOpenAIServer } from '../embed/providers/fake-openai-server.js';
@@ -210,6 +211,17 @@ describe('usage of a whole request', () => {
     expect(llm.requests).toHaveLength(2);
     expect(part(a.usage!, 'generate')).toMatchObject({ calls: 2, inputTokens: 1030, outputTokens: 11 });
     expect(part(a.usage!, 'embed')).toMatchObject({ calls: 1, inputTokens: 3 });
+
+    // Two invalid replies fail the request; a caller's own meter still holds what was spent.
+    llm.queue(
+      { kind: 'reply', deltas: ['{"size": "big"}'], usage: { input: 500, output: 6 } },
+      { kind: 'reply', deltas: ['{"size": "huge"}'], usage: { input: 530, output: 6 } },
+    );
+    const meter = new UsageMeter();
+    await expect(
+      q.ask('What is the maximum parent section size?', { jsonSchema: schema, cache: false, usage: meter }),
+    ).rejects.toMatchObject({ code: 'LLM_OUTPUT_INVALID' });
+    expect(part(meter.report(), 'generate')).toMatchObject({ calls: 2, inputTokens: 1030, outputTokens: 12 });
     q.close();
   });
 });
