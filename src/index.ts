@@ -13,12 +13,14 @@ export { type QuarryConfig, type QuarryConfigInput, resolveConfig } from './conf
  * The component interfaces: implement one and pass the object as `createQuarry({ components: { … } })` to
  * replace the built-in of that family. `test/conformance/` holds the suite each implementation must pass.
  */
-export type { Embedder, EmbedKind, EmbedOptions } from './embed/types.js';
+export type { Embedder, EmbeddingUsage, EmbedKind, EmbedOptions } from './embed/types.js';
 export { ERRORS, type ErrorCode, QuarryError } from './errors.js';
 export { type EvalOptions, type EvalReport, runEval } from './eval/run-eval.js';
 export { NOT_ENOUGH_INFORMATION } from './generate/extractive.js';
 export type { ConfiguredLlmProvider } from './generate/llm/create.js';
 export { createLlmProvider } from './generate/llm/create.js';
+export { meteredLlm } from './generate/llm/metered.js';
+export { DEFAULT_PRICES, type ModelPrice, type PriceTable, priceFor } from './generate/llm/pricing.js';
 export type {
   ChatMessage,
   Completion,
@@ -31,6 +33,7 @@ export type { AddDocumentsOptions, DocumentInput } from './ingest/add-documents.
 export { type ChunkedDocument, type ChunkOptions, chunkDocument } from './ingest/chunker.js';
 export type { IngestFileError, IngestOptions, IngestReport } from './ingest/ingest.js';
 export { countTokens, type TokenCounter } from './ingest/tokens.js';
+export { cachedUsage, UsageMeter, type UsageRecord } from './observability/usage.js';
 export type { LanguageModel, QuarryComponents } from './pipeline/components.js';
 export {
   type AskOptions,
@@ -53,7 +56,13 @@ export {
   redactTrace,
 } from './privacy/redact-output.js';
 export type { RestoreOptions, RestoreResult } from './privacy/restore.js';
+export {
+  type ComplexityRule,
+  ComplexityRuleSchema,
+  classifyComplexity,
+  queryComplexity,
+} from './query/complexity.js';
 export type { FusionWeightsDecision } from './query/fusion-weights.js';
-export type { Reranker, RerankRequest, RerankScore } from './rerank/types.js';
+export type { Reranker, RerankRequest, RerankScore, RerankUsage } from './rerank/types.js';
 export { compileFilter, type Filter } from './retrieve/filter.js';
 export type * from './types.js';

@@ -7,6 +7,7 @@
  * caching and what a degradation means for the request.
  */
 import type { Trace } from './observability/trace.js';
+import { UsageMeter } from './observability/usage.js';
 import type { Degradation, StageName } from './types.js';
 
 export type { Degradation } from './types.js';
@@ -37,11 +38,15 @@ export interface StageContext {
   degrade(stage: StageName, reason: string): void;
 }
 
-/** A `StageContext` that collects degradations in order (one per request). */
+/** A `StageContext` that collects degradations in order and the usage of every metered call (one per request). */
 export class RequestContext implements StageContext {
   readonly degraded: Degradation[] = [];
 
-  constructor(readonly trace: Trace) {}
+  constructor(
+    readonly trace: Trace,
+    /** Tokens and cost of the request's LLM and remote embedding calls (see src/observability/usage.ts). */
+    readonly usage: UsageMeter = new UsageMeter(),
+  ) {}
 
   degrade(stage: StageName, reason: string): void {
     // The same stage failing the same way twice (multi-stage retrieval runs it per query) is one entry.

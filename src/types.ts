@@ -170,11 +170,79 @@ export interface Answer {
   cached?: boolean;
   /** Stages that ran in a reduced form for this answer (empty when the whole pipeline ran). */
   degraded: Degradation[];
-  /** LLM token usage and cost of this answer (absent for the extractive answerer). */
-  usage?: { inputTokens: number; outputTokens: number; costUsd?: number; estimated?: boolean };
+  /**
+   * Tokens and cost of everything this request called: query rewriting, LLM reranking, remote query
+   * embeddings, generation (structured-output retries included) and self-critique. Zero calls for an
+   * extractive answer without remote models; zero with `cached: true` when the response cache answered.
+   */
+  usage?: RequestUsage;
+  /** Which LLM wrote the answer when `routing` is configured, and why (also the `answer.route` trace stage). */
+  route?: AnswerRoute;
   /** Sentences the validator flagged or removed, and citation problems. */
   validation?: AnswerValidationSummary;
   trace?: TraceReport;
+}
+
+/** What kind of call a usage record counts. */
+export type UsageComponent = 'rewrite' | 'rerank' | 'embed' | 'generate' | 'critique';
+
+/** The usage of the calls of one component with one model within a request. */
+export interface ComponentUsage {
+  component: UsageComponent;
+  /** The model as the provider reported it (e.g. `gpt-4o-mini-2024-07-18`, `text-embedding-3-small`). */
+  model: string;
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** USD; absent when the model has no price (then it is listed in `RequestUsage.unpricedModels`). */
+  costUsd?: number;
+  /** Some counts were estimated locally because the server reported none. */
+  estimated?: boolean;
+}
+
+/** Per-request usage: the sums over `byComponent`, which lists every component and model called. */
+export interface RequestUsage {
+  inputTokens: number;
+  outputTokens: number;
+  /**
+   * USD of the whole request. Absent (unknown, never a silent 0) when any call used a model without a
+   * price; `byComponent` still has the cost of the priced ones.
+   */
+  costUsd?: number;
+  /** Models called without a known price (configure `prices` or `llm.prices`); absent when all are priced. */
+  unpricedModels?: string[];
+  estimated?: boolean;
+  /** True when a cache answered: nothing was called, every count is 0. */
+  cached?: boolean;
+  /** Metered calls made (LLM completions and embedding requests). */
+  calls: number;
+  byComponent: ComponentUsage[];
+}
+
+/** How `routing` chose the answer's LLM. */
+export interface AnswerRoute {
+  /** `small` for simple questions, `large` for complex ones. */
+  tier: 'small' | 'large';
+  /** Provider id of the chosen LLM (e.g. `openai:gpt-4o-mini`). */
+  provider: string;
+  model: string;
+  /** The rule that decided, e.g. `multi-hop wording ("compare")`, `simple question`. */
+  reason: string;
+  features: QueryComplexity;
+}
+
+/** Rule-based complexity features of a question (see src/query/complexity.ts). */
+export interface QueryComplexity {
+  /** o200k tokens of the question. */
+  tokens: number;
+  /** Clauses: separated by `,` `;` and conjunctions / relative pronouns (and, or, but, which, that…). */
+  clauses: number;
+  /** Named things: capitalized words inside the sentence, numbers, quoted phrases, code-like terms. */
+  entities: number;
+  /** Multi-hop cues found ("compare", "both", "and then", "which … that", …). */
+  multiHopCues: string[];
+  /** The retrieval strategy the router chose for the question (multi-stage = it looked complex). */
+  strategy?: string;
 }
 
 export interface AnswerValidationSummary {
@@ -206,6 +274,7 @@ export type StageName =
   | 'query.rewrite'
   | 'rerank'
   | 'context.assemble'
+  | 'answer.route'
   | 'answer.generate'
   | 'answer.extractive'
   | 'answer.validate'

@@ -135,10 +135,17 @@ function formatAnswer(a: Answer, withText = true): string {
     );
   if (a.fallback !== undefined)
     lines.push(`answered by the extractive fallback: ${a.fallback.from} failed (${a.fallback.reason})`);
-  if (a.usage !== undefined)
+  if (a.usage !== undefined && a.usage.calls > 0) {
+    const u = a.usage;
+    const cost =
+      u.costUsd !== undefined
+        ? `, $${u.costUsd.toFixed(6)}`
+        : `, cost unknown (no price for ${u.unpricedModels?.join(', ')})`;
+    const parts = u.byComponent.map((c) => `${c.component} ${c.inputTokens}/${c.outputTokens}`).join(', ');
     lines.push(
-      `tokens ${a.usage.inputTokens} in / ${a.usage.outputTokens} out${a.usage.costUsd !== undefined ? `, $${a.usage.costUsd.toFixed(6)}` : ''}${a.usage.estimated ? ' (estimated)' : ''}`,
+      `tokens ${u.inputTokens} in / ${u.outputTokens} out${cost}${u.estimated ? ' (estimated)' : ''} [${parts}]`,
     );
+  }
   return lines.join('\n');
 }
 

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ContextConfigSchema } from '../assemble/context.js';
 import { QuarryError } from '../errors.js';
-import { LlmConfigSchema } from '../generate/llm/create.js';
+import { LlmConfigSchema, PriceSchema } from '../generate/llm/create.js';
 import { PromptTemplateSchema, parsePromptTemplate } from '../generate/prompt.js';
 import {
   checkDenseModels,
@@ -15,6 +15,7 @@ import {
 import { AnalyzerConfigSchema } from '../indexes/lexical/analyzer.js';
 import { SemanticChunkingConfigSchema } from '../ingest/semantic.js';
 import { PrivacyConfigSchema } from '../privacy/redact.js';
+import { ComplexityRuleSchema } from '../query/complexity.js';
 import { QueryRewriteConfigSchema } from '../query/rewrite.js';
 import { HttpRerankerConfigSchema } from '../rerank/http-reranker.js';
 import { LlmRerankerConfigSchema } from '../rerank/llm-reranker.js';
@@ -181,6 +182,22 @@ export const CacheConfigSchema = z.object({
   ttlMs: z.number().int().min(1).optional(),
 });
 
+/**
+ * Model routing by question complexity: simple questions are answered by `small`, multi-hop, long or
+ * comparative ones by `large` (see src/query/complexity.ts for the rule). A tier left out is the `llm`
+ * model. Routing picks the answer's model (generation, structured-output retries, self-critique); query
+ * rewriting and LLM reranking keep using `llm`.
+ */
+export const RoutingConfigSchema = z
+  .object({
+    small: LlmConfigSchema.optional(),
+    large: LlmConfigSchema.optional(),
+    rule: ComplexityRuleSchema.prefault({}),
+  })
+  .refine((r) => r.small !== undefined || r.large !== undefined, {
+    message: 'routing needs a small or a large model (the other one is the llm section)',
+  });
+
 export const QuarryConfigSchema = z.object({
   retrieval: RetrievalConfigSchema.default(RetrievalConfigSchema.parse({})),
   query: QueryConfigSchema.default(QueryConfigSchema.parse({})),
@@ -194,6 +211,14 @@ export const QuarryConfigSchema = z.object({
   cache: CacheConfigSchema.default(CacheConfigSchema.parse({})),
   /** The LLM that writes answers; unset = the extractive answerer (embedded default, no network). */
   llm: LlmConfigSchema.optional(),
+  /** A small and/or large LLM beside `llm`, chosen per question by its complexity (needs `llm`). */
+  routing: RoutingConfigSchema.optional(),
+  /**
+   * USD per 1M input/output tokens by model name, for every model Quarry calls: remote embedding models
+   * (e.g. `text-embedding-3-small`) as well as LLMs (`llm.prices` wins for its own model). A model with no
+   * price, here or built in, makes a request's cost unknown rather than 0.
+   */
+  prices: z.record(z.string().min(1), PriceSchema).default({}),
   /** Context assembly for LLM answers (the window and reserved output come from `llm`). */
   context: ContextConfigSchema.default(ContextConfigSchema.parse({})),
   /** Prompt template override (`{ system, user, source }`); validated, missing placeholders are errors. */
@@ -234,5 +259,11 @@ export function resolveConfig(input: unknown = {}): QuarryConfig {
   // A template missing {{sources}} or {{question}} (or naming an unknown placeholder) fails at open, not at
   // the first question.
   if (parsed.data.prompt !== undefined) parsePromptTemplate(parsed.data.prompt);
+  if (parsed.data.routing !== undefined && parsed.data.llm === undefined)
+    throw new QuarryError(
+      'INVALID_CONFIG',
+      'routing: needs the llm section (the default model; routing.small / routing.large replace it per question)',
+      { path: 'routing' },
+    );
   return parsed.data;
 }

@@ -14,6 +14,21 @@ export interface EmbedOptions {
   signal?: AbortSignal;
   /** Defaults to `document`. */
   kind?: EmbedKind;
+  /**
+   * Called once per billed request a remote provider made, with the tokens the server reported (undefined
+   * when it reported none); cached texts cost nothing and are not reported. For per-request accounting.
+   */
+  onUsage?: (usage: EmbeddingUsage) => void;
+}
+
+/** One billed embedding request. */
+export interface EmbeddingUsage {
+  /** The model the server reported, else the configured one. */
+  model: string;
+  /** Input tokens the server reported; undefined when it reported none. */
+  inputTokens: number | undefined;
+  /** The texts sent (to estimate tokens when the server reported none). */
+  texts: readonly string[];
 }
 
 export interface Embedder {

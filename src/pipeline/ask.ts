@@ -5,12 +5,15 @@
  * degradation on the answer.
  */
 import { QuarryError } from '../errors.js';
+import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
 import { generateExtractive } from '../generate/stage.js';
 import { countTokens } from '../ingest/tokens.js';
+import { cachedUsage } from '../observability/usage.js';
 import { AnswerRedaction } from '../privacy/redact-answer.js';
 import { outputRedactor } from '../privacy/redact-output.js';
+import { classifyComplexity, queryComplexity } from '../query/complexity.js';
 import type { RequestContext } from '../stage.js';
-import type { Answer, SearchHit } from '../types.js';
+import type { Answer, AnswerRoute, SearchHit } from '../types.js';
 import { checkExtractive } from '../validate/stage.js';
 import type { Deadline } from './deadline.js';
 import type { Engine } from './engine.js';
@@ -46,7 +49,10 @@ export class AskRunner {
     if (cached !== undefined) {
       // Cached answers were redacted before they were stored; only this request's trace is new.
       yield { type: 'retrieved', hits: cached.hits, strategy: 'cache' };
-      yield { type: 'answer', answer: { ...cached, cached: true, trace: traceOf(ctx, redaction) } };
+      yield {
+        type: 'answer',
+        answer: { ...cached, cached: true, usage: cachedUsage(), trace: traceOf(ctx, redaction) },
+      };
       return;
     }
     const provider = engine.llm();
@@ -61,14 +67,21 @@ export class AskRunner {
     // reported, and the answer text is sent once, redacted, instead of token by token.
     const shownHits = redaction === undefined ? hits : redaction.hits(hits);
     yield { type: 'retrieved', hits: shownHits, strategy: strategy ?? 'standard' };
-    const generated = yield* this.generate(question, hits, options, ctx, deadline, redaction !== undefined);
+    const routed = provider === undefined ? undefined : this.route(question, strategy, ctx);
+    const answerLlm = routed?.provider ?? provider;
+    const generated =
+      answerLlm === undefined
+        ? {}
+        : yield* this.generate(question, hits, answerLlm, options, ctx, deadline, redaction !== undefined);
     let answer: Answered = generated.answer ?? this.answerExtractively(question, hits, ctx);
     if (generated.fallback !== undefined) answer = { ...answer, fallback: generated.fallback };
     const raw: Omit<Answer, 'hits'> = {
       question,
       ...answer,
       ...(rewrite === undefined ? {} : { rewrite }),
+      ...(routed === undefined ? {} : { route: routed.route }),
       degraded: [...ctx.degraded],
+      usage: ctx.usage.report(),
       trace: undefined,
     };
     // The hits were redacted once already, for the `retrieved` event; everything else is redacted here.
@@ -89,17 +102,40 @@ export class AskRunner {
     yield { type: 'answer', answer: { ...final, trace: traceOf(ctx, redaction) } };
   }
 
+  /**
+   * With `routing` configured: the question's complexity features, the tier the rule picks and that tier's
+   * LLM, recorded as the `answer.route` stage. Undefined without routing (the default LLM answers).
+   */
+  private route(
+    question: string,
+    strategy: string | undefined,
+    ctx: RequestContext,
+  ): { provider: ConfiguredLlmProvider; route: AnswerRoute } | undefined {
+    const routing = this.engine.config.routing;
+    if (routing === undefined) return undefined;
+    return ctx.trace.stage(
+      'answer.route',
+      () => {
+        const features = queryComplexity(question, { countTokens, strategy });
+        const { tier, reason } = classifyComplexity(features, routing.rule);
+        const provider = this.engine.answerLlm(tier)!;
+        const route: AnswerRoute = { tier, provider: provider.id, model: provider.model, reason, features };
+        return { provider, route };
+      },
+      (r) => ({ ...r.route, rule: routing.rule }),
+    );
+  }
+
   /** The LLM's answer, streamed (deltas withheld when answers are redacted); undefined with a fallback reason. */
   private async *generate(
     question: string,
     hits: SearchHit[],
+    provider: ConfiguredLlmProvider,
     options: AskOptions,
     ctx: RequestContext,
     deadline: Deadline,
     redact: boolean,
   ): AsyncGenerator<AskEvent, { answer?: LlmAnswer; fallback?: Answer['fallback'] }> {
-    const provider = this.engine.llm();
-    if (provider === undefined) return {};
     try {
       const generation = answerWithLlm(
         question,
@@ -109,7 +145,10 @@ export class AskRunner {
         this.engine.llmDeps(),
         ctx,
         deadline,
-        options.jsonSchema === undefined ? {} : { jsonSchema: options.jsonSchema },
+        {
+          ...(options.jsonSchema === undefined ? {} : { jsonSchema: options.jsonSchema }),
+          usage: ctx.usage,
+        },
       );
       for (let step = await generation.next(); ; step = await generation.next()) {
         if (step.done === true) return { answer: step.value };

@@ -6,7 +6,8 @@
  */
 import { createMemoryResponseCache, type ResponseCache, responseCacheKey } from '../cache/response-cache.js';
 import type { QuarryConfig } from '../config/config.js';
-import { type ConfiguredLlmProvider, createLlmProvider } from '../generate/llm/create.js';
+import { type ConfiguredLlmProvider, createLlmProvider, type LlmConfig } from '../generate/llm/create.js';
+import { type PriceTable, priceTable } from '../generate/llm/pricing.js';
 import { DenseIndex } from '../indexes/dense/dense-index.js';
 import { DenseModels } from '../indexes/dense/dense-models.js';
 import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
@@ -34,6 +35,9 @@ export class Engine {
   private readonly configKey: string;
   private readonly rerankers = new Map<string, Promise<Reranker>>();
   private llmProvider: ConfiguredLlmProvider | undefined;
+  private readonly tierProviders = new Map<'small' | 'large', ConfiguredLlmProvider>();
+  /** Built-in prices with `prices` on top: what embedding calls (and unconfigured models) cost. */
+  readonly prices: PriceTable;
   private ltrDeps: LtrDeps | undefined;
 
   constructor(
@@ -47,6 +51,7 @@ export class Engine {
     this.catalog = new DocumentCatalog(store.catalog());
     this.bm25 = createBm25Retriever(lexical);
     this.configKey = responseCacheKey({ config });
+    this.prices = priceTable(config.prices);
     const cacheOptions = {
       maxEntries: config.cache.maxEntries,
       ...(config.cache.ttlMs === undefined ? {} : { ttlMs: config.cache.ttlMs }),
@@ -156,8 +161,28 @@ export class Engine {
   llm(): ConfiguredLlmProvider | undefined {
     if (this.components.llm !== undefined)
       this.llmProvider ??= configuredLlm(this.components.llm, this.config.llm);
-    else if (this.config.llm !== undefined) this.llmProvider ??= createLlmProvider(this.config.llm);
+    else if (this.config.llm !== undefined) this.llmProvider ??= this.createLlm(this.config.llm);
     return this.llmProvider;
+  }
+
+  /**
+   * The LLM that answers a question of `tier` when `routing` is configured: that tier's own model (built
+   * once), else the default `llm()`.
+   */
+  answerLlm(tier: 'small' | 'large'): ConfiguredLlmProvider | undefined {
+    const cfg = this.config.routing?.[tier];
+    if (cfg === undefined) return this.llm();
+    let p = this.tierProviders.get(tier);
+    if (p === undefined) {
+      p = this.createLlm(cfg);
+      this.tierProviders.set(tier, p);
+    }
+    return p;
+  }
+
+  /** An LLM from its section, priced with the top-level `prices` under its own. */
+  private createLlm(cfg: LlmConfig): ConfiguredLlmProvider {
+    return createLlmProvider({ ...cfg, prices: { ...this.config.prices, ...cfg.prices } });
   }
 
   /** What the answer stages read of the indexes and the store. */

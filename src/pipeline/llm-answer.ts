@@ -10,9 +10,11 @@ import { tokenizerFor } from '../assemble/tokenizer.js';
 import type { ContextWindow } from '../assemble/types.js';
 import type { QuarryConfig } from '../config/config.js';
 import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
+import { meteredLlm } from '../generate/llm/metered.js';
 import type { ChatMessage } from '../generate/llm/types.js';
 import { buildPrompt, DEFAULT_PROMPT_TEMPLATE, parsePromptTemplate } from '../generate/prompt.js';
 import { type GenerateEvent, generate, generateStructured } from '../generate/stage.js';
+import type { UsageMeter } from '../observability/usage.js';
 import type { Budget, StageContext } from '../stage.js';
 import type { ParentSection } from '../store/types.js';
 import type { Answer, SearchHit, Tokenizer } from '../types.js';
@@ -48,8 +50,11 @@ export async function* answerWithLlm(
   deps: LlmAnswerDeps,
   ctx: StageContext,
   budget: Budget,
-  opts: { jsonSchema?: JsonSchema } = {},
+  opts: { jsonSchema?: JsonSchema; usage?: UsageMeter } = {},
 ): AsyncGenerator<AskEvent, LlmAnswer> {
+  // Every call is metered where it is made: structured-output retries under generate, the critique apart.
+  const critic = opts.usage === undefined ? provider : meteredLlm(provider, opts.usage, 'critique');
+  if (opts.usage !== undefined) provider = meteredLlm(provider, opts.usage, 'generate');
   const template = config.prompt === undefined ? DEFAULT_PROMPT_TEMPLATE : parsePromptTemplate(config.prompt);
   const tokenizer = deps.tokenizer ?? tokenizerFor(provider.model);
   const today = new Date();
@@ -79,13 +84,9 @@ export async function* answerWithLlm(
     deps,
     ctx,
   );
-  const answer: LlmAnswer = {
-    ...validated,
-    answerer: provider.id,
-    ...(generated.usage === undefined ? {} : { usage: generated.usage }),
-  };
+  const answer: LlmAnswer = { ...validated, answerer: provider.id };
   return config.validation.critique && !answer.abstained
-    ? critique(question, answer, context, provider, config.validation, budget, ctx)
+    ? critique(question, answer, context, critic, config.validation, budget, ctx)
     : answer;
 }
 
@@ -115,6 +116,5 @@ async function* answerStructured(
     data: result.value,
     abstained: false,
     answerer: provider.id,
-    usage: result.usage,
   };
 }

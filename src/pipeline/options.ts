@@ -5,12 +5,13 @@
 import type { QuarryConfig, QuarryConfigInput } from '../config/config.js';
 import type { FreshnessOptions } from '../fuse/freshness.js';
 import type { DenseIndexSummary } from '../indexes/dense/dense-index.js';
+import type { UsageMeter } from '../observability/usage.js';
 import type { QueryRewrite } from '../query/spelling.js';
 import type { RetrievalStrategy } from '../query/strategy.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { RerankStatus } from '../rerank/run-rerank.js';
 import type { StoreStats } from '../store/types.js';
-import type { AccessScope, Degradation, SearchHit, TraceReport } from '../types.js';
+import type { AccessScope, Degradation, RequestUsage, SearchHit, TraceReport } from '../types.js';
 import type { QuarryComponents } from './components.js';
 
 export interface QuarryOptions {
@@ -48,6 +49,11 @@ export interface SearchOptions {
   signal?: AbortSignal;
   /** Typo correction for this request (default: `query.typos`); `false` searches the words as written. */
   typos?: boolean;
+  /**
+   * The meter this request's calls are counted into (default: a new one). Pass your own to read the usage
+   * of a request that failed or was cancelled part-way (budgets), since then no result carries it.
+   */
+  usage?: UsageMeter;
   /** Query vectors embedded ahead (batch mode embeds every question in one pass), keyed by normalized text. */
   queryVectors?: ReadonlyMap<string, Float32Array>;
 }
@@ -67,6 +73,11 @@ export interface SearchResult {
   rewrite?: QueryRewrite;
   /** What the rerank stage did (absent when no reranker is configured). */
   rerank?: { reranker: string; status: RerankStatus; reason?: string };
+  /**
+   * Tokens and cost of the calls this search made: query rewriting, LLM reranking, remote query embeddings
+   * (zero with `cached: true` when the retrieval cache answered). Always set by search.
+   */
+  usage?: RequestUsage;
   trace?: TraceReport;
 }
 

@@ -10,10 +10,15 @@
  * assemble context → generate → validate.
  */
 import { loadHits } from '../assemble/hits.js';
+import type { EmbeddingUsage } from '../embed/types.js';
 import { QuarryError } from '../errors.js';
 import { applyFreshnessStage, freshnessOn, fuseLists, fuseQueries } from '../fuse/stage.js';
+import { meteredLlm } from '../generate/llm/metered.js';
+import { costUsd } from '../generate/llm/pricing.js';
 import type { PendingQueryVector } from '../indexes/dense/dense-models.js';
+import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
+import { cachedUsage } from '../observability/usage.js';
 import { fusionWeights } from '../query/fusion-weights.js';
 import { expand, rewrite, type Understood, understand } from '../query/stage.js';
 import { chooseStrategy } from '../query/strategy.js';
@@ -35,7 +40,7 @@ export class QueryRunner {
   /** A new request: its trace, degradations and deadline. */
   request(query: string, options: SearchOptions, trace?: Trace, deadline?: Deadline) {
     return {
-      ctx: new RequestContext(trace ?? new Trace(query, options.trace === true)),
+      ctx: new RequestContext(trace ?? new Trace(query, options.trace === true), options.usage),
       deadline:
         deadline ?? new Deadline(options.budgetMs ?? this.config.budget.totalMs, undefined, options.signal),
     };
@@ -59,7 +64,7 @@ export class QueryRunner {
         () => engine.retrievals?.get(key),
         (r) => ({ layer: 'retrieval', hit: r !== undefined, indexVersion: engine.lexical.indexVersion }),
       );
-      if (hit !== undefined) return { ...hit, strategy: 'cache', trace: report(ctx) };
+      if (hit !== undefined) return { ...hit, strategy: 'cache', usage: cachedUsage(), trace: report(ctx) };
     }
     const result = await this.searchUncached(query, options, ctx, deadline);
     if (key !== undefined && result.degraded.length === 0)
@@ -93,7 +98,7 @@ export class QueryRunner {
     const reranked = await rerank(
       { query, hits: first.hits, k },
       reranker,
-      { pool, budgetMs, earlyExitGap },
+      { pool, budgetMs, earlyExitGap, onUsage: (u) => ctx.usage.add({ component: 'rerank', ...u }) },
       deadline.slice('rerank'),
       ctx,
     );
@@ -111,7 +116,7 @@ export class QueryRunner {
     deadline: Deadline,
     reason: string,
   ): Promise<SearchResult> {
-    const provider = this.engine.llm()!;
+    const provider = meteredLlm(this.engine.llm()!, ctx.usage, 'rewrite');
     const queries = await rewrite(
       query,
       reason,
@@ -154,7 +159,12 @@ export class QueryRunner {
     try {
       const pending = this.engine.denseModels.startQuery(
         this.config.query.normalize ? normalizeQuery(query) : query,
-        { ...options, signal: slice?.signal ?? options.signal, cancel: options.signal },
+        {
+          ...options,
+          signal: slice?.signal ?? options.signal,
+          cancel: options.signal,
+          onUsage: (u) => this.recordEmbedding(ctx, u),
+        },
       );
       if (pending === undefined) return this.run(query, options, ctx);
       const vector = async (): Promise<void> => {
@@ -283,6 +293,20 @@ export class QueryRunner {
     return { lexical, dense: denseHits, exact };
   }
 
+  /** A remote query embedding into the request's usage, priced with the engine's table (input tokens only). */
+  private recordEmbedding(ctx: RequestContext, u: EmbeddingUsage): void {
+    const estimated = u.inputTokens === undefined;
+    const inputTokens = u.inputTokens ?? u.texts.reduce((n, t) => n + countTokens(t), 0);
+    ctx.usage.add({
+      component: 'embed',
+      model: u.model,
+      inputTokens,
+      outputTokens: 0,
+      costUsd: costUsd([u.model], inputTokens, 0, this.engine.prices),
+      estimated,
+    });
+  }
+
   private understandDeps() {
     const { engine } = this;
     return {
@@ -312,9 +336,9 @@ function validateK(k: number | undefined): void {
     throw new QuarryError('INVALID_ARGUMENT', `k must be an integer from 1 to 10000, got ${String(k)}`);
 }
 
-/** The request's degradations so far and its trace, for a result. */
-function finish(ctx: RequestContext): Pick<SearchResult, 'degraded' | 'trace'> {
-  return { degraded: [...ctx.degraded], trace: report(ctx) };
+/** The request's degradations, usage so far and its trace, for a result. */
+function finish(ctx: RequestContext): Pick<SearchResult, 'degraded' | 'usage' | 'trace'> {
+  return { degraded: [...ctx.degraded], usage: ctx.usage.report(), trace: report(ctx) };
 }
 
 function report(ctx: RequestContext) {

@@ -111,6 +111,7 @@ export class LlmReranker implements Reranker {
             ...(signal ? { signal } : {}),
           });
           addUsage(usage, c.usage);
+          request.onUsage?.({ model: c.model || this.provider.model, ...c.usage });
           const parsed = parseGrades(c.text, batch.length);
           batch.forEach((hitIndex, k) => {
             const g = parsed.grades.get(k + 1);

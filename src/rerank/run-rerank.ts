@@ -5,7 +5,7 @@
  */
 import { abortable } from '../net/abort.js';
 import type { SearchHit } from '../types.js';
-import type { Reranker } from './types.js';
+import type { Reranker, RerankRequest } from './types.js';
 
 export interface RerankStageOptions {
   /** Candidates handed to the reranker (the rest keep their fused order after them). */
@@ -17,6 +17,8 @@ export interface RerankStageOptions {
    * Only meaningful for score scales where 0 means "no evidence" (BM25, min-max fused).
    */
   earlyExitGap?: number;
+  /** Receives the usage of each billed call the reranker makes (see `RerankRequest.onUsage`). */
+  onUsage?: RerankRequest['onUsage'];
 }
 
 export type RerankStatus = 'reranked' | 'skipped-decisive' | 'skipped-empty' | 'timeout' | 'error';
@@ -46,7 +48,15 @@ export async function rerankHits(
   let scores: Awaited<ReturnType<Reranker['rerank']>>;
   try {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    scores = await abortable(reranker.rerank({ query, hits: pool, signal: opts.signal }), opts.signal);
+    scores = await abortable(
+      reranker.rerank({
+        query,
+        hits: pool,
+        signal: opts.signal,
+        ...(opts.onUsage === undefined ? {} : { onUsage: opts.onUsage }),
+      }),
+      opts.signal,
+    );
   } catch (e) {
     const timedOut = opts.signal?.aborted === true;
     return {

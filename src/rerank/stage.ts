@@ -7,7 +7,7 @@
 import type { StageBudget, StageContext } from '../stage.js';
 import type { SearchHit } from '../types.js';
 import { type RerankStatus, rerankHits } from './run-rerank.js';
-import type { Reranker } from './types.js';
+import type { Reranker, RerankRequest } from './types.js';
 
 export interface RerankInput {
   query: string;
@@ -19,6 +19,8 @@ export interface RerankOptions {
   pool: number;
   budgetMs: number;
   earlyExitGap?: number | undefined;
+  /** Receives the usage of each billed reranker call (the request's usage meter). */
+  onUsage?: RerankRequest['onUsage'];
 }
 
 export interface Reranked {
@@ -43,6 +45,7 @@ export async function rerank(
           pool: opts.pool,
           signal,
           earlyExitGap: opts.earlyExitGap,
+          ...(opts.onUsage === undefined ? {} : { onUsage: opts.onUsage }),
         }),
       (o) => ({
         reranker: o.reranker,

@@ -12,6 +12,18 @@ export interface RerankRequest {
   hits: SearchHit[];
   /** Aborted when the stage's latency budget runs out; implementations must stop and reject promptly. */
   signal?: AbortSignal;
+  /** Called once per billed call (an LLM grading batch…) with its usage, for the request's accounting. */
+  onUsage?: (usage: RerankUsage) => void;
+}
+
+/** One billed call a reranker made. */
+export interface RerankUsage {
+  model: string;
+  inputTokens: number;
+  outputTokens: number;
+  /** USD; undefined when the model has no price. */
+  costUsd?: number | undefined;
+  estimated?: boolean | undefined;
 }
 
 export interface RerankScore {

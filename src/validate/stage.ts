@@ -10,16 +10,16 @@ import type { ContextWindow } from '../assemble/types.js';
 import type { QuarryConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
-import type { TokenUsage } from '../generate/llm/types.js';
 import type { Budget, StageContext } from '../stage.js';
 import type { Answer, AnswerValidationSummary, Citation, StoredChunk } from '../types.js';
 import { type AnswerValidation, validateAnswer } from './answer.js';
 import { checkCitations } from './citations.js';
 import { critiqueAnswer } from './critique.js';
 
+/** An LLM's checked answer. Its tokens and cost are counted by the request's usage meter, not here. */
 export type LlmAnswer = Pick<
   Answer,
-  'text' | 'data' | 'citations' | 'abstained' | 'confidence' | 'answerer' | 'usage' | 'validation'
+  'text' | 'data' | 'citations' | 'abstained' | 'confidence' | 'answerer' | 'validation'
 >;
 
 export interface ValidateDeps {
@@ -118,7 +118,6 @@ export async function critique(
     const confidence = Math.round(answer.confidence * factor * 1000) / 1000;
     const flagged = c.unsupported.map((i) => c.sentences[i]!.text);
     const validation = { ...answer.validation!, critique: { verdict: c.verdict, unsupported: flagged } };
-    const usage = addUsage(answer.usage, c.usage);
     if (confidence < config.minConfidence) {
       return {
         ...answer,
@@ -127,10 +126,9 @@ export async function critique(
         abstained: true,
         confidence,
         validation,
-        ...(usage ? { usage } : {}),
       };
     }
-    return { ...answer, confidence, validation, ...(usage ? { usage } : {}) };
+    return { ...answer, confidence, validation };
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     ctx.trace.recordSince('answer.critique', performance.now(), { error: reason });
@@ -161,17 +159,6 @@ function stringLeaves(v: unknown): string[] {
   if (Array.isArray(v)) return v.flatMap(stringLeaves);
   if (v !== null && typeof v === 'object') return Object.values(v).flatMap(stringLeaves);
   return [];
-}
-
-function addUsage(a: TokenUsage | undefined, b: TokenUsage | undefined): TokenUsage | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return {
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    ...(a.costUsd !== undefined && b.costUsd !== undefined ? { costUsd: a.costUsd + b.costUsd } : {}),
-    ...(a.estimated || b.estimated ? { estimated: true } : {}),
-  };
 }
 
 function summarize(

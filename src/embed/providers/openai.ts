@@ -101,6 +101,9 @@ export class OpenAIEmbedder implements Embedder {
   > &
     OpenAIEmbedderOptions;
   readonly stats: OpenAIEmbedderStats = { requests: 0, retries: 0, promptTokens: 0, serverModel: undefined };
+  // What the response just parsed reported (parse is synchronous, so concurrent batches cannot interleave).
+  private lastModel: string | undefined;
+  private lastTokens: number | undefined;
 
   constructor(opts: OpenAIEmbedderOptions) {
     if (typeof opts.model !== 'string' || opts.model.trim() === '') {
@@ -164,15 +167,25 @@ export class OpenAIEmbedder implements Embedder {
   async embed(texts: string[], opts: EmbedOptions = {}): Promise<Float32Array[]> {
     const prefix = (opts.kind === 'query' ? this.o.queryPrefix : this.o.documentPrefix) ?? '';
     const inputs = prefix ? texts.map((t) => prefix + t) : texts;
-    return embedInBatches(inputs, this.o.batchSize, this.limiter, (b, s) => this.request(b, s), opts.signal);
+    return embedInBatches(
+      inputs,
+      this.o.batchSize,
+      this.limiter,
+      (b, s) => this.request(b, s, opts.onUsage),
+      opts.signal,
+    );
   }
 
   async close(): Promise<void> {}
 
   /** One batch, with retries. */
-  private request(input: string[], signal: AbortSignal): Promise<Float32Array[]> {
+  private request(
+    input: string[],
+    signal: AbortSignal,
+    onUsage: EmbedOptions['onUsage'],
+  ): Promise<Float32Array[]> {
     return withRetries(
-      () => this.attempt(input, signal),
+      () => this.attempt(input, signal, onUsage),
       this.o,
       signal,
       (info) => {
@@ -191,7 +204,11 @@ export class OpenAIEmbedder implements Embedder {
     );
   }
 
-  private async attempt(input: string[], signal: AbortSignal): Promise<Attempt> {
+  private async attempt(
+    input: string[],
+    signal: AbortSignal,
+    onUsage: EmbedOptions['onUsage'],
+  ): Promise<Attempt> {
     const body: Record<string, unknown> = { model: this.o.model, input };
     if (this.o.dimensions !== undefined) body.dimensions = this.o.dimensions;
     if (this.o.encodingFormat === 'base64') body.encoding_format = 'base64';
@@ -203,7 +220,12 @@ export class OpenAIEmbedder implements Embedder {
       this.o,
       signal,
     );
-    return res.ok ? this.parse(res.text, input.length) : this.fail(res);
+    if (!res.ok) return this.fail(res);
+    const parsed = this.parse(res.text, input.length);
+    // Only a response that was used is reported; a retried or rejected one is the provider's problem.
+    if (parsed.ok && onUsage !== undefined)
+      onUsage({ model: this.lastModel ?? this.o.model, inputTokens: this.lastTokens, texts: input });
+    return parsed;
   }
 
   /** Parses `{ data: [{ embedding, index }], model, usage }` into vectors in input order. Never retried. */
@@ -262,8 +284,10 @@ export class OpenAIEmbedder implements Embedder {
       out[index] = v;
     }
     const j = json as { model?: unknown; usage?: { prompt_tokens?: unknown } };
-    if (typeof j.model === 'string') this.stats.serverModel = j.model;
-    if (typeof j.usage?.prompt_tokens === 'number') this.stats.promptTokens += j.usage.prompt_tokens;
+    this.lastModel = typeof j.model === 'string' && j.model !== '' ? j.model : undefined;
+    this.lastTokens = typeof j.usage?.prompt_tokens === 'number' ? j.usage.prompt_tokens : undefined;
+    if (this.lastModel !== undefined) this.stats.serverModel = this.lastModel;
+    if (this.lastTokens !== undefined) this.stats.promptTokens += this.lastTokens;
     return { ok: true, value: out as Float32Array[] };
   }
 }

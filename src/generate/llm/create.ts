@@ -10,7 +10,8 @@ import { createOpenAIChatProvider } from './openai-chat.js';
 import type { HttpLlmProvider, LlmClientOptions, LlmRetryInfo } from './transport.js';
 import type { LlmProvider } from './types.js';
 
-const PriceSchema = z.object({ input: z.number().min(0), output: z.number().min(0) });
+/** USD per 1M input/output tokens of one model. */
+export const PriceSchema = z.object({ input: z.number().min(0), output: z.number().min(0) });
 
 export const LlmConfigSchema = z.object({
   provider: z.enum(['openai', 'anthropic']).default('openai'),

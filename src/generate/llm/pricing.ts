@@ -30,6 +30,10 @@ export const DEFAULT_PRICES: Readonly<PriceTable> = Object.freeze({
   'claude-opus-4': { input: 15, output: 75 },
   'claude-opus-4-1': { input: 15, output: 75 },
   'claude-opus-4-5': { input: 5, output: 25 },
+  // Embedding models bill input tokens only.
+  'text-embedding-3-small': { input: 0.02, output: 0 },
+  'text-embedding-3-large': { input: 0.13, output: 0 },
+  'text-embedding-ada-002': { input: 0.1, output: 0 },
 });
 
 /** The defaults with `overrides` on top. */

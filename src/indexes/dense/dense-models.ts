@@ -226,6 +226,8 @@ export class DenseModels {
       /** The caller's own cancellation: when it fires, the search fails with its reason. */
       cancel?: AbortSignal | undefined;
       queryVectors?: ReadonlyMap<string, Float32Array> | undefined;
+      /** Receives the usage of the remote embedding request (the request's usage meter). */
+      onUsage?: EmbedOptions['onUsage'];
     },
   ): PendingQueryVector | undefined {
     const { model, decision } = this.route(normalized);
@@ -263,7 +265,7 @@ export class DenseModels {
         ? Promise.resolve().then(() => {
             p.vector = given;
           })
-        : index.embedQuery(normalized, opts.signal).then(
+        : index.embedQuery(normalized, opts.signal, opts.onUsage).then(
             (v) => {
               p.vector = tagQueryVector(v, index.modelId ?? '');
             },

@@ -389,18 +389,27 @@ export class ProviderDenseIndex {
   }
 
   /** Embeds a query with this index's own model (through the cache). */
-  async embedQuery(text: string, signal?: AbortSignal): Promise<Float32Array> {
-    const [v] = await this.embedQueries([text], signal);
+  async embedQuery(
+    text: string,
+    signal?: AbortSignal,
+    onUsage?: EmbedOptions['onUsage'],
+  ): Promise<Float32Array> {
+    const [v] = await this.embedQueries([text], signal, onUsage);
     return v!;
   }
 
   /** Embeds queries in one call with this index's own model (through the cache). */
-  async embedQueries(texts: string[], signal?: AbortSignal): Promise<Float32Array[]> {
+  async embedQueries(
+    texts: string[],
+    signal?: AbortSignal,
+    onUsage?: EmbedOptions['onUsage'],
+  ): Promise<Float32Array[]> {
     const embedder = await this.embedderReady();
-    const out = await embedder.embed(
-      texts,
-      signal === undefined ? { kind: 'query' } : { kind: 'query', signal },
-    );
+    const out = await embedder.embed(texts, {
+      kind: 'query',
+      ...(signal === undefined ? {} : { signal }),
+      ...(onUsage === undefined ? {} : { onUsage }),
+    });
     if (out.length !== texts.length)
       throw new QuarryError(
         'EMBEDDING_FAILED',
