@@ -36,6 +36,7 @@ export const ERRORS = {
   LLM_OUTPUT_INVALID: { exit: 9, message: 'LLM output does not match the requested JSON Schema' },
   RERANK_FAILED: { exit: 10, message: 'Reranking failed' },
   RERANK_MODEL_LOAD: { exit: 2, message: 'Cannot load the reranking model' },
+  CACHE_UNAVAILABLE: { exit: 11, message: 'Cache backend unavailable' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -33,14 +33,7 @@ export class AskRunner {
     engine.ensureFresh();
     const { ctx, deadline } = this.search.request(question, options);
     const key = engine.cacheKey(question, options, 'ask');
-    const cached =
-      key === undefined
-        ? undefined
-        : ctx.trace.stage(
-            'cache',
-            () => engine.responses?.get(key),
-            (a) => ({ hit: a !== undefined, indexVersion: engine.lexical.indexVersion }),
-          );
+    const cached = key === undefined ? undefined : await engine.caches.get<Answer>('responses', key, ctx);
     if (cached !== undefined) {
       yield { type: 'retrieved', hits: cached.hits, strategy: 'cache' };
       yield { type: 'answer', answer: { ...cached, cached: true, trace: traceOf(ctx) } };
@@ -83,7 +76,7 @@ export class AskRunner {
       trace: undefined,
     };
     // A degraded answer (an LLM fallback…) is not cached: the LLM may be back for the next asker.
-    if (key !== undefined && final.degraded.length === 0) engine.responses?.set(key, final);
+    if (key !== undefined && final.degraded.length === 0) await engine.caches.set('responses', key, final);
     yield { type: 'answer', answer: { ...final, trace: traceOf(ctx) } };
   }
 
