@@ -117,12 +117,42 @@ export function createRedisDriver(opts: RedisDriverOptions): CacheDriver {
     return loading;
   };
 
-  /** The client when it is connected; otherwise an unavailable error right away. */
+  /**
+   * The client when it is connected. The first connection is waited for (up to the timeout); once Redis
+   * has failed, commands fail at once until it is back, so no request waits on it.
+   */
   const live = async (): Promise<Redis> => {
     const r = await load();
-    if (r.status !== 'ready') throw unavailable(lastError ?? `connection ${r.status}`);
-    return r;
+    if (r.status === 'ready') return r;
+    if (lastError === undefined && r.status !== 'end') {
+      await waitReady(r);
+      return r;
+    }
+    throw unavailable(lastError ?? `connection ${r.status}`);
   };
+
+  const waitReady = (r: Redis): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        r.off('ready', onReady);
+        r.off('error', onError);
+      };
+      const onReady = (): void => {
+        done();
+        resolve();
+      };
+      const onError = (e: Error): void => {
+        done();
+        reject(unavailable(e.message, e));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(unavailable(lastError ?? 'no connection'));
+      }, timeoutMs);
+      r.once('ready', onReady);
+      r.once('error', onError);
+    });
 
   const run = async <T>(fn: (r: Redis) => Promise<T>): Promise<T> => {
     const r = await live();
@@ -202,18 +232,7 @@ export function createRedisDriver(opts: RedisDriverOptions): CacheDriver {
     },
     async ready() {
       const r = await load();
-      if (r.status === 'ready') return;
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          r.off('ready', onReady);
-          reject(unavailable(lastError ?? 'no connection'));
-        }, timeoutMs);
-        const onReady = (): void => {
-          clearTimeout(timer);
-          resolve();
-        };
-        r.once('ready', onReady);
-      });
+      if (r.status !== 'ready') await waitReady(r);
     },
     close() {
       closed = true;

@@ -148,8 +148,11 @@ export class Engine {
       jsonSchema: o.jsonSchema,
       config: this.configKey,
       indexVersion: this.lexical.indexVersion,
-      // A remote index catching up with the store changes results without a store write.
-      dense: this.denseModels.models.map((m) => m.index.size),
+      // A remote index catching up with the store changes results without a store write. (The built-in
+      // index follows the store synchronously; its in-memory size only says whether this process loaded it.)
+      dense: this.denseModels.models.flatMap((m) =>
+        m.provider === 'builtin' ? [] : [m.index.summary().vectors],
+      ),
     });
   }
 
