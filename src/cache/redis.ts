@@ -60,6 +60,7 @@ export function createRedisDriver(opts: RedisDriverOptions): CacheDriver {
   let subscriber: Redis | undefined;
   let loading: Promise<Redis> | undefined;
   let lastError: string | undefined;
+  let connecting: Promise<void> | undefined;
   let closed = false;
   const handlers = new Map<string, Set<(m: string) => void>>();
 
@@ -125,7 +126,11 @@ export function createRedisDriver(opts: RedisDriverOptions): CacheDriver {
     const r = await load();
     if (r.status === 'ready') return r;
     if (lastError === undefined && r.status !== 'end') {
-      await waitReady(r);
+      // Every request arriving while the first connection is made waits on the same promise.
+      connecting ??= waitReady(r).finally(() => {
+        connecting = undefined;
+      });
+      await connecting;
       return r;
     }
     throw unavailable(lastError ?? `connection ${r.status}`);
@@ -232,7 +237,7 @@ export function createRedisDriver(opts: RedisDriverOptions): CacheDriver {
     },
     async ready() {
       const r = await load();
-      if (r.status !== 'ready') await waitReady(r);
+      if (r.status !== 'ready') await live();
     },
     close() {
       closed = true;
