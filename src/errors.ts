@@ -44,6 +44,7 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { exit: 2, http: 413, message: 'Request body too large' },
   REQUEST_TIMEOUT: { exit: 2, http: 504, message: 'Request timed out' },
   UNAVAILABLE: { exit: 5, http: 503, message: 'Service unavailable' },
+  CACHE_UNAVAILABLE: { exit: 11, http: 503, message: 'Cache backend unavailable' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

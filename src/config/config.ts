@@ -174,11 +174,33 @@ export const BudgetConfigSchema = z.object({
 });
 
 export const CacheConfigSchema = z.object({
+  /**
+   * `memory`: in-process LRU layers (one process). `redis`: the same layers backed by a Redis every process
+   * on the store shares, with cross-process invalidation. Unset: redis when QUARRY_REDIS_URL is set.
+   */
+  driver: z.enum(['memory', 'redis']).optional(),
+  redis: z
+    .object({
+      /** `redis://host:port[/db]` or `rediss://…`; default QUARRY_REDIS_URL, else redis://127.0.0.1:6379. */
+      url: z
+        .string()
+        .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL')
+        .optional(),
+      /** Prepended to every key and channel, so deployments can share one Redis. */
+      keyPrefix: z.string().max(200).default('quarry:'),
+      /** Connection and command timeout; past it the request bypasses the cache. */
+      timeoutMs: z.number().int().min(1).max(60_000).default(1000),
+    })
+    .optional(),
   /** Cache answers keyed by question, options, access scope, configuration and index version. */
   responses: z.boolean().default(true),
   /** Cache search results the same way (cache-first retrieval for repeated queries). */
   retrievals: z.boolean().default(true),
+  /** Cache remote/ONNX embeddings by model, dimension and text (a store file, plus Redis when configured). */
+  embeddings: z.boolean().default(true),
+  /** Entries per in-process layer. */
   maxEntries: z.number().int().min(1).max(1_000_000).default(1000),
+  /** Time-to-live of every entry (default: none in process, one day in Redis). */
   ttlMs: z.number().int().min(1).optional(),
 });
 

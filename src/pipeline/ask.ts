@@ -36,14 +36,7 @@ export class AskRunner {
     engine.ensureFresh();
     const { ctx, deadline } = this.search.request(question, options);
     const key = engine.cacheKey(question, options, 'ask');
-    const cached =
-      key === undefined
-        ? undefined
-        : ctx.trace.stage(
-            'cache',
-            () => engine.responses?.get(key),
-            (a) => ({ hit: a !== undefined, indexVersion: engine.lexical.indexVersion }),
-          );
+    const cached = key === undefined ? undefined : await engine.caches.get<Answer>('responses', key, ctx);
     const redactor = outputRedactor(engine.config.privacy, engine.redactor);
     const redaction = redactor === undefined ? undefined : new AnswerRedaction(redactor);
     if (cached !== undefined) {
@@ -98,7 +91,7 @@ export class AskRunner {
     if (generated.answer === undefined || redaction !== undefined) yield { type: 'delta', text: final.text };
     // A degraded answer (an LLM fallback…) is not cached: the LLM may be back for the next asker. What is
     // cached is the redacted answer, so a cache hit cannot return raw text.
-    if (key !== undefined && final.degraded.length === 0) engine.responses?.set(key, final);
+    if (key !== undefined && final.degraded.length === 0) await engine.caches.set('responses', key, final);
     yield { type: 'answer', answer: { ...final, trace: traceOf(ctx, redaction) } };
   }
 

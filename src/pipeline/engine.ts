@@ -4,7 +4,11 @@
  * honest: before serving, catch up with writes made by other instances or processes. The facade
  * (./quarry.ts) and the runner (./runner.ts) share one engine.
  */
-import { createMemoryResponseCache, type ResponseCache, responseCacheKey } from '../cache/response-cache.js';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { type Principal, visibilityKey } from '../access/principal.js';
+import { responseCacheKey } from '../cache/key.js';
+import { CacheLayers } from '../cache/layers.js';
 import type { QuarryConfig } from '../config/config.js';
 import { type ConfiguredLlmProvider, createLlmProvider, type LlmConfig } from '../generate/llm/create.js';
 import { type PriceTable, priceTable } from '../generate/llm/pricing.js';
@@ -18,10 +22,9 @@ import type { Reranker } from '../rerank/types.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
 import { DocumentCatalog } from '../retrieve/catalog.js';
 import type { DocumentStore, WriteOutcome } from '../store/types.js';
-import type { Answer } from '../types.js';
 import { configuredLlm, type QuarryComponents } from './components.js';
 import type { LlmAnswerDeps } from './llm-answer.js';
-import type { AskOptions, SearchResult } from './options.js';
+import type { AskOptions } from './options.js';
 import { ltrDepsFor } from './rerank-deps.js';
 
 export class Engine {
@@ -29,10 +32,11 @@ export class Engine {
   readonly dense: DenseIndex;
   readonly denseModels: DenseModels;
   catalog: DocumentCatalog;
-  readonly responses: ResponseCache<Answer> | undefined;
-  readonly retrievals: ResponseCache<SearchResult> | undefined;
-  /** Hash of the whole configuration, part of every response-cache key. */
+  /** Embedding, retrieval and response caches (in process, or backed by Redis). */
+  readonly caches: CacheLayers;
+  /** Hash of the configuration (but its cache section), part of every response-cache key. */
   private readonly configKey: string;
+  private storeKey: string | undefined;
   private readonly rerankers = new Map<string, Promise<Reranker>>();
   private llmProvider: ConfiguredLlmProvider | undefined;
   private readonly tierProviders = new Map<'small' | 'large', ConfiguredLlmProvider>();
@@ -50,16 +54,10 @@ export class Engine {
   ) {
     this.catalog = new DocumentCatalog(store.catalog());
     this.bm25 = createBm25Retriever(lexical);
-    this.configKey = responseCacheKey({ config });
+    // Where results are cached does not change them: processes with other cache settings share entries.
+    this.configKey = responseCacheKey({ config: { ...config, cache: undefined } });
+    this.caches = new CacheLayers(config.cache, () => this.storeId());
     this.prices = priceTable(config.prices);
-    const cacheOptions = {
-      maxEntries: config.cache.maxEntries,
-      ...(config.cache.ttlMs === undefined ? {} : { ttlMs: config.cache.ttlMs }),
-    };
-    this.responses = config.cache.responses ? createMemoryResponseCache<Answer>(cacheOptions) : undefined;
-    this.retrievals = config.cache.retrievals
-      ? createMemoryResponseCache<SearchResult>(cacheOptions)
-      : undefined;
     const d = config.retrieval.dense;
     this.dense = new DenseIndex(store, {
       embedder: { lsa: { dimensions: d.dimensions }, ngramWeight: d.ngramWeight },
@@ -71,8 +69,30 @@ export class Engine {
       syncBatchSize: d.syncBatchSize,
       vectors: { annThreshold: d.annThreshold, quantization: d.quantization },
       builtin: this.dense,
+      embeddingCache: (local) => this.caches.embeddingCache(local),
       ...(components.embedder === undefined ? {} : { embedder: components.embedder }),
     });
+    // A write committed by another process on this store (announced over Redis) reloads the index now,
+    // not at this instance's next request.
+    this.caches.listen(() => this.ensureFresh());
+  }
+
+  /**
+   * The store's identity in shared cache keys and invalidation messages: its real path and creation time
+   * (a store deleted and created again at the same path restarts its index versions).
+   */
+  storeId(): string {
+    if (this.storeKey === undefined) {
+      let dir = this.store.dir;
+      try {
+        dir = fs.realpathSync(dir);
+      } catch {
+        // keep the resolved path
+      }
+      const created = this.store.stats().createdAt;
+      this.storeKey = createHash('sha256').update(`${dir}\u0000${created}`).digest('hex').slice(0, 24);
+    }
+    return this.storeKey;
   }
 
   /** Another process may have written to the store since we loaded: catch up before serving. */
@@ -89,15 +109,16 @@ export class Engine {
       this.catalog = new DocumentCatalog(this.store.catalog());
       // Our own deletes still leave the remote/ONNX indexes at once; the rest is reconciled at their sync.
       this.denseModels.apply(outcome);
+      this.caches.committed(outcome.indexVersion);
       return;
     }
     this.lexical.apply(outcome);
     this.dense.apply(outcome);
     this.denseModels.apply(outcome);
     this.catalog.apply(outcome);
-    // Keys carry the index version, so old entries are unreachable already; free them too.
-    this.responses?.clear();
-    this.retrievals?.clear();
+    // Keys carry the index version, so old entries are unreachable already; free them too, here and in
+    // every other process on this store.
+    this.caches.committed(outcome.indexVersion);
   }
 
   persist(): void {
@@ -112,14 +133,17 @@ export class Engine {
    * first, or the key carries a version another process has already replaced.
    */
   cacheKey(question: string, o: AskOptions, kind: 'ask' | 'search'): string | undefined {
-    const cache = kind === 'ask' ? this.responses : this.retrievals;
-    if (cache === undefined || o.cache === false || o.signal !== undefined) return undefined;
+    if (!this.caches.enabled(kind === 'ask' ? 'responses' : 'retrievals')) return undefined;
+    if (o.cache === false || o.signal !== undefined) return undefined;
+    const principal = (o as { principal?: Principal }).principal;
     return responseCacheKey({
       kind,
+      store: this.storeId(),
       question: question.trim(),
       k: o.k,
       filter: o.filter,
       groups: o.scope?.groups === undefined ? null : [...o.scope.groups].sort(),
+      access: principal === undefined ? undefined : visibilityKey(principal),
       collapse: o.collapseDocuments,
       retriever: o.retriever,
       typos: o.typos,
@@ -129,8 +153,11 @@ export class Engine {
       jsonSchema: o.jsonSchema,
       config: this.configKey,
       indexVersion: this.lexical.indexVersion,
-      // A remote index catching up with the store changes results without a store write.
-      dense: this.denseModels.models.map((m) => m.index.size),
+      // A remote index catching up with the store changes results without a store write. (The built-in
+      // index follows the store synchronously; its in-memory size only says whether this process loaded it.)
+      dense: this.denseModels.models.flatMap((m) =>
+        m.provider === 'builtin' ? [] : [m.index.summary().vectors],
+      ),
     });
   }
 
@@ -217,6 +244,7 @@ export class Engine {
     // Stops embedding workers; the embedding cache's database closes synchronously inside.
     void this.denseModels.close();
     this.redactor?.close();
+    this.caches.close();
     this.store.close();
   }
 }

@@ -5,6 +5,7 @@
  * in its stage's folder. The CLI and, later, the HTTP server are thin shells on it.
  */
 import path from 'node:path';
+import type { CacheInvalidation, CacheStats } from '../cache/layers.js';
 import { type QuarryConfig, resolveConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import type { DenseIndex } from '../indexes/dense/dense-index.js';
@@ -287,6 +288,34 @@ export class Quarry {
       })),
       config: this.config,
     };
+  }
+
+  /**
+   * Hits and misses per cache layer (embeddings, retrievals, responses) since this instance opened.
+   *
+   * @example
+   * const { responses } = quarry.cacheStats();
+   * const hitRate = responses.hits / Math.max(1, responses.hits + responses.misses);
+   */
+  cacheStats(): CacheStats {
+    return this.engine.caches.stats();
+  }
+
+  /**
+   * Resolves once the configured cache answers (Redis connected, cross-process invalidation subscribed);
+   * at once for the in-process cache. Never rejects: an unreachable Redis gives `ok: false` and the reason.
+   */
+  cacheReady(): Promise<{ driver: 'memory' | 'redis'; ok: boolean; reason?: string }> {
+    return this.engine.caches.ready();
+  }
+
+  /**
+   * Calls `listener` whenever cached entries of this store became unreachable: a write by this instance
+   * (`origin: 'local'`), or one by another process announced over Redis (`'remote'`, after this instance
+   * dropped its in-process entries and reloaded the index). Returns a function that removes the listener.
+   */
+  onCacheInvalidation(listener: (e: CacheInvalidation) => void): () => void {
+    return this.engine.caches.onInvalidation(listener);
   }
 
   close(): void {

@@ -59,16 +59,12 @@ export class QueryRunner {
     engine.ensureFresh();
     const key = engine.cacheKey(query, options, 'search');
     if (key !== undefined) {
-      const hit = ctx.trace.stage(
-        'cache',
-        () => engine.retrievals?.get(key),
-        (r) => ({ layer: 'retrieval', hit: r !== undefined, indexVersion: engine.lexical.indexVersion }),
-      );
+      const hit = await engine.caches.get<SearchResult>('retrievals', key, ctx);
       if (hit !== undefined) return { ...hit, strategy: 'cache', usage: cachedUsage(), trace: report(ctx) };
     }
     const result = await this.searchUncached(query, options, ctx, deadline);
     if (key !== undefined && result.degraded.length === 0)
-      engine.retrievals?.set(key, { ...result, trace: undefined });
+      await engine.caches.set('retrievals', key, { ...result, trace: undefined });
     return result;
   }
 

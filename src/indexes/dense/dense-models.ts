@@ -37,6 +37,8 @@ export interface DenseModelsOptions {
   /** Where remote/ONNX embeddings are cached (default `<store>/embedding-cache.sqlite`); false = no cache. */
   cacheFile?: string | false;
   env?: Record<string, string | undefined>;
+  /** Wraps the store's file cache (undefined without one) in the configured embedding layer. */
+  embeddingCache?: (local: EmbeddingCache | undefined) => EmbeddingCache | undefined;
   /**
    * An embedder object the caller owns (library use): indexed as the model `custom`, ahead of the configured
    * ones. Quarry never closes it.
@@ -123,9 +125,12 @@ export class DenseModels {
   private readonly router: DenseRoute[] | undefined;
   private cache: EmbeddingCache | undefined;
   private readonly cacheFile: string | undefined;
+  private readonly wrapCache: ((local: EmbeddingCache | undefined) => EmbeddingCache | undefined) | undefined;
+  private cacheMade = false;
 
   constructor(store: DocumentStore, opts: DenseModelsOptions) {
     this.router = opts.router;
+    this.wrapCache = opts.embeddingCache;
     this.cacheFile =
       opts.cacheFile === false ? undefined : (opts.cacheFile ?? path.join(store.dir, EMBEDDING_CACHE_FILE));
     const env = opts.env ?? process.env;
@@ -189,8 +194,10 @@ export class DenseModels {
   }
 
   private embeddingCache(): EmbeddingCache | undefined {
-    if (this.cacheFile === undefined) return undefined;
-    this.cache ??= new SqliteEmbeddingCache(this.cacheFile);
+    if (this.cacheMade) return this.cache;
+    this.cacheMade = true;
+    const local = this.cacheFile === undefined ? undefined : new SqliteEmbeddingCache(this.cacheFile);
+    this.cache = this.wrapCache === undefined ? local : this.wrapCache(local);
     return this.cache;
   }
 
