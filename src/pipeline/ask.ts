@@ -4,6 +4,7 @@
  * response cache. An LLM that fails falls back to the extractive answerer, with an `answer.generate`
  * degradation on the answer.
  */
+import { requestPrincipal } from '../access/visibility.js';
 import { QuarryError } from '../errors.js';
 import { generateExtractive } from '../generate/stage.js';
 import { countTokens } from '../ingest/tokens.js';
@@ -104,7 +105,7 @@ export class AskRunner {
         hits,
         provider,
         this.engine.config,
-        this.engine.llmDeps(),
+        this.engine.llmDeps(requestPrincipal(options)),
         ctx,
         deadline,
         options.jsonSchema === undefined ? {} : { jsonSchema: options.jsonSchema },
