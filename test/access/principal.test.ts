@@ -22,6 +22,7 @@ import {
   TRUSTED_LOCAL,
   userPrincipal,
 } from '../../src/index.js';
+import { askBatch } from '../../src/pipeline/batch.js';
 
 const dirs: string[] = [];
 function tempDir(prefix: string): string {
@@ -323,6 +324,24 @@ describe('every library read path honours the principal', () => {
       q.search('quokka', { scope: { groups: ['finance'] }, principal: TRUSTED_LOCAL }),
     );
     expect(both.code).toBe('INVALID_ARGUMENT');
+  });
+
+  it('a batch question’s groups narrow the principal, never widen it', async () => {
+    const sources = async (principal: Principal | undefined, groups: string[]) => {
+      const out: string[] = [];
+      for await (const r of askBatch(q, [{ question: 'What is in the marzipanfund ledger?', groups }], {
+        ...opt(principal),
+        cache: false,
+      }))
+        out.push(...(r.answer?.sources ?? []).map((x) => x.docId));
+      return [...new Set(out)];
+    };
+    // The owner acting as a finance member sees the finance document; as an eng member, not.
+    expect(await sources(TRUSTED_LOCAL, ['finance'])).toContain('grp');
+    expect(await sources(TRUSTED_LOCAL, ['eng'])).not.toContain('grp');
+    // Without a principal (anonymous), naming a group in the question gains nothing.
+    expect(await sources(undefined, ['finance'])).not.toContain('grp');
+    expect(await sources(userPrincipal({ groups: ['eng'] }), ['finance'])).not.toContain('grp');
   });
 
   it('rejects a malformed principal instead of reading with it', async () => {
