@@ -7,6 +7,32 @@
  * const answer = await quarry.ask('How do I rotate keys?');
  */
 
+/**
+ * Who is asking. Every read (search, ask, documents, parent sections, feedback) takes `principal`; a missing
+ * one is ANONYMOUS (unrestricted documents only). `TRUSTED_LOCAL` reads everything and must be passed on purpose.
+ */
+export {
+  ANONYMOUS,
+  type AnonymousPrincipal,
+  hasScope,
+  type Principal,
+  SCOPES,
+  type Scope,
+  TRUSTED_LOCAL,
+  type TrustedPrincipal,
+  type UserPrincipal,
+  userPrincipal,
+  visibilityKey,
+} from './access/principal.js';
+export {
+  canRead,
+  type DocumentAccess,
+  narrowToGroups,
+  type ReadGrant,
+  readerFor,
+  readGrant,
+  requestPrincipal,
+} from './access/visibility.js';
 export { type ModelTokenizer, tokenizerFor } from './assemble/tokenizer.js';
 export { type QuarryConfig, type QuarryConfigInput, resolveConfig } from './config/config.js';
 /**
@@ -29,7 +55,7 @@ export type {
   LlmProvider,
   TokenUsage,
 } from './generate/llm/types.js';
-export type { AddDocumentsOptions, DocumentInput } from './ingest/add-documents.js';
+export type { AddDocumentsOptions, DocumentAccessInput, DocumentInput } from './ingest/add-documents.js';
 export { type ChunkedDocument, type ChunkOptions, chunkDocument } from './ingest/chunker.js';
 export type { IngestFileError, IngestOptions, IngestReport } from './ingest/ingest.js';
 export { countTokens, type TokenCounter } from './ingest/tokens.js';

@@ -16,8 +16,15 @@ export interface DocumentMetadata {
   /** e.g. `markdown`, `html`, `pdf`, `docx`, `text`, `record`. */
   doc_type: string;
   tags: string[];
-  /** Groups allowed to read the document. Empty = readable by everyone. */
+  /**
+   * Groups allowed to read the document. With `access_users` both empty the document is unrestricted;
+   * otherwise a reader must be one of the users or in one of the groups (see `canRead`).
+   */
   access_groups: string[];
+  /** User ids allowed to read the document (in addition to `access_groups`). */
+  access_users: string[];
+  /** Readers need a clearance of at least this (integer ≥ 0); absent = 0. */
+  security_level?: number;
   /** Arbitrary user fields (nested JSON allowed). Addressable in filters by name or `fields.<name>`. */
   fields: Record<string, unknown>;
 }
@@ -309,7 +316,10 @@ export interface Degradation {
   reason: string;
 }
 
-/** Access scope of the caller. `undefined` groups = trusted local caller (sees everything). */
+/**
+ * @deprecated Pass `principal` instead. `scope: { groups }` is read as `userPrincipal({ groups })` (a user in
+ * those groups, clearance 0); it never means the trusted caller any more.
+ */
 export interface AccessScope {
   groups?: string[];
 }

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type Principal, TRUSTED_LOCAL, userPrincipal } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import type { IngestReport } from '../ingest/ingest.js';
@@ -246,7 +247,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  withRetrieval(withCommon(program.command('search').argument('<query>', 'search query')))
+  withPrincipal(withRetrieval(withCommon(program.command('search').argument('<query>', 'search query'))))
     .description('retrieve the top-k chunks for a query')
     .option('-k, --k <n>', 'number of results', int('--k', { min: 1, max: 10_000 }), 10)
     .option('--k1 <x>', 'BM25 k1 for this query', num('--k1', { min: 0, max: 10 }))
@@ -276,7 +277,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  withRetrieval(withCommon(program.command('ask').argument('[question]', 'question to answer')))
+  withPrincipal(
+    withRetrieval(withCommon(program.command('ask').argument('[question]', 'question to answer'))),
+  )
     .description('answer a question from the indexed documents, with citations')
     .option('-k, --k <n>', 'chunks to retrieve', int('--k', { min: 1, max: 10_000 }), 10)
     .option(
@@ -440,12 +443,15 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         throw new QuarryError('INVALID_ARGUMENT', 'give exactly one of --helpful or --not-helpful');
       const q = await openStore(o);
       try {
-        const entry = q.recordFeedback({
-          query,
-          docId: o.doc as string,
-          ...(o.chunk === undefined ? {} : { chunkId: o.chunk as number }),
-          helpful: o.helpful === true,
-        });
+        const entry = q.recordFeedback(
+          {
+            query,
+            docId: o.doc as string,
+            ...(o.chunk === undefined ? {} : { chunkId: o.chunk as number }),
+            helpful: o.helpful === true,
+          },
+          { principal: TRUSTED_LOCAL },
+        );
         print(
           io.out,
           o.json
@@ -541,7 +547,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  withCommon(program.command('docs'))
+  withPrincipal(withCommon(program.command('docs')))
     .description('list documents (or show one with --id)')
     .option('--id <id>', 'show one document with its text')
     .option('--limit <n>', 'maximum documents to list', int('--limit', { min: 1 }), 100)
@@ -550,7 +556,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       const q = await openStore(o);
       try {
         if (typeof o.id === 'string') {
-          const d = q.getDocument(o.id);
+          const d = q.getDocument(o.id, { principal: cliPrincipal(o) });
           if (d === undefined)
             throw new QuarryError('NOT_FOUND', `no document with id ${o.id}`, { id: o.id });
           print(
@@ -561,7 +567,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           );
           return;
         }
-        const docs = q.listDocuments({ limit: o.limit as number, offset: o.offset as number });
+        const docs = q.listDocuments({
+          limit: o.limit as number,
+          offset: o.offset as number,
+          principal: cliPrincipal(o),
+        });
         if (o.json) {
           print(io.out, JSON.stringify(docs));
           return;
@@ -625,7 +635,8 @@ async function runBatch(
   }
   const { askBatch, parseBatchJsonl } = await import('../pipeline/batch.js');
   const questions = parseBatchJsonl(text, file);
-  const { filter: _f, scope: _s, ...request } = retrievalRequest(o, q);
+  // Each question's own filter applies; its `groups` narrow the command's principal to those groups.
+  const { filter: _f, ...request } = retrievalRequest(o, q);
   const out = o.out === undefined ? io.out : fs.createWriteStream(o.out as string);
   let failed = 0;
   let done = 0;
@@ -661,7 +672,6 @@ const DENSE_STATE: Record<QuarryStats['dense'][number]['state'], (bytes: number)
 function withRetrieval(cmd: Command): Command {
   return cmd
     .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
-    .option('--groups <list>', 'act as a caller in these access groups', list)
     .option('--no-typos', 'disable query typo correction')
     .option(
       '--half-life <days>',
@@ -685,6 +695,31 @@ function withRetrieval(cmd: Command): Command {
 
 const RERANKERS: RerankerName[] = ['none', 'ltr', 'onnx', 'http', 'llm'];
 
+/** Who the command reads as: the store's owner by default, or the user these options describe. */
+function withPrincipal(cmd: Command): Command {
+  return cmd
+    .option('--user <id>', 'read as this user id (matched against access_users); default: the store owner')
+    .option('--groups <list>', 'read as a user in these comma-separated access groups', list)
+    .option(
+      '--clearance <n>',
+      'read as a user with this clearance (documents above their security_level are hidden; default 0)',
+      int('--clearance', { min: 0 }),
+    );
+}
+
+/**
+ * The CLI is the store's local owner and reads everything (TRUSTED_LOCAL), unless `--user`, `--groups` or
+ * `--clearance` ask to see what that user would see.
+ */
+function cliPrincipal(o: Record<string, unknown>): Principal {
+  if (o.user === undefined && o.groups === undefined && o.clearance === undefined) return TRUSTED_LOCAL;
+  return userPrincipal({
+    ...(typeof o.user === 'string' ? { userId: o.user } : {}),
+    groups: (o.groups as string[] | undefined) ?? [],
+    clearance: (o.clearance as number | undefined) ?? 0,
+  });
+}
+
 function retrievalRequest(o: Record<string, unknown>, q: Quarry): Omit<SearchOptions, 'k'> {
   const freshness =
     o.halfLife !== undefined || o.latestBy !== undefined
@@ -696,7 +731,7 @@ function retrievalRequest(o: Record<string, unknown>, q: Quarry): Omit<SearchOpt
       : undefined;
   return {
     filter: parseJsonOption('--filter', o.filter as string | undefined),
-    scope: o.groups ? { groups: o.groups as string[] } : undefined,
+    principal: cliPrincipal(o),
     trace: o.trace === true,
     retriever: o.retriever as SearchOptions['retriever'],
     ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),

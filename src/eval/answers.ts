@@ -4,6 +4,7 @@
  * questions whose first cited sentence contains one of them (case- and whitespace-insensitive). Per-stage
  * latencies come from each answer's trace.
  */
+import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { Quarry } from '../pipeline/quarry.js';
 import type { Answer, StageName } from '../types.js';
 import type { BeirQuery } from './beir.js';
@@ -83,7 +84,7 @@ export async function evaluateAnswers(
   const stageTimes = new Map<string, number[]>(Object.keys(STAGE_GROUPS).map((g) => [g, []]));
   for (const [i, q] of queries.entries()) {
     const t0 = performance.now();
-    const answer = await quarry.ask(q.text, { retriever, trace: true });
+    const answer = await quarry.ask(q.text, { retriever, trace: true, principal: TRUSTED_LOCAL });
     latencies.push(performance.now() - t0);
     answerer = answer.answerer;
     if (answer.abstained) abstained++;

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import { ingestProgressEvent } from '../ingest/progress.js';
@@ -171,7 +172,13 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     let rewritten = 0;
     for (const [i, q] of queries.entries()) {
       const t0 = performance.now();
-      const result = await quarry.search(q.text, { k: 100, collapseDocuments: true, retriever });
+      // Evaluation measures the whole corpus it ingested, as its owner.
+      const result = await quarry.search(q.text, {
+        k: 100,
+        collapseDocuments: true,
+        retriever,
+        principal: TRUSTED_LOCAL,
+      });
       latencies.push(performance.now() - t0);
       if (result.rewrite !== undefined) rewritten++;
       if (result.rerank !== undefined)

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import { Quarry } from '../pipeline/quarry.js';
@@ -136,6 +137,8 @@ export function buildTrainingPools(
       k: opts.depth,
       collapseDocuments: true,
       retriever: opts.retriever,
+      // Training runs on the owner's own store: every document counts.
+      principal: TRUSTED_LOCAL,
     });
     if (i % 50 === 0) opts.onQueries?.(i, queries.length);
     return {

@@ -39,10 +39,22 @@ export interface DocumentInput {
    * Quarry's own keys, read as in front matter or a JSON record.
    */
   metadata?: Record<string, unknown>;
-  /** Access groups allowed to read the document (added to `metadata.access_groups`); empty = everyone. */
-  access?: string[];
+  /**
+   * Who may read the document: a list of groups (added to `metadata.access_groups`), or
+   * `{ groups, users, level }` (added to `access_groups` / `access_users`; `level` sets `security_level`,
+   * an integer ≥ 0). Nothing given = everyone.
+   */
+  access?: string[] | DocumentAccessInput;
   /** Where it came from (a URL, a path…), shown with citations. Default `memory:<id>`. */
   source?: string;
+}
+
+/** The object form of `DocumentInput.access`. */
+export interface DocumentAccessInput {
+  groups?: string[];
+  users?: string[];
+  /** Readers need at least this clearance (integer ≥ 0). */
+  level?: number;
 }
 
 /** The options of file ingest that make sense for documents given in memory. */
@@ -136,11 +148,21 @@ function liftUserMetadata(
       id: input.id,
       field: 'metadata',
     });
+  const access = accessOf(input.access);
   const groups = [
     ...(fromContent.access_groups ?? []),
     ...(lifted.access_groups ?? []),
-    ...(input.access ?? []),
+    ...(access.groups ?? []),
   ];
+  const users = [
+    ...(fromContent.access_users ?? []),
+    ...(lifted.access_users ?? []),
+    ...(access.users ?? []),
+  ];
+  // Several levels given (front matter, metadata, access): the strictest holds.
+  const levels = [fromContent.security_level, lifted.security_level, access.level].filter(
+    (l): l is number => l !== undefined,
+  );
   const tags = [...(fromContent.tags ?? []), ...(lifted.tags ?? [])];
   return {
     ...fromContent,
@@ -148,7 +170,36 @@ function liftUserMetadata(
     fields: { ...fromContent.fields, ...lifted.fields },
     ...(tags.length > 0 ? { tags: [...new Set(tags)] } : {}),
     ...(groups.length > 0 ? { access_groups: [...new Set(groups)] } : {}),
+    ...(users.length > 0 ? { access_users: [...new Set(users)] } : {}),
+    ...(levels.length > 0 ? { security_level: Math.max(...levels) } : {}),
   };
+}
+
+/** The array form is the groups; the object form as given. */
+function accessOf(access: DocumentInput['access']): DocumentAccessInput {
+  if (access === undefined) return {};
+  return Array.isArray(access) ? { groups: access } : access;
+}
+
+function checkAccess(access: unknown, fail: (field: string, what: string) => never): void {
+  const names = (v: unknown): boolean =>
+    Array.isArray(v) && v.every((g) => typeof g === 'string' && g.trim() !== '');
+  if (Array.isArray(access)) {
+    if (!names(access))
+      fail('access', `"access" must be a list of non-empty group names, got ${kind(access)}`);
+    return;
+  }
+  if (access === null || typeof access !== 'object')
+    fail('access', `"access" must be a list of group names or { groups, users, level }, got ${kind(access)}`);
+  const a = access as Record<string, unknown>;
+  for (const key of Object.keys(a))
+    if (key !== 'groups' && key !== 'users' && key !== 'level')
+      fail(`access.${key}`, `unknown field "access.${key}" (access has groups, users, level)`);
+  for (const key of ['groups', 'users'] as const)
+    if (a[key] !== undefined && !names(a[key]))
+      fail(`access.${key}`, `"access.${key}" must be a list of non-empty names, got ${kind(a[key])}`);
+  if (a.level !== undefined && (typeof a.level !== 'number' || !Number.isSafeInteger(a.level) || a.level < 0))
+    fail('access.level', `"access.level" must be an integer ≥ 0, got ${kind(a.level)}`);
 }
 
 /** Shape checks for every input before anything is parsed: each error names the document and the field. */
@@ -190,11 +241,7 @@ function checkInputs(inputs: readonly DocumentInput[]): CheckedInput[] {
       (input.metadata === null || typeof input.metadata !== 'object' || Array.isArray(input.metadata))
     )
       fail('metadata', `"metadata" must be an object, got ${kind(input.metadata)}`);
-    if (
-      input.access !== undefined &&
-      (!Array.isArray(input.access) || input.access.some((g) => typeof g !== 'string' || g.trim() === ''))
-    )
-      fail('access', `"access" must be a list of non-empty group names, got ${kind(input.access)}`);
+    if (input.access !== undefined) checkAccess(input.access, fail);
     return { input, field, content };
   });
 }

@@ -54,6 +54,8 @@ export function chunkParsed(
       doc_type: meta.doc_type ?? input.docType,
       tags: [...new Set([...(meta.tags ?? []), ...(opts.tags ?? [])])],
       access_groups: [...new Set([...(meta.access_groups ?? []), ...(opts.accessGroups ?? [])])],
+      access_users: meta.access_users ?? [],
+      ...(meta.security_level === undefined ? {} : { security_level: meta.security_level }),
       fields,
       ...(meta.created_at ? { created_at: meta.created_at } : {}),
       ...(meta.updated_at ? { updated_at: meta.updated_at } : {}),

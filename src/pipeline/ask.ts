@@ -4,6 +4,7 @@
  * response cache. An LLM that fails falls back to the extractive answerer, with an `answer.generate`
  * degradation on the answer.
  */
+import { requestPrincipal } from '../access/visibility.js';
 import { QuarryError } from '../errors.js';
 import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
 import { generateExtractive } from '../generate/stage.js';
@@ -135,7 +136,7 @@ export class AskRunner {
         hits,
         provider,
         this.engine.config,
-        this.engine.llmDeps(),
+        this.engine.llmDeps(requestPrincipal(options)),
         ctx,
         deadline,
         {

@@ -4,6 +4,8 @@
  * are emitted in input order as soon as each one and all before it are done.
  */
 import { z } from 'zod';
+import { ANONYMOUS } from '../access/principal.js';
+import { narrowToGroups, requestPrincipal } from '../access/visibility.js';
 import { createLimiter } from '../embed/types.js';
 import { describeError, QuarryError } from '../errors.js';
 import type { Answer } from '../types.js';
@@ -31,6 +33,10 @@ export interface BatchAnswer {
   error?: { code: string; message: string };
 }
 
+/**
+ * Options for every question. `principal` (default ANONYMOUS) is who asks; a question's `groups` narrow it to
+ * those groups (see `narrowToGroups`), never widen it.
+ */
 export interface BatchOptions extends Omit<AskOptions, 'filter' | 'scope' | 'k' | 'queryVectors'> {
   /** Questions answered at once (generation is the slow part; default 4). */
   concurrency?: number;
@@ -69,6 +75,7 @@ export async function* askBatch(
   options: BatchOptions = {},
 ): AsyncGenerator<BatchAnswer> {
   const { concurrency = 4, ...ask } = options;
+  const principal = requestPrincipal({ principal: ask.principal ?? ANONYMOUS });
   const limiter = createLimiter(concurrency);
   // One embedding pass for all questions: a remote embedder gets batched requests, the built-in one a tight loop.
   const queryVectors = await quarry.embedQueries(
@@ -84,7 +91,7 @@ export async function* askBatch(
           queryVectors,
           ...(q.filter === undefined ? {} : { filter: q.filter }),
           ...(q.k === undefined ? {} : { k: q.k }),
-          ...(q.groups === undefined ? {} : { scope: { groups: q.groups } }),
+          principal: q.groups === undefined ? principal : narrowToGroups(principal, q.groups),
         });
         const { hits, trace: _trace, ...rest } = a;
         return {

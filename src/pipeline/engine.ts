@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { type Principal, visibilityKey } from '../access/principal.js';
+import { requestPrincipal } from '../access/visibility.js';
 import { responseCacheKey } from '../cache/key.js';
 import { CacheLayers } from '../cache/layers.js';
 import type { QuarryConfig } from '../config/config.js';
@@ -128,7 +129,7 @@ export class Engine {
   }
 
   /**
-   * Everything that changes an answer: the question, the request options, the caller's groups, the
+   * Everything that changes an answer: the question, the request options, what the principal may read, the
    * configuration and the index version (so any write makes older answers unreachable). Call `ensureFresh`
    * first, or the key carries a version another process has already replaced.
    */
@@ -142,8 +143,7 @@ export class Engine {
       question: question.trim(),
       k: o.k,
       filter: o.filter,
-      groups: o.scope?.groups === undefined ? null : [...o.scope.groups].sort(),
-      access: principal === undefined ? undefined : visibilityKey(principal),
+      visibility: visibilityKey(requestPrincipal(o)),
       collapse: o.collapseDocuments,
       retriever: o.retriever,
       typos: o.typos,
@@ -212,13 +212,30 @@ export class Engine {
     return createLlmProvider({ ...cfg, prices: { ...this.config.prices, ...cfg.prices } });
   }
 
-  /** What the answer stages read of the indexes and the store. */
-  llmDeps(): LlmAnswerDeps {
+  /**
+   * Whether `principal` may read the document with this id; an absent document is unreadable. Call
+   * `ensureFresh` first: the catalog is what decides.
+   */
+  readableDocument(id: string, principal: Principal): boolean {
+    if (principal.kind === 'trusted') return this.store.documentStates([id]).has(id);
+    const state = this.store.documentStates([id]).get(id);
+    return state !== undefined && this.catalog.readable(state.key, principal);
+  }
+
+  /**
+   * What the answer stages read of the indexes and the store, for one principal: a parent section or a
+   * section's chunks of a document it may not read are not there, so no such text reaches the context.
+   */
+  llmDeps(principal: Principal): LlmAnswerDeps {
     return {
       analyze: (t) => this.lexical.analyzer.analyze(t),
       idf: (t) => this.lexical.idf(t),
-      getParentSection: (id) => this.store.getParentSection(id),
-      sectionChunks: (doc, section) => this.store.sectionChunks(doc, section),
+      getParentSection: (id) => {
+        const section = this.store.getParentSection(id);
+        return section !== undefined && this.readableDocument(section.docId, principal) ? section : undefined;
+      },
+      sectionChunks: (doc, section) =>
+        this.readableDocument(doc, principal) ? this.store.sectionChunks(doc, section) : [],
       ...(this.components.tokenizer === undefined ? {} : { tokenizer: this.components.tokenizer }),
     };
   }

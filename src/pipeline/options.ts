@@ -2,6 +2,8 @@
  * The request and result shapes of the library API (search, ask, stats), shared by the facade
  * (./quarry.ts) and the runner (./runner.ts).
  */
+
+import type { Principal } from '../access/principal.js';
 import type { QuarryConfig, QuarryConfigInput } from '../config/config.js';
 import type { FreshnessOptions } from '../fuse/freshness.js';
 import type { DenseIndexSummary } from '../indexes/dense/dense-index.js';
@@ -31,7 +33,15 @@ export interface SearchOptions {
   k?: number;
   /** Metadata filter (MongoDB-style JSON, or its string form). Invalid filters throw INVALID_FILTER. */
   filter?: unknown;
-  /** Caller's access groups; undefined = trusted local caller. */
+  /**
+   * Who is asking: only documents it may read are retrieved, cited or used as context (see `canRead`).
+   * Missing = ANONYMOUS (unrestricted documents only), never trusted: pass `TRUSTED_LOCAL` to see everything.
+   */
+  principal?: Principal;
+  /**
+   * @deprecated Use `principal: userPrincipal({ groups })`, which is what `scope: { groups }` now means (a
+   * user in those groups, clearance 0). Giving both `scope` and `principal` is INVALID_ARGUMENT.
+   */
   scope?: AccessScope;
   /** Collect a per-stage trace. */
   trace?: boolean;

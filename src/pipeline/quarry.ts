@@ -6,6 +6,8 @@
  */
 import path from 'node:path';
 import type { CacheInvalidation, CacheStats } from '../cache/layers.js';
+import { ANONYMOUS, type Principal } from '../access/principal.js';
+import { canRead, checkPrincipal, readGrant } from '../access/visibility.js';
 import { type QuarryConfig, resolveConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import type { DenseIndex } from '../indexes/dense/dense-index.js';
@@ -145,30 +147,56 @@ export class Quarry {
     return ids.length === 0 ? [] : this.deleteDocuments(ids);
   }
 
-  /** Documents as stored (titles and user fields redacted when privacy redacts output). */
-  listDocuments(opts: { limit?: number; offset?: number } = {}): StoredDocument[] {
-    const docs = this.store.listDocuments(opts);
+  /**
+   * Documents in id order, `limit` / `offset` counted over those `principal` may read (missing principal =
+   * ANONYMOUS: unrestricted documents only). Titles and user fields are redacted when privacy redacts output.
+   */
+  listDocuments(opts: { limit?: number; offset?: number; principal?: Principal } = {}): StoredDocument[] {
+    const { principal, ...paging } = opts;
+    const docs = this.store.listDocuments({
+      ...paging,
+      readableBy: readGrant(checkPrincipal(principal ?? ANONYMOUS)),
+    });
     const r = this.outputRedactor;
     return r === undefined ? docs : docs.map((d) => redactStoredDocument(d, r));
   }
 
-  /** One document with its text (redacted when privacy redacts output; offsets still refer to the store). */
-  getDocument(id: string): (StoredDocument & { text: string }) | undefined {
+  /** How many documents `principal` may read (the total behind `listDocuments` paging). */
+  countDocuments(opts: { principal?: Principal } = {}): number {
+    return this.store.countDocuments({ readableBy: readGrant(checkPrincipal(opts.principal ?? ANONYMOUS)) });
+  }
+
+  /**
+   * One document with its text; undefined when absent or when `principal` may not read it (the same answer).
+   * The text is redacted when privacy redacts output (offsets still refer to the store).
+   */
+  getDocument(
+    id: string,
+    opts: { principal?: Principal } = {},
+  ): (StoredDocument & { text: string }) | undefined {
+    const principal = checkPrincipal(opts.principal ?? ANONYMOUS);
     const doc = this.store.getDocument(id);
+    if (doc === undefined || !canRead(principal, doc.meta)) return undefined;
     const r = this.outputRedactor;
-    return r === undefined || doc === undefined ? doc : redactStoredDocument(doc, r);
+    return r === undefined ? doc : redactStoredDocument(doc, r);
   }
 
   /**
    * Record whether a source helped answer a query (e.g. a thumbs up/down on a citation). Stored with the
-   * store; `quarry train-ranker --from-feedback` learns reranker weights from it.
+   * store; `quarry train-ranker --from-feedback` learns reranker weights from it. A document `principal` may
+   * not read is NOT_FOUND exactly as an absent one, so feedback cannot probe for hidden documents.
    */
-  recordFeedback(entry: { query: string; docId: string; chunkId?: number; helpful: boolean }): FeedbackEntry {
+  recordFeedback(
+    entry: { query: string; docId: string; chunkId?: number; helpful: boolean },
+    opts: { principal?: Principal } = {},
+  ): FeedbackEntry {
+    const principal = checkPrincipal(opts.principal ?? ANONYMOUS);
     if (typeof entry.query !== 'string' || entry.query.trim() === '')
       throw new QuarryError('INVALID_ARGUMENT', 'feedback query must be a non-empty string');
     if (typeof entry.helpful !== 'boolean')
       throw new QuarryError('INVALID_ARGUMENT', 'feedback helpful must be true or false');
-    if (this.store.documentStates([entry.docId]).size === 0)
+    this.engine.ensureFresh();
+    if (!this.engine.readableDocument(entry.docId, principal))
       throw new QuarryError('NOT_FOUND', `no document with id "${entry.docId}"`, { docId: entry.docId });
     if (entry.chunkId !== undefined) {
       const chunk = this.store.getChunks([entry.chunkId]).get(entry.chunkId);
@@ -178,11 +206,17 @@ export class Quarry {
     return this.store.addFeedback({ ...entry, query: entry.query.trim() });
   }
 
-  /** The heading-delimited section a chunk belongs to, with its text: context beyond the retrieved chunk. */
-  getParentSection(chunkId: number): ParentSection | undefined {
+  /**
+   * The heading-delimited section a chunk belongs to, with its text: context beyond the retrieved chunk.
+   * Undefined when the chunk is absent or its document is one `principal` may not read.
+   */
+  getParentSection(chunkId: number, opts: { principal?: Principal } = {}): ParentSection | undefined {
+    const principal = checkPrincipal(opts.principal ?? ANONYMOUS);
+    this.engine.ensureFresh();
     const section = this.store.getParentSection(chunkId);
+    if (section === undefined || !this.engine.readableDocument(section.docId, principal)) return undefined;
     const r = this.outputRedactor;
-    return r === undefined || section === undefined ? section : redactParentSection(section, r);
+    return r === undefined ? section : redactParentSection(section, r);
   }
 
   /**
@@ -268,6 +302,7 @@ export class Quarry {
     return this.denseModels.sync(signal);
   }
 
+  /** Store-wide counts and settings (no document ids or text, so the same for every principal). */
   stats(): QuarryStats {
     // Report the index this instance would search with, not one another process has since made stale.
     this.engine.ensureFresh();

@@ -9,6 +9,7 @@
  * request context it traces and reports degradations into. `ask` (./ask.ts) continues from search with
  * assemble context → generate → validate.
  */
+import { requestPrincipal } from '../access/visibility.js';
 import { loadHits } from '../assemble/hits.js';
 import type { EmbeddingUsage } from '../embed/types.js';
 import { QuarryError } from '../errors.js';
@@ -207,7 +208,7 @@ export class QueryRunner {
     validateK(options.k);
     const lookup = { document: (g: number) => engine.catalog.get(g) };
     const understood = understand(
-      { query, filter: options.filter, scope: options.scope, typos: options.typos },
+      { query, filter: options.filter, principal: requestPrincipal(options), typos: options.typos },
       this.understandDeps(),
       ctx,
     );

@@ -1,16 +1,18 @@
 /**
- * Stage "understand": the first stage of a search. Takes the raw query and the caller's filter and scope;
+ * Stage "understand": the first stage of a search. Takes the raw query and the caller's filter and principal;
  * returns the query plan (normalized text, entities, intent, corrected terms) and the document predicate
  * retrieval applies inside top-k. Trace: `filter.compile`, `query.analyze`, and `query.expand` (RM3) or
  * `query.rewrite` (LLM) when those run. Degrades: an LLM rewrite that fails keeps the original query
  * (`query.rewrite`); understanding itself cannot degrade (an invalid filter is the caller's error).
  */
+
+import type { Principal } from '../access/principal.js';
 import type { QuarryConfig } from '../config/config.js';
 import type { LlmProvider } from '../generate/llm/types.js';
 import type { Retriever } from '../retrieve/bm25-retriever.js';
 import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
 import type { StageBudget, StageContext } from '../stage.js';
-import type { AccessScope, StoredChunk } from '../types.js';
+import type { StoredChunk } from '../types.js';
 import { queryPlanDetail } from './fusion-weights.js';
 import { type ExpandedQuery, expandQuery } from './prf.js';
 import { rewriteQuery } from './rewrite.js';
@@ -19,7 +21,8 @@ import { type QueryPlan, understandQuery, type Vocabulary } from './understand.j
 export interface UnderstandInput {
   query: string;
   filter?: unknown;
-  scope?: AccessScope | undefined;
+  /** Who asks: decides which documents retrieval may return. */
+  principal: Principal;
   /** Typo correction for this request (default: `query.typos`). */
   typos?: boolean | undefined;
 }
@@ -30,11 +33,13 @@ export interface UnderstandDeps {
   intentWeights: boolean;
   analyze(text: string): string[];
   vocabulary(): Vocabulary;
-  /** The catalog's group predicate for a compiled filter and scope (fails closed on unknown documents). */
-  /** Undefined = every document passes (no filter, trusted caller). */
+  /**
+   * The catalog's group predicate for a compiled filter and principal (fails closed on unknown documents).
+   * Undefined = every document passes (no filter, and nothing is hidden from this principal).
+   */
   predicate(
     filter: CompiledFilter | undefined,
-    scope: AccessScope | undefined,
+    principal: Principal,
   ): ((group: number) => boolean) | undefined;
 }
 
@@ -49,9 +54,9 @@ export function understand(input: UnderstandInput, deps: UnderstandDeps, ctx: St
   const filter = trace.stage(
     'filter.compile',
     () => (input.filter === undefined ? undefined : compileFilter(input.filter)),
-    (f) => ({ filter: f?.source ?? null, scope: input.scope ?? null }),
+    (f) => ({ filter: f?.source ?? null, principal: input.principal.kind }),
   );
-  const allowGroup = deps.predicate(filter, input.scope);
+  const allowGroup = deps.predicate(filter, input.principal);
   const plan = trace.stage(
     'query.analyze',
     () =>

@@ -1,13 +1,18 @@
 /**
  * In-memory mirror of document metadata, keyed by the store's numeric document key (the index's group id).
- * Retrieval evaluates metadata filters and access scopes against it per candidate document, inside top-k
- * selection, so a filtered search still returns k results when k documents match.
+ * Retrieval evaluates metadata filters and the principal's visibility against it per candidate document,
+ * inside top-k selection, so a filtered search still returns k results when k documents match.
  */
+import type { Principal } from '../access/principal.js';
+import { isRestricted, readerFor } from '../access/visibility.js';
 import type { CatalogEntry, WriteOutcome } from '../store/types.js';
-import type { AccessScope, DocumentMetadata } from '../types.js';
+import type { DocumentMetadata } from '../types.js';
 import type { CompiledFilter } from './filter.js';
 
 export type CatalogDocument = DocumentMetadata & { id: string };
+
+/** Most documents name no users: they share one empty list instead of holding one each. */
+const NO_USERS: string[] = Object.freeze([]) as unknown as string[];
 
 export class DocumentCatalog {
   private readonly byKey = new Map<number, CatalogDocument>();
@@ -16,9 +21,24 @@ export class DocumentCatalog {
    * without this a corpus ingested from one file holds its path (and its batch's timestamps) once per document.
    */
   private readonly shared = new Map<string, string>();
+  /** Documents with any access restriction: while there are none, non-trusted callers need no predicate. */
+  private restricted = 0;
 
   constructor(entries: Iterable<CatalogEntry> = []) {
-    for (const e of entries) this.byKey.set(e.key, this.entry(e.meta, e.id));
+    for (const e of entries) this.set(e.key, this.entry(e.meta, e.id));
+  }
+
+  private set(key: number, doc: CatalogDocument): void {
+    this.remove(key);
+    this.byKey.set(key, doc);
+    if (isRestricted(doc)) this.restricted++;
+  }
+
+  private remove(key: number): void {
+    const old = this.byKey.get(key);
+    if (old === undefined) return;
+    if (isRestricted(old)) this.restricted--;
+    this.byKey.delete(key);
   }
 
   private intern(s: string): string {
@@ -36,6 +56,7 @@ export class DocumentCatalog {
       doc_type: this.intern(meta.doc_type),
       created_at: this.intern(meta.created_at),
       updated_at: this.intern(meta.updated_at),
+      access_users: meta.access_users.length === 0 ? NO_USERS : meta.access_users,
       id,
     };
   }
@@ -50,31 +71,33 @@ export class DocumentCatalog {
 
   apply(outcome: WriteOutcome): void {
     for (const r of outcome.results) {
-      if (r.status === 'deleted') this.byKey.delete(r.key);
-      else if (r.meta !== undefined) this.byKey.set(r.key, this.entry(r.meta, r.id));
+      if (r.status === 'deleted') this.remove(r.key);
+      else if (r.meta !== undefined) this.set(r.key, this.entry(r.meta, r.id));
     }
   }
 
+  /** Whether `principal` may read the document with this key; unknown keys are unreadable (fail closed). */
+  readable(key: number, principal: Principal): boolean {
+    const doc = this.byKey.get(key);
+    return doc !== undefined && readerFor(principal)(doc);
+  }
+
   /**
-   * Group predicate for the index: the document exists, is visible to `scope`, and matches `filter`.
-   * Unknown keys are rejected (fail closed), never let through.
+   * Group predicate for the index: the document exists, `principal` may read it (src/access/visibility.ts),
+   * and it matches `filter`. Unknown keys are rejected (fail closed), never let through. Undefined (no check
+   * at all) only when there is no filter and nothing in the catalog is hidden from this principal.
    */
   predicate(
     filter: CompiledFilter | undefined,
-    scope: AccessScope | undefined,
+    principal: Principal,
   ): ((key: number) => boolean) | undefined {
-    const groups = scope?.groups === undefined ? undefined : new Set(scope.groups);
-    if (filter === undefined && groups === undefined) return undefined;
+    const everything = principal.kind === 'trusted' || this.restricted === 0;
+    if (filter === undefined && everything) return undefined;
+    const reader = everything ? undefined : readerFor(principal);
     return (key) => {
       const doc = this.byKey.get(key);
       if (doc === undefined) return false;
-      if (
-        groups !== undefined &&
-        doc.access_groups.length > 0 &&
-        !doc.access_groups.some((g) => groups.has(g))
-      ) {
-        return false;
-      }
+      if (reader !== undefined && !reader(doc)) return false;
       return filter === undefined || filter.matches(doc);
     };
   }

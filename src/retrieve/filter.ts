@@ -7,8 +7,8 @@
  * Semantics (shared by `compileFilter(...).matches` and `filterToSql`):
  * - `{}` matches every document, explicitly. Several keys in one object are ANDed; `$and`/`$or` take a non-empty
  *   array of filter objects; `$not` takes a filter object (top level) or an operator object (inside a field).
- * - Field names: `id source title created_at updated_at version doc_type tags access_groups` are the built-in
- *   metadata; `fields.x` or any other name `x` reads the user field `fields.x`; dots walk nested objects
+ * - Field names: `id source title created_at updated_at version doc_type tags access_groups access_users
+ *   security_level` are the built-in metadata; `fields.x` or any other name `x` reads the user field `fields.x`; dots walk nested objects
  *   (`owner.name`). Dots only traverse objects (never arrays); a path through anything else is a missing field.
  *   Names may not contain empty segments, segments starting with `$`, quotes, backslashes or control characters.
  * - Values: a missing field matches `$ne`, `$nin` and `$exists: false` only. A user field that is present with
@@ -70,6 +70,8 @@ const BUILTIN_FIELDS = {
   doc_type: 'scalar',
   tags: 'array',
   access_groups: 'array',
+  access_users: 'array',
+  security_level: 'scalar',
 } as const;
 type BuiltinField = keyof typeof BUILTIN_FIELDS;
 
@@ -835,7 +837,8 @@ const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * Compiles a filter (object, JSON string or `CompiledFilter`) to a SQLite boolean expression over the `documents`
- * table (`id, source, title, created_at, updated_at, version, doc_type`, JSON-text `tags`, `access_groups`,
+ * table (`id, source, title, created_at, updated_at, version, doc_type, security_level`, JSON-text `tags`,
+ * `access_groups`, `access_users`,
  * `fields`), with the same semantics as `matches` (needs SQLite ≥ 3.42 for `unixepoch(…, 'subsec')`).
  * Values and JSON paths are always bound parameters (a `$in` list costs one or two parameters per element, so
  * lists beyond ~16k elements exceed SQLite's default variable limit). One known difference: SQLite orders strings by UTF-8 bytes

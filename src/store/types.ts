@@ -3,6 +3,7 @@
  * The embedded SQLite store implements it today; a Postgres store will implement the same interface, so no
  * SQL or file layout leaks into the pipeline stages.
  */
+import type { ReadGrant } from '../access/visibility.js';
 import type { DocumentDraft, DocumentMetadata, StoredChunk, StoredDocument } from '../types.js';
 
 /** Index-relevant settings fixed when a store is created (changing them requires a re-index). */
@@ -29,6 +30,14 @@ export interface FeedbackEntry {
   helpful: boolean;
   /** ISO timestamp, set by the store. */
   at: string;
+}
+
+/** Paging and visibility of a document listing. */
+export interface DocumentListOptions {
+  limit?: number;
+  offset?: number;
+  /** Only documents this grant may read (src/access/visibility.ts); undefined = every document. */
+  readableBy?: ReadGrant | undefined;
 }
 
 export interface DocumentState {
@@ -101,7 +110,10 @@ export interface DocumentStore {
   /** Offsets of every chunk of one section, in text order (maps parent-section text back to its chunks). */
   sectionChunks(docId: string, sectionOrdinal: number): Array<{ id: number; start: number; end: number }>;
   getDocument(id: string): (StoredDocument & { text: string }) | undefined;
-  listDocuments(opts?: { limit?: number; offset?: number }): StoredDocument[];
+  /** Documents in id order; with `readableBy`, only those it may read (paging counts visible ones only). */
+  listDocuments(opts?: DocumentListOptions): StoredDocument[];
+  /** How many documents `readableBy` may read (all without it). */
+  countDocuments(opts?: Pick<DocumentListOptions, 'readableBy'>): number;
   catalog(): Iterable<CatalogEntry>;
   /** Every chunk with its document key, in id order (for rebuilding derived indexes). */
   iterateChunks(): Iterable<StoredChunk & { docKey: number }>;

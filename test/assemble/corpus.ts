@@ -51,6 +51,7 @@ export function buildCorpus(
       doc_type: 'markdown',
       tags: [],
       access_groups: [],
+      access_users: [],
       fields: {},
     };
     const stored: StoredChunk[] = drafts.map((d) => ({

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isQuarryError, type QuarryError } from '../../src/errors.js';
 import { NOT_ENOUGH_INFORMATION } from '../../src/generate/extractive.js';
-import { type DocumentInput, Quarry } from '../../src/index.js';
+import { type DocumentInput, Quarry, TRUSTED_LOCAL } from '../../src/index.js';
 import { normalizeSource } from '../../src/pipeline/quarry.js';
 
 const SAMPLES = path.resolve(import.meta.dirname, '../../samples/docs');
@@ -86,7 +86,12 @@ describe('addDocuments: in-memory ingest', () => {
       fields: { team: 'platform' },
     });
     expect(q.getDocument('refunds')!.meta).toMatchObject({ title: 'Refund policy', doc_type: 'html' });
-    expect(q.getDocument('lunch')!.meta).toMatchObject({ title: 'Cafeteria', access_groups: ['staff'] });
+    // A restricted document is there for its readers only (here, the store's owner).
+    expect(q.getDocument('lunch')).toBeUndefined();
+    expect(q.getDocument('lunch', { principal: TRUSTED_LOCAL })!.meta).toMatchObject({
+      title: 'Cafeteria',
+      access_groups: ['staff'],
+    });
 
     const hits = (await q.search('emergency rotation playbook leaked key')).hits;
     expect(hits[0]!.document.id).toBe('guide');
@@ -133,7 +138,7 @@ describe('addDocuments: in-memory ingest', () => {
       { ...DOCS[1]!, metadata: { owner: 'finance' } },
     ]);
     expect(changed).toMatchObject({ added: 0, updated: 2, unchanged: 0 });
-    expect(q.getDocument('lunch')!.meta.version).toBe(2);
+    expect(q.getDocument('lunch', { principal: TRUSTED_LOCAL })!.meta.version).toBe(2);
     expect(q.getDocument('refunds')!.meta.fields).toEqual({ owner: 'finance' });
     const staff = { scope: { groups: ['staff'] } };
     expect((await q.search('pizza buffet', staff)).hits).toEqual([]);

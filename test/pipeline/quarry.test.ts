@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TRUSTED_LOCAL } from '../../src/access/principal.js';
 import { isQuarryError, type QuarryError } from '../../src/errors.js';
 import { NOT_ENOUGH_INFORMATION } from '../../src/generate/extractive.js';
 import {
@@ -549,7 +550,7 @@ describe('metadata filters and access scope inside retrieval', () => {
     expect(d.meta.created_at).toBe('2024-06-06T00:00:00.000Z');
     expect(d.meta.fields).toMatchObject({ team: 'search', n: 5 });
     expect(d.meta.fields).not.toHaveProperty('tags');
-    expect(q.getDocument('acl-hr')!.meta.access_groups).toEqual(['hr']);
+    expect(q.getDocument('acl-hr', { principal: TRUSTED_LOCAL })!.meta.access_groups).toEqual(['hr']);
   });
 
   it('filters before top-k truncation: k filtered hits even when every match ranks below the others', async () => {
@@ -633,7 +634,11 @@ describe('metadata filters and access scope inside retrieval', () => {
   });
 
   it('hides documents outside the caller’s access groups', async () => {
-    expect(await docIds(q, 'salaryband')).toEqual(new Set(['acl-hr', 'acl-eng', 'acl-public']));
+    // No principal is anonymous (never the owner): only the unrestricted document. The owner sees all.
+    expect(await docIds(q, 'salaryband')).toEqual(new Set(['acl-public']));
+    expect(await docIds(q, 'salaryband', { principal: TRUSTED_LOCAL })).toEqual(
+      new Set(['acl-hr', 'acl-eng', 'acl-public']),
+    );
     expect(await docIds(q, 'salaryband', { scope: { groups: ['eng'] } })).toEqual(
       new Set(['acl-eng', 'acl-public']),
     );

@@ -253,6 +253,7 @@ describe('redaction at ingest', () => {
         doc_type: 'text',
         tags: [],
         access_groups: [],
+        access_users: [],
         fields: { contact: PII.email, team: [{ lead: PII.email, size: 3 }] },
       },
       sections: [{ ordinal: 0, path: [`About ${PII.email}`], start: 0, end: text.length }],

@@ -27,6 +27,7 @@ export function hitsOf(texts: string[], title = ''): SearchHit[] {
       doc_type: 'markdown',
       tags: [],
       access_groups: [],
+      access_users: [],
       fields: {},
     },
     scores: { bm25: { score: 1 / (i + 1), rank: i + 1 } },

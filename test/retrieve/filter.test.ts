@@ -24,6 +24,7 @@ function doc(id: string, over: Partial<FilterableDocument> = {}): FilterableDocu
     doc_type: 'markdown',
     tags: [],
     access_groups: [],
+    access_users: [],
     fields: {},
     ...over,
   };

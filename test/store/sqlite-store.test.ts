@@ -31,6 +31,7 @@ function draft(id: string, text: string, extra: Partial<DocumentDraft['meta']> =
       doc_type: 'text',
       tags: [],
       access_groups: [],
+      access_users: [],
       fields: {},
       ...extra,
     },

@@ -26,6 +26,9 @@ export interface RecordFieldMap {
 export interface SourceMeta {
   tags?: string[];
   access_groups?: string[];
+  access_users?: string[];
+  /** Integer ≥ 0: readers need at least this clearance. */
+  security_level?: number;
   doc_type?: string;
   /** Normalised to ISO-8601 (`Date#toISOString`). */
   created_at?: string;
@@ -64,7 +67,15 @@ interface Where {
 }
 
 const DEFAULT_ID = ['_id', 'id'];
-const LIFTED = ['tags', 'access_groups', 'doc_type', 'created_at', 'updated_at'] as const;
+const LIFTED = [
+  'tags',
+  'access_groups',
+  'access_users',
+  'security_level',
+  'doc_type',
+  'created_at',
+  'updated_at',
+] as const;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -276,7 +287,13 @@ export function liftMeta(fields: Record<string, unknown>): SourceMeta | string {
     const v = rest[key];
     delete rest[key];
     if (v === undefined || v === null) continue;
-    if (key === 'tags' || key === 'access_groups') {
+    if (key === 'security_level') {
+      // HTML <meta> and some front matter carry numbers as text: accept plain digits.
+      const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+        return `"security_level" must be an integer ≥ 0, got ${describe(v)}`;
+      meta.security_level = n;
+    } else if (key === 'tags' || key === 'access_groups' || key === 'access_users') {
       const values = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : undefined;
       if (!values || values.some((x) => typeof x !== 'string' && typeof x !== 'number')) {
         return `"${key}" must be a list of strings, got ${describe(v)}`;

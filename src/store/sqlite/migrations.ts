@@ -60,7 +60,41 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       );
     `);
   },
+  // 3: allowed users and a security level beside the allowed groups. Stores written before this kept
+  // `access_users` / `security_level` (front matter, record keys) as plain user fields, and an unchanged
+  // file is never re-parsed: lift the valid ones into the new columns, so they restrict reading from now on.
+  (db) => {
+    db.exec(`
+      ALTER TABLE documents ADD COLUMN access_users TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE documents ADD COLUMN security_level INTEGER;
+    `);
+    const rows = db
+      .prepare<[], { key: number; fields: string }>(
+        `SELECT key, fields FROM documents
+         WHERE json_type(fields, '$.access_users') IS NOT NULL OR json_type(fields, '$.security_level') IS NOT NULL`,
+      )
+      .all();
+    const update = db.prepare(
+      'UPDATE documents SET access_users = ?, security_level = ?, fields = ? WHERE key = ?',
+    );
+    for (const r of rows) {
+      const fields = JSON.parse(r.fields) as Record<string, unknown>;
+      const users = liftedUsers(fields.access_users);
+      const level = fields.security_level;
+      const validLevel = typeof level === 'number' && Number.isInteger(level) && level >= 0;
+      if (users !== undefined) delete fields.access_users;
+      if (validLevel) delete fields.security_level;
+      update.run(JSON.stringify(users ?? []), validLevel ? level : null, JSON.stringify(fields), r.key);
+    }
+  },
 ];
+
+/** `access_users` as ingest reads it (a list, or a comma-separated string), or undefined when not valid. */
+function liftedUsers(v: unknown): string[] | undefined {
+  const values = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : undefined;
+  if (values === undefined || values.some((x) => typeof x !== 'string')) return undefined;
+  return [...new Set((values as string[]).map((x) => x.trim()).filter(Boolean))];
+}
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

@@ -9,6 +9,7 @@ import { QuarryError } from '../../errors.js';
 import type { DocumentDraft, DocumentMetadata, StoredChunk, StoredDocument } from '../../types.js';
 import type {
   CatalogEntry,
+  DocumentListOptions,
   DocumentState,
   DocumentStore,
   DocumentWriteResult,
@@ -36,6 +37,8 @@ interface DocumentRow {
   doc_type: string;
   tags: string;
   access_groups: string;
+  access_users: string;
+  security_level: number | null;
   fields: string;
 }
 
@@ -63,6 +66,8 @@ function rowToMeta(r: DocumentRow): DocumentMetadata {
     doc_type: r.doc_type,
     tags: JSON.parse(r.tags) as string[],
     access_groups: JSON.parse(r.access_groups) as string[],
+    access_users: JSON.parse(r.access_users) as string[],
+    ...(r.security_level === null ? {} : { security_level: r.security_level }),
     fields: JSON.parse(r.fields) as Record<string, unknown>,
   };
 }
@@ -118,11 +123,14 @@ export class SqliteStore implements DocumentStore {
         'SELECT key, id, hash, source, version, created_at FROM documents WHERE id = ?',
       ),
       insertDoc: db.prepare(`INSERT INTO documents
-        (id, hash, source, title, created_at, updated_at, version, doc_type, tags, access_groups, fields, text)
-        VALUES (@id, @hash, @source, @title, @created_at, @updated_at, @version, @doc_type, @tags, @access_groups, @fields, @text)`),
+        (id, hash, source, title, created_at, updated_at, version, doc_type, tags, access_groups, access_users,
+         security_level, fields, text)
+        VALUES (@id, @hash, @source, @title, @created_at, @updated_at, @version, @doc_type, @tags, @access_groups,
+         @access_users, @security_level, @fields, @text)`),
       updateDoc:
         db.prepare(`UPDATE documents SET hash=@hash, source=@source, title=@title, updated_at=@updated_at,
-        version=@version, doc_type=@doc_type, tags=@tags, access_groups=@access_groups, fields=@fields, text=@text
+        version=@version, doc_type=@doc_type, tags=@tags, access_groups=@access_groups, access_users=@access_users,
+        security_level=@security_level, fields=@fields, text=@text
         WHERE key=@key`),
       deleteDoc: db.prepare('DELETE FROM documents WHERE key = ?'),
       chunkIdsOf: db.prepare<[number], { id: number }>('SELECT id FROM chunks WHERE doc_key = ? ORDER BY id'),
@@ -273,6 +281,8 @@ export class SqliteStore implements DocumentStore {
       doc_type: m.doc_type,
       tags: JSON.stringify(m.tags),
       access_groups: JSON.stringify(m.access_groups),
+      access_users: JSON.stringify(m.access_users),
+      security_level: m.security_level ?? null,
       fields: JSON.stringify(m.fields),
       text: draft.text,
     };
@@ -318,6 +328,8 @@ export class SqliteStore implements DocumentStore {
       doc_type: row.doc_type,
       tags: m.tags,
       access_groups: m.access_groups,
+      access_users: m.access_users,
+      ...(m.security_level === undefined ? {} : { security_level: m.security_level }),
       fields: m.fields,
     };
     return {
@@ -432,15 +444,16 @@ export class SqliteStore implements DocumentStore {
     };
   }
 
-  listDocuments(opts: { limit?: number; offset?: number } = {}): StoredDocument[] {
+  listDocuments(opts: DocumentListOptions = {}): StoredDocument[] {
+    const where = listWhere(opts);
     const rows = this.db
-      .prepare<[number, number], DocumentRow & { chunk_count: number; char_count: number }>(
+      .prepare<unknown[], DocumentRow & { chunk_count: number; char_count: number }>(
         `SELECT d.key, d.id, d.hash, d.source, d.title, d.created_at, d.updated_at, d.version, d.doc_type, d.tags,
-                d.access_groups, d.fields, length(d.text) AS char_count,
+                d.access_groups, d.access_users, d.security_level, d.fields, length(d.text) AS char_count,
                 (SELECT count(*) FROM chunks c WHERE c.doc_key = d.key) AS chunk_count
-         FROM documents d ORDER BY d.id LIMIT ? OFFSET ?`,
+         FROM documents d WHERE ${where.sql} ORDER BY d.id LIMIT ? OFFSET ?`,
       )
-      .all(opts.limit ?? -1, opts.offset ?? 0);
+      .all(...where.params, opts.limit ?? -1, opts.offset ?? 0);
     return rows.map((r) => ({
       id: r.id,
       hash: r.hash,
@@ -450,9 +463,17 @@ export class SqliteStore implements DocumentStore {
     }));
   }
 
+  countDocuments(opts: Omit<DocumentListOptions, 'limit' | 'offset'> = {}): number {
+    const where = listWhere(opts);
+    return this.db
+      .prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM documents d WHERE ${where.sql}`)
+      .get(...where.params)!.n;
+  }
+
   *catalog(): Iterable<CatalogEntry> {
     const stmt = this.db.prepare<[], DocumentRow>(
-      `SELECT key, id, hash, source, title, created_at, updated_at, version, doc_type, tags, access_groups, fields
+      `SELECT key, id, hash, source, title, created_at, updated_at, version, doc_type, tags, access_groups,
+              access_users, security_level, fields
        FROM documents ORDER BY key`,
     );
     for (const r of stmt.iterate()) yield { key: r.key, id: r.id, meta: rowToMeta(r) };
@@ -546,6 +567,33 @@ export class SqliteStore implements DocumentStore {
   get databaseFile(): string {
     return this.file;
   }
+}
+
+/**
+ * The WHERE clause of a document listing: what the reader is granted, compiled from the one visibility rule (src/access/visibility.ts `readerFor`):
+ * level ≤ clearance, and unrestricted or one of the users or in one of the groups.
+ */
+function listWhere(opts: Omit<DocumentListOptions, 'limit' | 'offset'>): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  const g = opts.readableBy;
+  if (g !== undefined) {
+    parts.push(`coalesce(d.security_level, 0) <= ?`);
+    params.push(g.clearance);
+    const either = ['(json_array_length(d.access_users) = 0 AND json_array_length(d.access_groups) = 0)'];
+    if (g.userId !== undefined) {
+      either.push('EXISTS (SELECT 1 FROM json_each(d.access_users) u WHERE u.value = ?)');
+      params.push(g.userId);
+    }
+    if (g.groups.length > 0) {
+      either.push(
+        'EXISTS (SELECT 1 FROM json_each(d.access_groups) g WHERE g.value IN (SELECT value FROM json_each(?)))',
+      );
+      params.push(JSON.stringify(g.groups));
+    }
+    parts.push(`(${either.join(' OR ')})`);
+  }
+  return { sql: parts.length === 0 ? '1' : parts.join(' AND '), params };
 }
 
 function dirSize(dir: string): number {

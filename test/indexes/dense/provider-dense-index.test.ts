@@ -43,7 +43,15 @@ function draft(id: string, parts: string[]): DocumentDraft {
     id,
     hash: `h-${id}-${text}`,
     text,
-    meta: { source: `${id}.md`, title: id, doc_type: 'text', tags: [], access_groups: [], fields: {} },
+    meta: {
+      source: `${id}.md`,
+      title: id,
+      doc_type: 'text',
+      tags: [],
+      access_groups: [],
+      access_users: [],
+      fields: {},
+    },
     sections: [{ ordinal: 0, path: ['Top'], start: 0, end: text.length }],
     chunks,
   };

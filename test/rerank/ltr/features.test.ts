@@ -43,6 +43,7 @@ function hit(
       doc_type: 'text',
       tags: [],
       access_groups: [],
+      access_users: [],
       fields: {},
     },
     scores: extra.scores ?? {},
