@@ -3,6 +3,7 @@
  * errors print what was wrong and exit with the code from the error table (src/errors.ts).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type Principal, TRUSTED_LOCAL, userPrincipal } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
@@ -12,6 +13,7 @@ import type { ProgressEvent } from '../observability/progress.js';
 import type { Quarry, QuarryStats, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, Degradation, QueryRewrite, TraceReport } from '../types.js';
+import { registerServerCommands } from './serve.js';
 
 // The library core, evaluation and progress bars are imported by the commands that use them, not here, so
 // `quarry --version` and `--help` start in a few tens of milliseconds and each command loads only what it runs.
@@ -615,6 +617,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
+  registerServerCommands(program, io, {
+    storeDir: (store) => path.resolve(store ?? process.env.QUARRY_STORE ?? '.quarry'),
+    pipelineConfig: async (file) => readConfigFile(file) as Record<string, unknown>,
+    version: packageVersion(),
+  });
   return program;
 }
 

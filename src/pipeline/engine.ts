@@ -136,7 +136,6 @@ export class Engine {
   cacheKey(question: string, o: AskOptions, kind: 'ask' | 'search'): string | undefined {
     if (!this.caches.enabled(kind === 'ask' ? 'responses' : 'retrievals')) return undefined;
     if (o.cache === false || o.signal !== undefined) return undefined;
-    const principal = (o as { principal?: Principal }).principal;
     return responseCacheKey({
       kind,
       store: this.storeId(),

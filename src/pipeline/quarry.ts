@@ -5,9 +5,9 @@
  * in its stage's folder. The CLI and, later, the HTTP server are thin shells on it.
  */
 import path from 'node:path';
-import type { CacheInvalidation, CacheStats } from '../cache/layers.js';
 import { ANONYMOUS, type Principal } from '../access/principal.js';
 import { canRead, checkPrincipal, readGrant } from '../access/visibility.js';
+import type { CacheInvalidation, CacheStats } from '../cache/layers.js';
 import { type QuarryConfig, resolveConfig } from '../config/config.js';
 import { QuarryError } from '../errors.js';
 import type { DenseIndex } from '../indexes/dense/dense-index.js';

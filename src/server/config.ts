@@ -1,0 +1,139 @@
+/**
+ * The server's own settings (where it listens, limits, CORS, traces kept, shutdown), separate from the
+ * pipeline configuration. Read from a JSON file, then `QUARRY_*` environment variables, then command-line
+ * flags, and validated once at start: a bad value stops the server with a message naming it.
+ */
+import fs from 'node:fs';
+import { z } from 'zod';
+import { QuarryError } from '../errors.js';
+
+export const ServerConfigSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65_535).default(7700),
+    /** Largest JSON body accepted (bytes). Uploads have their own limit. */
+    bodyLimitBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024 * 1024)
+      .default(1024 * 1024),
+    /** Largest uploaded file (bytes) and files per upload request. */
+    upload: z
+      .object({
+        maxFileBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(50 * 1024 * 1024),
+        maxFiles: z.number().int().min(1).max(10_000).default(100),
+      })
+      .strict()
+      .default({ maxFileBytes: 50 * 1024 * 1024, maxFiles: 100 }),
+    /** A request (search, ask, or a whole stream) that runs longer than this is cut off with REQUEST_TIMEOUT. */
+    requestTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+    /** Origins allowed to call the API from a browser (`*` for any); none by default. */
+    cors: z
+      .object({ origins: z.array(z.string().min(1)).default([]) })
+      .strict()
+      .default({ origins: [] }),
+    /** Requests per key per minute (keys may set their own); applies per client address without keys. */
+    rateLimit: z
+      .object({
+        perMinute: z.number().int().min(1).default(600),
+      })
+      .strict()
+      .default({ perMinute: 600 }),
+    /** Query traces kept for `GET /v1/traces/{id}` and feedback (oldest dropped first). */
+    traces: z
+      .object({ keep: z.number().int().min(0).max(1_000_000).default(10_000) })
+      .strict()
+      .default({ keep: 10_000 }),
+    /** On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish. */
+    shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
+    /** `/metrics` without a key (for a scraper on a private network); otherwise it needs an admin key. */
+    publicMetrics: z.boolean().default(false),
+    /** Log level for the JSON request log. */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Environment variables the server reads, and the setting each one fills. */
+export const SERVER_ENV: Record<string, (v: string) => ServerConfigInput> = {
+  QUARRY_HOST: (v) => ({ host: v }),
+  QUARRY_PORT: (v) => ({ port: envNumber('QUARRY_PORT', v) }),
+  QUARRY_BODY_LIMIT_BYTES: (v) => ({ bodyLimitBytes: envNumber('QUARRY_BODY_LIMIT_BYTES', v) }),
+  QUARRY_REQUEST_TIMEOUT_MS: (v) => ({ requestTimeoutMs: envNumber('QUARRY_REQUEST_TIMEOUT_MS', v) }),
+  QUARRY_CORS_ORIGINS: (v) => ({
+    cors: {
+      origins: v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    },
+  }),
+  QUARRY_RATE_LIMIT_PER_MINUTE: (v) => ({
+    rateLimit: { perMinute: envNumber('QUARRY_RATE_LIMIT_PER_MINUTE', v) },
+  }),
+  QUARRY_LOG_LEVEL: (v) => ({ logLevel: v as ServerConfig['logLevel'] }),
+};
+
+function envNumber(name: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n))
+    throw new QuarryError('INVALID_CONFIG', `${name} must be a number, got "${v}"`, { env: name });
+  return n;
+}
+
+/** File, then environment, then flags (later wins, one section at a time); validated as a whole. */
+export function loadServerConfig(
+  opts: { file?: string; env?: NodeJS.ProcessEnv; flags?: ServerConfigInput } = {},
+): ServerConfig {
+  const layers: ServerConfigInput[] = [];
+  if (opts.file !== undefined) layers.push(readJson(opts.file));
+  const env = opts.env ?? process.env;
+  for (const [name, fill] of Object.entries(SERVER_ENV)) {
+    const v = env[name];
+    if (v !== undefined) layers.push(fill(v));
+  }
+  if (opts.flags !== undefined) layers.push(opts.flags);
+  const merged: Record<string, unknown> = {};
+  for (const layer of layers)
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      const prev = merged[k];
+      merged[k] =
+        prev !== null && typeof prev === 'object' && v !== null && typeof v === 'object' && !Array.isArray(v)
+          ? { ...prev, ...v }
+          : v;
+    }
+  const parsed = ServerConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new QuarryError('INVALID_CONFIG', `server configuration: ${lines.join('; ')}`, {
+      issues: lines,
+    });
+  }
+  return parsed.data;
+}
+
+function readJson(file: string): ServerConfigInput {
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
+    return v as ServerConfigInput;
+  } catch (e) {
+    throw new QuarryError('INVALID_CONFIG', `cannot read server config ${file}: ${(e as Error).message}`, {
+      file,
+    });
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * One way to declare an endpoint: method, path, the scope it needs, and zod schemas for its body, query,
+ * path parameters and response. `defineRoute` validates requests with the schemas, checks the scope
+ * against the request's principal, and records the route for the OpenAPI document, so the published
+ * contract and the enforced one cannot drift apart.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { hasScope, type Principal, type Scope } from '../access/principal.js';
+import { QuarryError } from '../errors.js';
+
+export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType> {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  url: string;
+  summary: string;
+  tag: string;
+  /** `public`: no key needed (health, OpenAPI). */
+  scope: Scope | 'public';
+  body?: B;
+  query?: Q;
+  params?: P;
+  response?: z.ZodType;
+  /** Responses are Server-Sent Events (when asked for). */
+  streams?: boolean;
+  /** Body is multipart/form-data (uploads): not parsed as JSON. */
+  multipart?: boolean;
+}
+
+export interface RouteInput<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+  principal: Principal;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+export type AnyRouteSpec = RouteSpec<z.ZodType, z.ZodType, z.ZodType>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal;
+  }
+}
+
+export class RouteRegistry {
+  readonly routes: AnyRouteSpec[] = [];
+}
+
+function parse<T extends z.ZodType>(schema: T | undefined, value: unknown, where: string): z.infer<T> {
+  if (schema === undefined) return undefined as z.infer<T>;
+  const r = schema.safeParse(value ?? (where === 'body' ? undefined : {}));
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${[where, ...i.path].join('.')}: ${i.message}`);
+  throw new QuarryError('INVALID_ARGUMENT', issues.join('; '), { issues });
+}
+
+export function defineRoute<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType>(
+  app: FastifyInstance,
+  registry: RouteRegistry,
+  spec: RouteSpec<B, Q, P>,
+  handler: (input: RouteInput<z.infer<B>, z.infer<Q>, z.infer<P>>) => Promise<unknown>,
+): void {
+  registry.routes.push(spec as unknown as AnyRouteSpec);
+  app.route({
+    method: spec.method,
+    url: spec.url,
+    config: { scope: spec.scope },
+    handler: async (request, reply) => {
+      if (spec.scope !== 'public' && !hasScope(request.principal, spec.scope))
+        throw new QuarryError(
+          'FORBIDDEN',
+          `this key lacks the "${spec.scope}" scope needed for ${spec.method} ${spec.url}`,
+          {
+            scope: spec.scope,
+          },
+        );
+      const input = {
+        body: spec.multipart ? (undefined as z.infer<B>) : parse(spec.body, request.body, 'body'),
+        query: parse(spec.query, request.query, 'query'),
+        params: parse(spec.params, request.params, 'params'),
+        principal: request.principal,
+        request,
+        reply,
+      };
+      return handler(input);
+    },
+  });
+}

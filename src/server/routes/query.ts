@@ -1,0 +1,192 @@
+/**
+ * `POST /v1/search` and `POST /v1/ask` (JSON, or Server-Sent Events when asked for): the pipeline over HTTP
+ * for the request's principal, each request recorded under a query id for its trace and feedback.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import type { Principal } from '../../access/principal.js';
+import { describeError, isQuarryError } from '../../errors.js';
+import type { AskOptions, SearchOptions } from '../../pipeline/options.js';
+import type { Answer } from '../../types.js';
+import { defineRoute } from '../route.js';
+import { AskRequest, AskResponse, type RetrievalOptions, SearchRequest, SearchResponse } from '../schemas.js';
+import { openSse } from '../sse.js';
+import type { ServerState } from '../state.js';
+import { recordUsage } from './usage.js';
+
+type Retrieval = z.infer<typeof RetrievalOptions>;
+
+/** Library options for a request: what the body asked for, the principal, and the server's deadline. */
+export function requestOptions(s: ServerState, b: Retrieval, principal: Principal): AskOptions {
+  const budgetMs = Math.min(b.budgetMs ?? s.config.requestTimeoutMs, s.config.requestTimeoutMs);
+  return {
+    principal,
+    trace: true,
+    budgetMs,
+    ...(b.k === undefined ? {} : { k: b.k }),
+    ...(b.filter === undefined ? {} : { filter: b.filter }),
+    ...(b.retriever === undefined ? {} : { retriever: b.retriever }),
+    ...(b.reranker === undefined ? {} : { reranker: b.reranker }),
+    ...(b.collapseDocuments === undefined ? {} : { collapseDocuments: b.collapseDocuments }),
+    ...(b.typos === undefined ? {} : { typos: b.typos }),
+    ...(b.cache === undefined ? {} : { cache: b.cache }),
+  } as AskOptions & { principal: Principal };
+}
+
+function wantsStream(request: FastifyRequest, stream: boolean | undefined): boolean {
+  if (stream !== undefined) return stream;
+  return (request.headers.accept ?? '').includes('text/event-stream');
+}
+
+/** What a stored query record keeps of an answer: enough for the trace view and feedback. */
+export function answerRecord(a: Answer): Record<string, unknown> {
+  return {
+    trace: a.trace,
+    answer: { text: a.text, abstained: a.abstained, confidence: a.confidence, answerer: a.answerer },
+    citations: a.citations.map((c) => ({ marker: c.marker, docId: c.docId, chunkId: c.chunkId })),
+    hits: a.hits.map((h) => ({ rank: h.rank, docId: h.document.id, chunkId: h.chunk.id, score: h.score })),
+    degraded: a.degraded,
+    usage: a.usage,
+  };
+}
+
+export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void {
+  defineRoute(
+    app,
+    s.registry,
+    {
+      method: 'POST',
+      url: '/v1/search',
+      summary: 'Search a collection: hybrid retrieval, fusion, reranking; hits with per-retriever scores',
+      tag: 'query',
+      scope: 'query',
+      body: SearchRequest,
+      response: SearchResponse,
+    },
+    async ({ body, principal }) => {
+      const { quarry, info } = s.collections.get(principal, body.collection);
+      const queryId = s.records.newId();
+      const options: SearchOptions = requestOptions(s, body, principal);
+      const result = await quarry.search(body.query, options);
+      s.records.save(principal, {
+        id: queryId,
+        collection: info.name,
+        kind: 'search',
+        query: body.query,
+        body: {
+          trace: result.trace,
+          hits: result.hits.map((h) => ({
+            rank: h.rank,
+            docId: h.document.id,
+            chunkId: h.chunk.id,
+            score: h.score,
+          })),
+          degraded: result.degraded,
+        },
+      });
+      return { queryId, ...result, trace: body.trace === true ? result.trace : undefined };
+    },
+  );
+
+  defineRoute(
+    app,
+    s.registry,
+    {
+      method: 'POST',
+      url: '/v1/ask',
+      summary: 'Answer a question with citations (JSON, or Server-Sent Events with stream: true)',
+      tag: 'query',
+      scope: 'query',
+      body: AskRequest,
+      response: AskResponse,
+      streams: true,
+    },
+    async ({ body, principal, request, reply }) => {
+      const { quarry, info } = s.collections.get(principal, body.collection);
+      const queryId = s.records.newId();
+      const options: AskOptions = {
+        ...requestOptions(s, body, principal),
+        ...(body.jsonSchema === undefined ? {} : { jsonSchema: body.jsonSchema }),
+      };
+      const finish = (answer: Answer) => {
+        s.records.save(principal, {
+          id: queryId,
+          collection: info.name,
+          kind: 'ask',
+          query: body.question,
+          body: answerRecord(answer),
+        });
+        recordUsage(s, request, answer.usage);
+        return { queryId, ...answer, trace: body.trace === true ? answer.trace : undefined };
+      };
+      if (!wantsStream(request, body.stream)) return finish(await quarry.ask(body.question, options));
+      return streamAsk(s, request, reply, () => quarry.askStream(body.question, options), queryId, finish);
+    },
+  );
+}
+
+/** The ask stream as SSE events; an error after the stream opened is an `error` event, then `done`. */
+async function streamAsk(
+  s: ServerState,
+  request: FastifyRequest,
+  reply: Parameters<typeof openSse>[0],
+  start: () => AsyncGenerator<import('../../pipeline/llm-answer.js').AskEvent>,
+  queryId: string,
+  finish: (a: Answer) => Record<string, unknown>,
+): Promise<void> {
+  const sse = openSse(reply);
+  const t0 = performance.now();
+  let first = true;
+  const run = (async () => {
+    s.metrics.streams.inc();
+    try {
+      await sse.send('meta', { queryId, requestId: request.id });
+      for await (const e of start()) {
+        if (sse.closed) break;
+        if (e.type === 'delta' && first) {
+          first = false;
+          s.metrics.ttft.observe({ route: '/v1/ask' }, (performance.now() - t0) / 1000);
+        }
+        if (e.type === 'answer') {
+          const out = finish(e.answer);
+          if (e.answer.validation !== undefined) await sse.send('validation', e.answer.validation);
+          if (e.answer.degraded.length > 0) await sse.send('degraded', e.answer.degraded);
+          await sse.send('answer', out);
+        } else if (e.type === 'retrieved') {
+          await sse.send('retrieved', {
+            strategy: e.strategy,
+            hits: e.hits.map((h) => ({
+              rank: h.rank,
+              docId: h.document.id,
+              chunkId: h.chunk.id,
+              title: h.chunk.title,
+              score: h.score,
+            })),
+          });
+        } else {
+          const { type, ...data } = e;
+          await sse.send(type, data);
+        }
+      }
+    } catch (err) {
+      const d = describeError(err);
+      s.metrics.errors.inc({ code: d.code });
+      await sse.send('error', {
+        code: d.code,
+        message: d.message,
+        requestId: request.id,
+        ...(isQuarryError(err) ? { details: err.details } : {}),
+      });
+    } finally {
+      await sse.send('done', {});
+      sse.end();
+      s.metrics.streams.dec();
+    }
+  })();
+  s.streams.add(run);
+  try {
+    await run;
+  } finally {
+    s.streams.delete(run);
+  }
+}

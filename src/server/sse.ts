@@ -1,0 +1,68 @@
+/**
+ * Server-Sent Events over a hijacked reply: headers the reply already carries (request id, security
+ * headers, CORS) are sent with the stream, writes wait for the socket to drain (a slow reader never makes
+ * the server buffer a whole answer), a comment line every 15 s keeps proxies from closing an idle stream,
+ * and `closed` reports a client that went away so the pipeline can stop.
+ */
+import type { FastifyReply } from 'fastify';
+
+export interface SseStream {
+  /** `event: <name>` with JSON data (or raw data for the OpenAI `[DONE]` sentinel). */
+  send(event: string | undefined, data: unknown): Promise<void>;
+  readonly closed: boolean;
+  /** Aborted when the client disconnects. */
+  readonly signal: AbortSignal;
+  end(): void;
+}
+
+export function openSse(reply: FastifyReply): SseStream {
+  const res = reply.raw;
+  const headers: Record<string, string | number | string[]> = {};
+  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v as string;
+  reply.hijack();
+  res.writeHead(200, {
+    ...headers,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  const abort = new AbortController();
+  let closed = false;
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(new Error('client disconnected'));
+    closed = true;
+    clearInterval(keepAlive);
+  };
+  res.on('close', onClose);
+  const keepAlive = setInterval(() => {
+    if (!closed) res.write(': keep-alive\n\n');
+  }, 15_000);
+  keepAlive.unref();
+  return {
+    get closed() {
+      return closed;
+    },
+    signal: abort.signal,
+    async send(event, data) {
+      if (closed) return;
+      const payload = typeof data === 'string' && event === undefined ? data : JSON.stringify(data);
+      const frame = `${event === undefined ? '' : `event: ${event}\n`}data: ${payload}\n\n`;
+      if (!res.write(frame) && !closed)
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
+        });
+    },
+    end() {
+      clearInterval(keepAlive);
+      if (!closed) res.end();
+      closed = true;
+    },
+  };
+}
