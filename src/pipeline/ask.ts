@@ -29,9 +29,27 @@ export class AskRunner {
   async *askStream(question: string, options: AskOptions): AsyncGenerator<AskEvent> {
     if (typeof question !== 'string' || question.trim() === '')
       throw new QuarryError('INVALID_ARGUMENT', 'question must be a non-empty string');
+    this.engine.ensureFresh();
+    const { ctx, deadline } = this.search.request(question, options, undefined, undefined, 'ask');
+    // The request's telemetry ends with the answer; a failure, or a consumer that stops reading, ends it too.
+    let error: unknown;
+    try {
+      yield* this.answer(question, options, ctx, deadline);
+    } catch (e) {
+      error = e;
+      throw e;
+    } finally {
+      ctx.trace.fail(error);
+    }
+  }
+
+  private async *answer(
+    question: string,
+    options: AskOptions,
+    ctx: RequestContext,
+    deadline: Deadline,
+  ): AsyncGenerator<AskEvent> {
     const { engine } = this;
-    engine.ensureFresh();
-    const { ctx, deadline } = this.search.request(question, options);
     const key = engine.cacheKey(question, options, 'ask');
     const cached =
       key === undefined
@@ -42,6 +60,7 @@ export class AskRunner {
             (a) => ({ hit: a !== undefined, indexVersion: engine.lexical.indexVersion }),
           );
     if (cached !== undefined) {
+      ctx.trace.finish({ ...cached, strategy: 'cache' }, cached);
       yield { type: 'retrieved', hits: cached.hits, strategy: 'cache' };
       yield { type: 'answer', answer: { ...cached, cached: true, trace: traceOf(ctx) } };
       return;
@@ -84,6 +103,7 @@ export class AskRunner {
     };
     // A degraded answer (an LLM fallback…) is not cached: the LLM may be back for the next asker.
     if (key !== undefined && final.degraded.length === 0) engine.responses?.set(key, final);
+    ctx.trace.finish({ hits, degraded: final.degraded, strategy }, final);
     yield { type: 'answer', answer: { ...final, trace: traceOf(ctx) } };
   }
 
@@ -128,6 +148,7 @@ export class AskRunner {
   private answerExtractively(question: string, hits: SearchHit[], ctx: RequestContext): Answered {
     const cfg = this.engine.config.answer;
     const lexical = this.engine.lexical;
+    ctx.trace.contextUsed(() => hits.slice(0, cfg.topChunks).reduce((n, h) => n + h.chunk.tokenCount, 0));
     const result = generateExtractive(
       question,
       hits,

@@ -13,6 +13,7 @@ import type { DenseSyncReport } from '../indexes/dense/provider-dense-index.js';
 import { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import { type AddDocumentsOptions, addDocuments, type DocumentInput } from '../ingest/add-documents.js';
 import { type IngestOptions, type IngestReport, ingestPaths } from '../ingest/ingest.js';
+import { observeIngest } from '../observability/telemetry.js';
 import type { Trace } from '../observability/trace.js';
 import { createRedactor, redactsAt } from '../privacy/redact.js';
 import { normalizeQuery } from '../query/understand.js';
@@ -96,7 +97,7 @@ export class Quarry {
   /** Ingest files and folders (see `IngestOptions`); returns added/updated/unchanged/removed and errors. */
   async ingest(paths: string[], options: IngestOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return ingestPaths(this.ingestContext(), paths, options);
+    return observeIngest(() => ingestPaths(this.ingestContext(), paths, options));
   }
 
   /**
@@ -110,7 +111,7 @@ export class Quarry {
    */
   async addDocuments(documents: DocumentInput[], options: AddDocumentsOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return addDocuments(this.ingestContext(), documents, options);
+    return observeIngest(() => addDocuments(this.ingestContext(), documents, options));
   }
 
   /** Delete documents by id; returns the ids that existed. Nothing of them stays retrievable. */
@@ -174,8 +175,7 @@ export class Quarry {
     trace?: Trace,
     deadline?: Deadline,
   ): Promise<SearchResult> {
-    const { ctx, deadline: d } = this.runner.request(query, options, trace, deadline);
-    return this.runner.search(query, options, ctx, d);
+    return this.runner.searchRequest(query, options, trace, deadline);
   }
 
   /**
@@ -183,7 +183,7 @@ export class Quarry {
    * in `options.queryVectors` here (see `embedQueries`); without one dense is skipped and the result says so.
    */
   searchSync(query: string, options: SearchOptions = {}, trace?: Trace): SearchResult {
-    return this.runner.run(query, options, this.runner.request(query, options, trace).ctx);
+    return this.runner.searchSyncRequest(query, options, trace);
   }
 
   /** Answer `question` from the indexed documents, with citations; abstains when the sources do not support it. */
