@@ -30,12 +30,13 @@ const useScifact = !args.includes('--no-scifact') && fs.existsSync(path.join(sci
 
 type Mode = 'off' | 'metrics' | 'metrics+spans';
 const MODES: Mode[] = ['off', 'metrics', 'metrics+spans'];
-const exporter = new InMemorySpanExporter();
+// A new exporter each round: shutting telemetry down shuts its exporter down for good.
+let exporter = new InMemorySpanExporter();
 
 async function setMode(mode: Mode): Promise<void> {
   await shutdownTelemetry();
   disableMetrics();
-  exporter.reset();
+  exporter = new InMemorySpanExporter();
   if (mode !== 'off') enableMetrics();
   if (mode === 'metrics+spans')
     await configureTelemetry({ spanProcessor: new SimpleSpanProcessor(exporter) });
