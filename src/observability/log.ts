@@ -3,10 +3,13 @@
  * (when telemetry is configured) and the `requestId` of a child logger. Small on purpose; the server
  * makes one per request with `logger.child({ requestId })`.
  */
-import { trace } from '@opentelemetry/api';
-import pino, { type DestinationStream, type LevelWithSilent, type Logger } from 'pino';
+import type { DestinationStream, LevelWithSilent, Logger } from 'pino';
+import { lazyModule } from '../lazy.js';
+import { activeTracer, otel } from './tracing.js';
 
 export type { Logger } from 'pino';
+
+const loadPino = lazyModule<typeof import('pino')>('pino');
 
 export interface LoggerOptions {
   level?: LevelWithSilent;
@@ -22,13 +25,16 @@ export interface LoggerOptions {
  * log.info({ route: '/v1/ask' }, 'request'); // {"level":30,...,"requestId":"…","traceId":"…","spanId":"…"}
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const pino = loadPino();
   const logger = pino(
     {
       level: options.level ?? 'info',
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
       mixin() {
-        const span = trace.getActiveSpan();
+        // No tracer configured: no span can be active, and the API need not load.
+        if (activeTracer() === undefined) return {};
+        const span = otel().trace.getActiveSpan();
         if (span === undefined) return {};
         const { traceId, spanId } = span.spanContext();
         return { traceId, spanId };

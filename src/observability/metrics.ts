@@ -5,7 +5,8 @@
  * telemetry (./telemetry.ts); caches, the server and cost accounting call the helpers below.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { lazyModule } from '../lazy.js';
 import type { StageName } from '../types.js';
 
 export type CacheLayer = 'embedding' | 'retrieval' | 'response';
@@ -25,6 +26,9 @@ export interface RequestLabels {
   tenant?: string;
 }
 
+// Loaded when metrics are enabled: most CLI calls never collect, and prom-client costs ~35 ms to load.
+const promClient = lazyModule<typeof import('prom-client')>('prom-client');
+
 const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
@@ -32,6 +36,7 @@ const LATENCY_BUCKETS = [
 const SCORE_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50];
 
 function createMetrics(registry: Registry) {
+  const { Counter, Gauge, Histogram } = promClient();
   const registers = [registry];
   return {
     stage: new Histogram({
@@ -151,11 +156,11 @@ export function activeMetrics(): QuarryMetrics | undefined {
  */
 export function enableMetrics(opts: { processMetrics?: boolean } = {}): Registry {
   if (registry === undefined) {
-    registry = new Registry();
+    registry = new (promClient().Registry)();
     metrics = createMetrics(registry);
   }
   if (opts.processMetrics === true && !processMetrics) {
-    collectDefaultMetrics({ register: registry });
+    promClient().collectDefaultMetrics({ register: registry });
     processMetrics = true;
   }
   return registry;

@@ -4,7 +4,7 @@
  * with the `rag.*` attributes, and the stage/request histograms. `startRequestTelemetry` returns undefined
  * when neither spans nor metrics are on, and the trace then skips all of this.
  */
-import { type Attributes, type Context, context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Attributes, Context, Span } from '@opentelemetry/api';
 import { QuarryError } from '../errors.js';
 import { countTokens } from '../ingest/tokens.js';
 import type { Answer, Degradation, SearchHit, StageName } from '../types.js';
@@ -16,7 +16,10 @@ import {
   reasonClass,
   recordTokens,
 } from './metrics.js';
-import { activeTracer, STAGE_SPANS } from './tracing.js';
+import { activeTracer, otel, STAGE_SPANS } from './tracing.js';
+
+// SpanStatusCode.ERROR, without loading the API for a constant.
+const STATUS_ERROR = 2 as const;
 
 export type { RequestOperation } from './metrics.js';
 
@@ -55,6 +58,7 @@ export class RequestTelemetry {
     private readonly metrics: QuarryMetrics | undefined,
   ) {
     if (tracer === undefined) return;
+    const { context, trace } = otel();
     const active = context.active();
     this.span = tracer.startSpan(
       `quarry.${operation}`,
@@ -80,6 +84,7 @@ export class RequestTelemetry {
   /** Run a stage with its span active (the request span when `span` is undefined), so what it calls sees it. */
   within<T>(span: Span | undefined, fn: () => T): T {
     if (this.parent === undefined) return fn();
+    const { context, trace } = otel();
     return context.with(span === undefined ? this.parent : trace.setSpan(this.parent, span), fn);
   }
 
@@ -98,7 +103,7 @@ export class RequestTelemetry {
     if (detail !== undefined) s.setAttributes(stageAttributes(name, detail, result));
     if (name === 'rerank' && this.rerankTop1 !== undefined)
       s.setAttribute('rag.rerank_score_top1', this.rerankTop1);
-    if (typeof detail?.error === 'string') s.setStatus({ code: SpanStatusCode.ERROR, message: detail.error });
+    if (typeof detail?.error === 'string') s.setStatus({ code: STATUS_ERROR, message: detail.error });
     s.end(epochMs(t1));
   }
 
@@ -190,7 +195,7 @@ export class RequestTelemetry {
       (performance.now() - this.t0) / 1000,
     );
     if (this.span === undefined) return;
-    if (error === undefined) this.span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
+    if (error === undefined) this.span.setStatus({ code: STATUS_ERROR, message: 'cancelled' });
     else markError(this.span, error);
     this.span.end();
   }
@@ -280,7 +285,7 @@ function markError(span: Span, error: unknown): void {
   span.recordException(error instanceof Error ? error : String(error));
   span.setAttribute('error.type', errorCode(error));
   span.setStatus({
-    code: SpanStatusCode.ERROR,
+    code: STATUS_ERROR,
     message: error instanceof Error ? error.message : String(error),
   });
 }

@@ -4,18 +4,11 @@
  * and the OTLP exporter are imported only when configured, so a library user who never traces loads neither.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import {
-  type Context,
-  type ContextManager,
-  context,
-  ROOT_CONTEXT,
-  type Tracer,
-  type TracerProvider,
-  trace,
-} from '@opentelemetry/api';
+import type { Context, ContextManager, Tracer, TracerProvider } from '@opentelemetry/api';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { z } from 'zod';
 import { QuarryError } from '../errors.js';
+import { lazyModule } from '../lazy.js';
 import type { StageName } from '../types.js';
 
 /** Every span Quarry emits: one per request and one per trace stage (see `STAGE_SPANS`). */
@@ -94,6 +87,9 @@ const OtlpSchema = z
 
 const TRACER_NAME = 'quarry';
 
+/** The OpenTelemetry API, loaded once telemetry is configured (nothing loads it while tracing is off). */
+export const otel = lazyModule<typeof import('@opentelemetry/api')>('@opentelemetry/api');
+
 interface Installed {
   tracer: Tracer;
   /** Flush and stop what Quarry created (nothing for a caller-owned provider). */
@@ -153,7 +149,7 @@ export async function shutdownTelemetry(): Promise<void> {
   const was = installed;
   installed = undefined;
   if (was === undefined) return;
-  if (was.global) trace.disable();
+  if (was.global) otel().trace.disable();
   await was.shutdown();
 }
 
@@ -167,7 +163,7 @@ async function install(processors: SpanProcessor[], serviceName: string): Promis
   ensureContextManager();
   // Global, so the server and other OTel-instrumented code share it; an application that registered its own
   // provider first keeps it (Quarry still traces through this one).
-  const global = trace.setGlobalTracerProvider(provider);
+  const global = otel().trace.setGlobalTracerProvider(provider);
   return { tracer: provider.getTracer(TRACER_NAME), shutdown: () => provider.shutdown(), global };
 }
 
@@ -176,7 +172,7 @@ let contextManagerInstalled = false;
 function ensureContextManager(): void {
   if (contextManagerInstalled) return;
   // false when the application registered one already: theirs stays.
-  context.setGlobalContextManager(new AsyncLocalContextManager().enable());
+  otel().context.setGlobalContextManager(new AsyncLocalContextManager().enable());
   contextManagerInstalled = true;
 }
 
@@ -188,7 +184,7 @@ class AsyncLocalContextManager implements ContextManager {
   private readonly storage = new AsyncLocalStorage<Context>();
 
   active(): Context {
-    return this.storage.getStore() ?? ROOT_CONTEXT;
+    return this.storage.getStore() ?? otel().ROOT_CONTEXT;
   }
 
   with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
