@@ -59,6 +59,30 @@ export type { AddDocumentsOptions, DocumentAccessInput, DocumentInput } from './
 export { type ChunkedDocument, type ChunkOptions, chunkDocument } from './ingest/chunker.js';
 export type { IngestFileError, IngestOptions, IngestReport } from './ingest/ingest.js';
 export { countTokens, type TokenCounter } from './ingest/tokens.js';
+export { createLogger, type LoggerOptions } from './observability/log.js';
+export {
+  type CacheLayer,
+  enableMetrics,
+  type GuardEvent,
+  indexFreshness,
+  metricsRegistry,
+  metricsText,
+  type RequestLabels,
+  recordCacheLookup,
+  recordGuardEvent,
+  recordTokens,
+  registerIndexProbe,
+  startHttpRequest,
+  type TokenComponent,
+  withRequestLabels,
+} from './observability/metrics.js';
+export {
+  configureTelemetry,
+  SPAN_NAMES,
+  type SpanName,
+  shutdownTelemetry,
+  type TelemetryOptions,
+} from './observability/tracing.js';
 export { cachedUsage, UsageMeter, type UsageRecord } from './observability/usage.js';
 export type { LanguageModel, QuarryComponents } from './pipeline/components.js';
 export {

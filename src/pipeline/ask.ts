@@ -33,15 +33,34 @@ export class AskRunner {
   async *askStream(question: string, options: AskOptions): AsyncGenerator<AskEvent> {
     if (typeof question !== 'string' || question.trim() === '')
       throw new QuarryError('INVALID_ARGUMENT', 'question must be a non-empty string');
+    this.engine.ensureFresh();
+    const { ctx, deadline } = this.search.request(question, options, undefined, undefined, 'ask');
+    // The request's telemetry ends with the answer; a failure, or a consumer that stops reading, ends it too.
+    let error: unknown;
+    try {
+      yield* this.answer(question, options, ctx, deadline);
+    } catch (e) {
+      error = e;
+      throw e;
+    } finally {
+      ctx.trace.fail(error);
+    }
+  }
+
+  private async *answer(
+    question: string,
+    options: AskOptions,
+    ctx: RequestContext,
+    deadline: Deadline,
+  ): AsyncGenerator<AskEvent> {
     const { engine } = this;
-    engine.ensureFresh();
-    const { ctx, deadline } = this.search.request(question, options);
     const key = engine.cacheKey(question, options, 'ask');
     const cached = key === undefined ? undefined : await engine.caches.get<Answer>('responses', key, ctx);
     const redactor = outputRedactor(engine.config.privacy, engine.redactor);
     const redaction = redactor === undefined ? undefined : new AnswerRedaction(redactor);
     if (cached !== undefined) {
       // Cached answers were redacted before they were stored; only this request's trace is new.
+      ctx.trace.finish({ ...cached, strategy: 'cache' }, cached);
       yield { type: 'retrieved', hits: cached.hits, strategy: 'cache' };
       yield {
         type: 'answer',
@@ -93,6 +112,7 @@ export class AskRunner {
     // A degraded answer (an LLM fallback…) is not cached: the LLM may be back for the next asker. What is
     // cached is the redacted answer, so a cache hit cannot return raw text.
     if (key !== undefined && final.degraded.length === 0) await engine.caches.set('responses', key, final);
+    ctx.trace.finish({ hits, degraded: final.degraded, strategy }, final);
     yield { type: 'answer', answer: { ...final, trace: traceOf(ctx, redaction) } };
   }
 
@@ -163,6 +183,7 @@ export class AskRunner {
   private answerExtractively(question: string, hits: SearchHit[], ctx: RequestContext): Answered {
     const cfg = this.engine.config.answer;
     const lexical = this.engine.lexical;
+    ctx.trace.contextUsed(() => hits.slice(0, cfg.topChunks).reduce((n, h) => n + h.chunk.tokenCount, 0));
     const result = generateExtractive(
       question,
       hits,

@@ -16,6 +16,7 @@ import type { DenseSyncReport } from '../indexes/dense/provider-dense-index.js';
 import { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import { type AddDocumentsOptions, addDocuments, type DocumentInput } from '../ingest/add-documents.js';
 import { type IngestOptions, type IngestReport, ingestPaths } from '../ingest/ingest.js';
+import { observeIngest } from '../observability/telemetry.js';
 import type { Trace } from '../observability/trace.js';
 import type { PiiAuditEntry } from '../privacy/audit.js';
 import { createRedactor, redactsAt } from '../privacy/redact.js';
@@ -111,7 +112,7 @@ export class Quarry {
   /** Ingest files and folders (see `IngestOptions`); returns added/updated/unchanged/removed and errors. */
   async ingest(paths: string[], options: IngestOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return ingestPaths(this.ingestContext(), paths, options);
+    return observeIngest(() => ingestPaths(this.ingestContext(), paths, options));
   }
 
   /**
@@ -125,7 +126,7 @@ export class Quarry {
    */
   async addDocuments(documents: DocumentInput[], options: AddDocumentsOptions = {}): Promise<IngestReport> {
     this.engine.ensureFresh();
-    return addDocuments(this.ingestContext(), documents, options);
+    return observeIngest(() => addDocuments(this.ingestContext(), documents, options));
   }
 
   /** Delete documents by id; returns the ids that existed. Nothing of them stays retrievable. */
@@ -246,8 +247,7 @@ export class Quarry {
     trace?: Trace,
     deadline?: Deadline,
   ): Promise<SearchResult> {
-    const { ctx, deadline: d } = this.runner.request(query, options, trace, deadline);
-    const result = await this.runner.search(query, options, ctx, d);
+    const result = await this.runner.searchRequest(query, options, trace, deadline);
     // Redacted on the way out, so results served from the retrieval cache are redacted too.
     return this.outputRedactor === undefined ? result : redactSearchResult(result, this.outputRedactor);
   }
@@ -257,7 +257,7 @@ export class Quarry {
    * in `options.queryVectors` here (see `embedQueries`); without one dense is skipped and the result says so.
    */
   searchSync(query: string, options: SearchOptions = {}, trace?: Trace): SearchResult {
-    const result = this.runner.run(query, options, this.runner.request(query, options, trace).ctx);
+    const result = this.runner.searchSyncRequest(query, options, trace);
     return this.outputRedactor === undefined ? result : redactSearchResult(result, this.outputRedactor);
   }
 

@@ -38,13 +38,51 @@ export class QueryRunner {
     return this.engine.config;
   }
 
-  /** A new request: its trace, degradations and deadline. */
-  request(query: string, options: SearchOptions, trace?: Trace, deadline?: Deadline) {
+  /** A new request: its trace (and telemetry), degradations and deadline. */
+  request(
+    query: string,
+    options: SearchOptions,
+    trace?: Trace,
+    deadline?: Deadline,
+    operation: 'search' | 'ask' = 'search',
+  ) {
     return {
-      ctx: new RequestContext(trace ?? new Trace(query, options.trace === true), options.usage),
+      ctx: new RequestContext(trace ?? new Trace(query, options.trace === true, operation), options.usage),
       deadline:
         deadline ?? new Deadline(options.budgetMs ?? this.config.budget.totalMs, undefined, options.signal),
     };
+  }
+
+  /** A whole search request (the facade's `search`): the search, with its end or failure told to telemetry. */
+  async searchRequest(
+    query: string,
+    options: SearchOptions,
+    trace?: Trace,
+    deadline?: Deadline,
+  ): Promise<SearchResult> {
+    const { ctx, deadline: d } = this.request(query, options, trace, deadline);
+    try {
+      const result = await this.search(query, options, ctx, d);
+      ctx.trace.finish(result);
+      return result;
+    } catch (e) {
+      ctx.trace.fail(e);
+      throw e;
+    }
+  }
+
+  /** `searchRequest` on the synchronous path. */
+  searchSyncRequest(query: string, options: SearchOptions, trace?: Trace): SearchResult {
+    const { ctx } = this.request(query, options, trace);
+    try {
+      const result = this.run(query, options, ctx);
+      ctx.trace.retrieved(result);
+      ctx.trace.finish(result);
+      return result;
+    } catch (e) {
+      ctx.trace.fail(e);
+      throw e;
+    }
   }
 
   /** Cache-first search; a degraded result is returned but not kept (the next asker may get the full pipeline). */
@@ -64,6 +102,7 @@ export class QueryRunner {
       if (hit !== undefined) return { ...hit, strategy: 'cache', usage: cachedUsage(), trace: report(ctx) };
     }
     const result = await this.searchUncached(query, options, ctx, deadline);
+    ctx.trace.retrieved(result);
     if (key !== undefined && result.degraded.length === 0)
       await engine.caches.set('retrievals', key, { ...result, trace: undefined });
     return result;
