@@ -4,7 +4,9 @@
  * second store on the same Redis, never pays for an embedding the first one made. In front of the store's
  * own SQLite file cache, which stays the first, local tier.
  */
+
 import type { EmbeddingCache, TextHash } from '../embed/cache.js';
+import { recordCacheLookup } from '../observability/metrics.js';
 import type { CacheDriver } from './types.js';
 
 export const EMBEDDINGS_NAMESPACE = 'emb';
@@ -68,6 +70,7 @@ export function tieredEmbeddingCache(
       for (const v of out) {
         if (v === undefined) counters.misses++;
         else counters.hits++;
+        recordCacheLookup('embedding', v !== undefined);
       }
       return out;
     },

@@ -10,8 +10,10 @@
  * Redis being away never fails a request: the layer is bypassed with a `cache` degradation and the client
  * reconnects in the background.
  */
+
 import { randomUUID } from 'node:crypto';
 import type { EmbeddingCache } from '../embed/cache.js';
+import { recordCacheLookup } from '../observability/metrics.js';
 import type { StageContext } from '../stage.js';
 import { type LayerCounters, tieredEmbeddingCache } from './embeddings.js';
 import { createLru, type Lru } from './memory.js';
@@ -123,6 +125,7 @@ export class CacheLayers {
       }
     }
     this.counters[layer][value === undefined ? 'misses' : 'hits']++;
+    recordCacheLookup(layer === 'retrievals' ? 'retrieval' : 'response', value !== undefined);
     ctx.trace.recordSince('cache', t0, {
       layer,
       hit: value !== undefined,

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { ANONYMOUS, TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
+import { enableMetrics, startHttpRequest } from '../observability/metrics.js';
 import { Budgets } from './budgets.js';
 import { Collections } from './collections.js';
 import type { ServerConfig } from './config.js';
@@ -29,7 +30,7 @@ import { RouteRegistry } from './route.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerChatRoutes } from './routes/chat.js';
 import { registerDocumentRoutes } from './routes/documents.js';
-import { registerHealthRoutes } from './routes/health.js';
+import { extraRegistries, registerHealthRoutes } from './routes/health.js';
 import { registerQueryRoutes } from './routes/query.js';
 import type { ServerState } from './state.js';
 import { QueryRecords } from './traces.js';
@@ -83,6 +84,9 @@ function toQuarryError(e: unknown): QuarryError | undefined {
 
 export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   const { config } = opts;
+  // The pipeline's series (stages, caches, tokens, scores, degradations) are served by /metrics too.
+  const pipelineMetrics = enableMetrics();
+  if (!extraRegistries.includes(pipelineMetrics)) extraRegistries.push(pipelineMetrics);
   const db = openServerDb(opts.store);
   const keys = new KeyStore(db);
   const app = Fastify({
@@ -118,11 +122,12 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
 
   app.decorateRequest('principal', null as unknown as typeof ANONYMOUS);
   app.decorateRequest('apiKey', undefined);
+  app.decorateRequest('httpDone', undefined);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    request.httpDone = startHttpRequest(request.method, request.routeOptions.url ?? 'unmatched');
     // Fail closed: until a key or the key-less loopback rule says otherwise, the caller is anonymous.
     request.principal = ANONYMOUS;
-    state.metrics.inFlight.inc();
     if (state.draining && !request.url.startsWith('/healthz'))
       throw new QuarryError('UNAVAILABLE', 'the server is shutting down');
     const presented = presentedKey(request);
@@ -147,11 +152,10 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     }
   });
   app.addHook('onResponse', async (request, reply) => {
-    state.metrics.inFlight.dec();
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     state.metrics.requests.inc(labels);
-    state.metrics.duration.observe(labels, reply.elapsedTime / 1000);
+    request.httpDone?.(reply.statusCode);
     request.log.info(
       {
         method: request.method,

@@ -1,7 +1,7 @@
 /**
- * The server's Prometheus series (HTTP requests, in-flight requests and streams, per-key and per-tenant
- * tokens and cost, rejections by code), on a registry of its own that `/metrics` serves together with the
- * pipeline's.
+ * The server's own Prometheus series (requests by route and status, open streams, per-key and per-tenant
+ * tokens and cost, error responses by code, time to first token), on a registry of its own that `/metrics`
+ * serves together with the pipeline's (stages, caches, scores, HTTP latency and in-flight requests).
  */
 import client from 'prom-client';
 
@@ -11,18 +11,6 @@ export class ServerMetrics {
     name: 'quarry_http_requests_total',
     help: 'HTTP requests by method, route and status',
     labelNames: ['method', 'route', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly duration = new client.Histogram({
-    name: 'quarry_http_request_duration_seconds',
-    help: 'HTTP request latency (streams: until the last byte)',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
-  readonly inFlight = new client.Gauge({
-    name: 'quarry_http_in_flight',
-    help: 'Requests being served (streams included)',
     registers: [this.registry],
   });
   readonly streams = new client.Gauge({

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { hasScope, type Principal, type Scope } from '../access/principal.js';
 import { QuarryError } from '../errors.js';
+import { withRequestLabels } from '../observability/metrics.js';
 
 export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -83,7 +84,13 @@ export function defineRoute<B extends z.ZodType, Q extends z.ZodType, P extends 
         request,
         reply,
       };
-      return handler(input);
+      const p = request.principal;
+      // Token and cost series carry the key and tenant of the request that spent them.
+      return p.kind === 'user'
+        ? withRequestLabels({ ...(p.keyId === undefined ? {} : { keyId: p.keyId }), tenant: p.tenant }, () =>
+            handler(input),
+          )
+        : handler(input);
     },
   });
 }

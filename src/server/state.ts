@@ -32,5 +32,7 @@ export interface ServerState {
 declare module 'fastify' {
   interface FastifyRequest {
     apiKey?: ApiKeyRecord;
+    /** Ends the request's latency and in-flight series (pipeline metrics). */
+    httpDone?: (status: number) => void;
   }
 }

@@ -54,6 +54,9 @@ beforeAll(() => {
     type: 'module',
     dependencies,
     allowScripts,
+    // What the README asks of a project on Node 20: fastify's test-injection helper wants cookie 2, which
+    // declares Node ≥ 22; cookie 1.1.1 has the same API and runs on Node 20.
+    overrides: { 'light-my-request': { cookie: '1.1.1' } },
   };
   fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify(manifest, null, 2));
   fs.writeFileSync(path.join(project, 'package-lock.json'), JSON.stringify(lock, null, 2));

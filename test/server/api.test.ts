@@ -305,6 +305,18 @@ describe('service endpoints', () => {
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(r.body).toMatch(/^# TYPE quarry_http_requests_total counter$/m);
+    // The pipeline's series are served too: stage latency, HTTP latency, cache lookups, answers.
+    expect(r.body).toMatch(/quarry_stage_duration_seconds_count\{stage="retrieve.bm25"\} [1-9]/);
+    expect(r.body).toMatch(
+      /quarry_http_request_duration_seconds_count\{method="POST",route="\/v1\/ask",status="200"\} [1-9]/,
+    );
+    expect(r.body).toMatch(/quarry_cache_lookups_total\{layer="retrieval",result="(hit|miss)"\} [1-9]/);
+    expect(r.body).toMatch(/quarry_answers_total\{answerer="extractive"\} [1-9]/);
+    // Every sample line parses as Prometheus text: name{labels} value.
+    for (const line of (r.body as string).split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|NaN|[+-]Inf$/);
+    }
     expect(r.body).toMatch(
       /quarry_http_requests_total\{method="POST",route="\/v1\/search",status="200"\} [1-9]/,
     );

@@ -63,11 +63,12 @@ export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void 
       body: SearchRequest,
       response: SearchResponse,
     },
-    async ({ body, principal }) => {
+    async ({ body, principal, request }) => {
       const { quarry, info } = s.collections.get(principal, body.collection);
       const queryId = s.records.newId();
       const options: SearchOptions = requestOptions(s, body, principal);
       const result = await quarry.search(body.query, options);
+      recordUsage(s, request, result.usage);
       s.records.save(principal, {
         id: queryId,
         collection: info.name,
