@@ -51,8 +51,12 @@ export class PiiAuditLog {
   private readonly insert;
   private readonly recent;
 
-  /** `db` must already hold `AUDIT_SCHEMA` (the vault creates it when it opens). */
-  constructor(db: Database.Database) {
+  /**
+   * `db` (the vault's better-sqlite3 database) must already hold `AUDIT_SCHEMA` (the vault creates it when it
+   * opens). Typed `unknown` here so the published declarations do not require better-sqlite3's types.
+   */
+  constructor(vaultDb: unknown) {
+    const db = vaultDb as Database.Database;
     this.insert = db.prepare(
       'INSERT INTO restore_audit (at, actor, reason, outcome, placeholders, restored) VALUES (?, ?, ?, ?, ?, ?)',
     );
