@@ -84,6 +84,10 @@ export function registerServerCommands(
       'JSON log level: fatal|error|warn|info|debug|trace|silent (default info) [env QUARRY_LOG_LEVEL]',
     )
     .option('--public-metrics', '/metrics without a key (default: admin key needed when keys exist)')
+    .option(
+      '--otlp-endpoint <url>',
+      'export OpenTelemetry spans over OTLP/HTTP to this traces URL [env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces]',
+    )
     .action(async (o: Record<string, unknown>) => {
       const { loadServerConfig } = await import('../server/config.js');
       const { startServer } = await import('../server/serve.js');
@@ -98,6 +102,7 @@ export function registerServerCommands(
           ...(o.rateLimit === undefined ? {} : { rateLimit: { perMinute: o.rateLimit as number } }),
           logLevel: o.logLevel as never,
           ...(o.publicMetrics === true ? { publicMetrics: true } : {}),
+          ...(o.otlpEndpoint === undefined ? {} : { telemetry: { otlpEndpoint: o.otlpEndpoint as string } }),
         },
       });
       const server = await startServer({

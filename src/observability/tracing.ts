@@ -13,6 +13,8 @@ import type { StageName } from '../types.js';
 
 /** Every span Quarry emits: one per request and one per trace stage (see `STAGE_SPANS`). */
 export type SpanName =
+  /** The server's span around one HTTP request (parent of the request span). */
+  | 'quarry.http'
   | 'quarry.search'
   | 'quarry.ask'
   | 'quarry.ingest'
@@ -63,6 +65,7 @@ export const STAGE_SPANS: Readonly<Record<StageName, SpanName>> = {
 
 /** Every span name, for checks (tests, collectors' allow lists). */
 export const SPAN_NAMES: readonly SpanName[] = [
+  'quarry.http',
   'quarry.search',
   'quarry.ask',
   'quarry.ingest',

@@ -53,6 +53,16 @@ export const ServerConfigSchema = z
     shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
     /** `/metrics` without a key (for a scraper on a private network); otherwise it needs an admin key. */
     publicMetrics: z.boolean().default(false),
+    /** OpenTelemetry: spans exported over OTLP/HTTP when an endpoint is set (off, at no cost, otherwise). */
+    telemetry: z
+      .object({
+        /** Full traces URL, e.g. http://127.0.0.1:4318/v1/traces. */
+        otlpEndpoint: z.url().optional(),
+        headers: z.record(z.string(), z.string()).optional(),
+        serviceName: z.string().min(1).default('quarry'),
+      })
+      .strict()
+      .default({ serviceName: 'quarry' }),
     /** Log level for the JSON request log. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -85,6 +95,10 @@ export const SERVER_ENV: Record<string, (v: string) => ServerConfigInput> = {
     rateLimit: { perMinute: envNumber('QUARRY_RATE_LIMIT_PER_MINUTE', v) },
   }),
   QUARRY_LOG_LEVEL: (v) => ({ logLevel: v as ServerConfig['logLevel'] }),
+  // The standard OpenTelemetry variables: the base endpoint gets the traces path, the traces one is used as is.
+  OTEL_EXPORTER_OTLP_ENDPOINT: (v) => ({ telemetry: { otlpEndpoint: `${v.replace(/\/+$/, '')}/v1/traces` } }),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: (v) => ({ telemetry: { otlpEndpoint: v } }),
+  OTEL_SERVICE_NAME: (v) => ({ telemetry: { serviceName: v } }),
 };
 
 function envNumber(name: string, v: string): number {

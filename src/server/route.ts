@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { hasScope, type Principal, type Scope } from '../access/principal.js';
 import { QuarryError } from '../errors.js';
 import { withRequestLabels } from '../observability/metrics.js';
+import { withHttpSpan } from './span.js';
 
 export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -67,30 +68,34 @@ export function defineRoute<B extends z.ZodType, Q extends z.ZodType, P extends 
     method: spec.method,
     url: spec.url,
     config: { scope: spec.scope },
-    handler: async (request, reply) => {
-      if (spec.scope !== 'public' && !hasScope(request.principal, spec.scope))
-        throw new QuarryError(
-          'FORBIDDEN',
-          `this key lacks the "${spec.scope}" scope needed for ${spec.method} ${spec.url}`,
-          {
-            scope: spec.scope,
-          },
-        );
-      const input = {
-        body: spec.multipart ? (undefined as z.infer<B>) : parse(spec.body, request.body, 'body'),
-        query: parse(spec.query, request.query, 'query'),
-        params: parse(spec.params, request.params, 'params'),
-        principal: request.principal,
-        request,
-        reply,
-      };
-      const p = request.principal;
-      // Token and cost series carry the key and tenant of the request that spent them.
-      return p.kind === 'user'
-        ? withRequestLabels({ ...(p.keyId === undefined ? {} : { keyId: p.keyId }), tenant: p.tenant }, () =>
-            handler(input),
-          )
-        : handler(input);
-    },
+    handler: (request, reply) =>
+      withHttpSpan(request, reply, async () => {
+        if (spec.scope !== 'public' && !hasScope(request.principal, spec.scope))
+          throw new QuarryError(
+            'FORBIDDEN',
+            `this key lacks the "${spec.scope}" scope needed for ${spec.method} ${spec.url}`,
+            {
+              scope: spec.scope,
+            },
+          );
+        const input = {
+          body: spec.multipart ? (undefined as z.infer<B>) : parse(spec.body, request.body, 'body'),
+          query: parse(spec.query, request.query, 'query'),
+          params: parse(spec.params, request.params, 'params'),
+          principal: request.principal,
+          request,
+          reply,
+        };
+        const p = request.principal;
+        // Token and cost series carry the key and tenant of the request that spent them.
+        const run = () =>
+          p.kind === 'user'
+            ? withRequestLabels(
+                { ...(p.keyId === undefined ? {} : { keyId: p.keyId }), tenant: p.tenant },
+                () => handler(input),
+              )
+            : handler(input);
+        return run();
+      }),
   });
 }

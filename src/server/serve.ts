@@ -36,6 +36,16 @@ export interface RunningServer extends QuarryServer {
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const announce = opts.announce ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const { otlpEndpoint, headers, serviceName } = opts.config.telemetry;
+  if (otlpEndpoint !== undefined) {
+    const { configureTelemetry } = await import('../observability/tracing.js');
+    await configureTelemetry({
+      exporter: 'otlp',
+      endpoint: otlpEndpoint,
+      serviceName,
+      ...(headers ? { headers } : {}),
+    });
+  }
   const logger = createServerLogger(opts.config.logLevel, opts.logDestination);
   const server = await createApp({
     store: opts.store,
@@ -91,7 +101,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       state.authRequired
         ? 'API keys required'
         : 'no API keys configured: loopback only, callers are trusted as the store owner'
-    }${opts.watch?.length ? `; watching ${opts.watch.join(', ')}` : ''})`,
+    }${opts.watch?.length ? `; watching ${opts.watch.join(', ')}` : ''}${
+      otlpEndpoint === undefined ? '' : `; spans to ${otlpEndpoint}`
+    })`,
   );
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -119,6 +131,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }
       state.collections.close();
       server.db.close();
+      if (otlpEndpoint !== undefined) {
+        const { shutdownTelemetry } = await import('../observability/tracing.js');
+        await shutdownTelemetry();
+      }
       announce('quarry serve: stopped');
     })();
     return closing;

@@ -69,6 +69,7 @@ describe('quarry serve', () => {
       '--rate-limit',
       '--log-level',
       '--public-metrics',
+      '--otlp-endpoint',
     ])
       expect(r.stdout).toContain(opt);
   });
