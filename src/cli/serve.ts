@@ -28,6 +28,21 @@ function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** Open `<store>/server.db` and its key store for one command, closing the database afterwards. */
+async function withKeys<T>(
+  storeDir: string,
+  fn: (keys: import('../server/keys.js').KeyStore) => T,
+): Promise<T> {
+  const { openServerDb } = await import('../server/db.js');
+  const { KeyStore } = await import('../server/keys.js');
+  const db = openServerDb(storeDir);
+  try {
+    return fn(new KeyStore(db));
+  } finally {
+    db.close();
+  }
+}
+
 export function registerServerCommands(
   program: Command,
   io: Io,
@@ -148,19 +163,16 @@ export function registerServerCommands(
     .option('--budget-period <p>', 'day or month (default month)')
     .option('--json', 'print machine-readable JSON')
     .action(async (o: Record<string, unknown>) => {
-      const { openServerDb } = await import('../server/db.js');
-      const { KeyStore } = await import('../server/keys.js');
-      const db = openServerDb(shared.storeDir(o.store as string | undefined));
-      try {
-        const budget =
-          o.tokenBudget !== undefined || o.costBudget !== undefined
-            ? {
-                ...(o.tokenBudget === undefined ? {} : { tokens: o.tokenBudget as number }),
-                ...(o.costBudget === undefined ? {} : { costUsd: Number(o.costBudget) }),
-                ...(o.budgetPeriod === undefined ? {} : { period: o.budgetPeriod as 'day' | 'month' }),
-              }
-            : undefined;
-        const { key, record } = new KeyStore(db).create({
+      const budget =
+        o.tokenBudget !== undefined || o.costBudget !== undefined
+          ? {
+              ...(o.tokenBudget === undefined ? {} : { tokens: o.tokenBudget as number }),
+              ...(o.costBudget === undefined ? {} : { costUsd: Number(o.costBudget) }),
+              ...(o.budgetPeriod === undefined ? {} : { period: o.budgetPeriod as 'day' | 'month' }),
+            }
+          : undefined;
+      const { key, record } = await withKeys(shared.storeDir(o.store as string | undefined), (ks) =>
+        ks.create({
           name: o.name as string,
           ...(o.scopes === undefined ? {} : { scopes: o.scopes as Scope[] }),
           ...(o.tenant === undefined ? {} : { tenant: o.tenant as string }),
@@ -169,16 +181,14 @@ export function registerServerCommands(
           ...(o.clearance === undefined ? {} : { clearance: o.clearance as number }),
           ...(o.rateLimit === undefined ? {} : { ratePerMinute: o.rateLimit as number }),
           ...(budget === undefined ? {} : { budget }),
-        });
-        if (o.json === true) io.out.write(`${JSON.stringify({ key, ...record })}\n`);
-        else {
-          io.out.write(`${key}\n`);
-          io.err.write(
-            `created key ${record.id} "${record.name}" (tenant ${record.tenant}, scopes ${record.scopes.join(',')}); the secret above is shown only once\n`,
-          );
-        }
-      } finally {
-        db.close();
+        }),
+      );
+      if (o.json === true) io.out.write(`${JSON.stringify({ key, ...record })}\n`);
+      else {
+        io.out.write(`${key}\n`);
+        io.err.write(
+          `created key ${record.id} "${record.name}" (tenant ${record.tenant}, scopes ${record.scopes.join(',')}); the secret above is shown only once\n`,
+        );
       }
     });
   keys
@@ -187,20 +197,13 @@ export function registerServerCommands(
     .option('--store <dir>', 'store directory')
     .option('--json', 'print machine-readable JSON')
     .action(async (o: Record<string, unknown>) => {
-      const { openServerDb } = await import('../server/db.js');
-      const { KeyStore } = await import('../server/keys.js');
-      const db = openServerDb(shared.storeDir(o.store as string | undefined));
-      try {
-        const all = new KeyStore(db).list();
-        if (o.json === true) io.out.write(`${JSON.stringify(all)}\n`);
-        else
-          for (const k of all)
-            io.out.write(
-              `${k.id}  ${k.name}  tenant=${k.tenant}  scopes=${k.scopes.join(',')}${k.userId ? `  user=${k.userId}` : ''}${k.groups.length ? `  groups=${k.groups.join(',')}` : ''}  clearance=${k.clearance}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}\n`,
-            );
-      } finally {
-        db.close();
-      }
+      const all = await withKeys(shared.storeDir(o.store as string | undefined), (ks) => ks.list());
+      if (o.json === true) io.out.write(`${JSON.stringify(all)}\n`);
+      else
+        for (const k of all)
+          io.out.write(
+            `${k.id}  ${k.name}  tenant=${k.tenant}  scopes=${k.scopes.join(',')}${k.userId ? `  user=${k.userId}` : ''}${k.groups.length ? `  groups=${k.groups.join(',')}` : ''}  clearance=${k.clearance}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}\n`,
+          );
     });
   keys
     .command('revoke')
@@ -208,15 +211,9 @@ export function registerServerCommands(
     .argument('<id>', 'key id (from `quarry keys list`)')
     .option('--store <dir>', 'store directory')
     .action(async (id: string, o: Record<string, unknown>) => {
-      const { openServerDb } = await import('../server/db.js');
-      const { KeyStore } = await import('../server/keys.js');
       const { QuarryError } = await import('../errors.js');
-      const db = openServerDb(shared.storeDir(o.store as string | undefined));
-      try {
-        if (!new KeyStore(db).revoke(id)) throw new QuarryError('NOT_FOUND', `no active key with id "${id}"`);
-        io.err.write(`revoked key ${id}\n`);
-      } finally {
-        db.close();
-      }
+      const revoked = await withKeys(shared.storeDir(o.store as string | undefined), (ks) => ks.revoke(id));
+      if (!revoked) throw new QuarryError('NOT_FOUND', `no active key with id "${id}"`);
+      io.err.write(`revoked key ${id}\n`);
     });
 }

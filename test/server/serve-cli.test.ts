@@ -74,6 +74,53 @@ describe('quarry serve', () => {
       expect(r.stdout).toContain(opt);
   });
 
+  it('quarry keys create, list and revoke: the secret is printed once and never listed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-keys-'));
+    try {
+      const created = await runCli([
+        'keys',
+        'create',
+        '--store',
+        dir,
+        '--name',
+        'app',
+        '--scopes',
+        'query,ingest',
+        '--tenant',
+        'acme',
+        '--groups',
+        'staff,hr',
+        '--clearance',
+        '2',
+        '--token-budget',
+        '1000',
+        '--json',
+      ]);
+      expect(created.code).toBe(0);
+      const k = JSON.parse(created.stdout) as {
+        key: string;
+        id: string;
+        tenant: string;
+        scopes: string[];
+        groups: string[];
+      };
+      expect(k.key).toMatch(/^qk_[0-9a-f]{16}_/);
+      expect(k).toMatchObject({ tenant: 'acme', scopes: ['query', 'ingest'], groups: ['hr', 'staff'] });
+      const listed = await runCli(['keys', 'list', '--store', dir]);
+      expect(listed.stdout).toContain(k.id);
+      expect(listed.stdout).not.toContain(k.key.slice(20));
+      expect((await runCli(['keys', 'revoke', k.id, '--store', dir])).code).toBe(0);
+      expect((await runCli(['keys', 'list', '--store', dir])).stdout).toMatch(/revoked/);
+      const again = await runCli(['keys', 'revoke', k.id, '--store', dir]);
+      expect(again.code).toBe(4);
+      const bad = await runCli(['keys', 'create', '--store', dir, '--name', 'x', '--scopes', 'root']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/scopes/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a non-loopback address without API keys, and bad settings, with exit 2 and a clear message', async () => {
     const open = await runCli(['serve', '--store', store, '--host', '0.0.0.0', '--port', '0']);
     expect(open.code).toBe(2);
