@@ -6,9 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Principal } from '../access/principal.js';
+import { type Principal, TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import { indexFreshness, registerIndexProbe } from '../observability/metrics.js';
 import { Quarry } from '../pipeline/quarry.js';
 import type { ServerDb } from './db.js';
 
@@ -24,6 +25,8 @@ export interface CollectionInfo {
 
 export class Collections {
   private readonly open = new Map<string, Quarry>();
+  /** Stops each open collection's index-staleness probe (metrics) when it closes. */
+  private readonly probes = new Map<string, () => void>();
   private readonly writeQueues = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -73,12 +76,7 @@ export class Collections {
   /** The open Quarry instance behind a collection the principal may use. */
   get(p: Principal, name: string | undefined): { quarry: Quarry; info: CollectionInfo } {
     const info = this.info(p, name);
-    let q = this.open.get(info.name);
-    if (q === undefined) {
-      q = Quarry.open({ store: this.dirOf(info.name), config: this.config, create: true });
-      this.open.set(info.name, q);
-    }
-    return { quarry: q, info };
+    return { quarry: this.instance(info.name), info };
   }
 
   create(p: Principal, name: string): CollectionInfo {
@@ -108,8 +106,7 @@ export class Collections {
     const info = this.info(p, name);
     if (info.name === DEFAULT_COLLECTION)
       throw new QuarryError('INVALID_ARGUMENT', 'the default collection cannot be deleted');
-    this.open.get(name)?.close();
-    this.open.delete(name);
+    this.closeOne(name);
     this.db.prepare('DELETE FROM collections WHERE name = ?').run(name);
     fs.rmSync(this.dirOf(name), { recursive: true, force: true });
   }
@@ -126,9 +123,17 @@ export class Collections {
     return next;
   }
 
-  /** Open every collection's indexes now (readiness means searches will not wait on a load). */
+  /**
+   * Open the default collection's indexes and run one search through them, so the lazily loaded parts
+   * (analyzer tables, the typo dictionary, the fusion path) are in memory before `/readyz` says ready.
+   */
   warm(): void {
-    this.get({ kind: 'trusted' }, DEFAULT_COLLECTION);
+    const q = this.instance(DEFAULT_COLLECTION);
+    try {
+      q.searchSync('warm up the index', { principal: TRUSTED_LOCAL, cache: false, k: 1 });
+    } catch {
+      // A store that cannot answer yet (e.g. empty) is still ready to take documents.
+    }
   }
 
   /** Where a collection keeps uploaded files (their documents' source). */
@@ -150,8 +155,29 @@ export class Collections {
   }
 
   close(): void {
-    for (const q of this.open.values()) q.close();
-    this.open.clear();
+    for (const name of [...this.open.keys()]) this.closeOne(name);
+  }
+
+  /** The collection's Quarry instance, opened (and its staleness reported to /metrics) on first use. */
+  private instance(name: string): Quarry {
+    let q = this.open.get(name);
+    if (q === undefined) {
+      const opened = Quarry.open({ store: this.dirOf(name), config: this.config, create: true });
+      q = opened;
+      this.open.set(name, opened);
+      this.probes.set(
+        name,
+        registerIndexProbe(name, () => indexFreshness(opened.stats())),
+      );
+    }
+    return q;
+  }
+
+  private closeOne(name: string): void {
+    this.probes.get(name)?.();
+    this.probes.delete(name);
+    this.open.get(name)?.close();
+    this.open.delete(name);
   }
 
   private visible(p: Principal, c: CollectionInfo): boolean {

@@ -312,6 +312,7 @@ describe('service endpoints', () => {
     );
     expect(r.body).toMatch(/quarry_cache_lookups_total\{layer="retrieval",result="(hit|miss)"\} [1-9]/);
     expect(r.body).toMatch(/quarry_answers_total\{answerer="extractive"\} [1-9]/);
+    expect(r.body).toMatch(/quarry_index_version_age_seconds\{collection="default"\} [0-9.]+/);
     // Every sample line parses as Prometheus text: name{labels} value.
     for (const line of (r.body as string).split('\n')) {
       if (line === '' || line.startsWith('#')) continue;
