@@ -349,7 +349,7 @@ export class QueryRunner {
       config: engine.config.query,
       intentWeights: engine.config.retrieval.intentWeights,
       analyze: (t: string) => engine.lexical.analyzer.analyze(t),
-      vocabulary: () => engine.lexical.vocabulary(),
+      vocabulary: (allowGroup?: (group: number) => boolean) => engine.lexical.vocabulary(allowGroup),
       predicate: engine.catalog.predicate.bind(engine.catalog),
     };
   }

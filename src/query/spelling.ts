@@ -85,6 +85,8 @@ export function correctTypos(
       const d = editDistance(t, cand, max);
       if (d > max || d === 0) return;
       const df = vocab.df(cand);
+      // 0: not a word of any document this search may return (see LexicalIndex.vocabulary).
+      if (df === 0) return;
       if (best === undefined || d < best.distance || (d === best.distance && df > best.df)) {
         best = { term: cand, distance: d, df };
       }

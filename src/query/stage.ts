@@ -32,7 +32,8 @@ export interface UnderstandDeps {
   /** `retrieval.intentWeights`: whether the intent's suggested weights and k are applied (the trace says). */
   intentWeights: boolean;
   analyze(text: string): string[];
-  vocabulary(): Vocabulary;
+  /** The corpus vocabulary; with `allowGroup`, only words of the documents the search may return. */
+  vocabulary(allowGroup?: (group: number) => boolean): Vocabulary;
   /**
    * The catalog's group predicate for a compiled filter and principal (fails closed on unknown documents).
    * Undefined = every document passes (no filter, and nothing is hidden from this principal).
@@ -62,7 +63,7 @@ export function understand(input: UnderstandInput, deps: UnderstandDeps, ctx: St
     () =>
       understandQuery(
         input.query,
-        { analyze: deps.analyze, vocabulary: deps.vocabulary() },
+        { analyze: deps.analyze, vocabulary: deps.vocabulary(allowGroup) },
         { ...deps.config, typos: input.typos ?? deps.config.typos },
       ),
     (p) => queryPlanDetail(p, deps.intentWeights),

@@ -3,11 +3,13 @@
  * applies each committed write's removed/added chunks, and persists/loads snapshots tagged with the store's
  * index version. If the snapshot is missing or stale, the index is rebuilt from the store.
  */
+
 import { createHash } from 'node:crypto';
 import type { Vocabulary } from '../../query/understand.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer, TOKENIZER_REVISION } from './analyzer.js';
+import type { GroupPredicate } from './bm25-index.js';
 import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
 import { TypoNeighbourhood } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
@@ -127,7 +129,7 @@ export class LexicalIndex {
    * The body vocabulary for typo correction. An unknown term's one-edit neighbourhood is probed by hash and
    * confirmed in the index's own dictionary (see `TypoNeighbourhood`): no deletion index to build or hold.
    */
-  vocabulary(): Vocabulary {
+  vocabulary(allowGroup?: GroupPredicate): Vocabulary {
     const field = this.layout === 'flat' ? 'contents' : 'body';
     const index = this.index;
     const dict = index.dictionary(field);
@@ -136,9 +138,20 @@ export class LexicalIndex {
       this.vocabCache = { index, typos: new TypoNeighbourhood(dict, (t) => df(t) > 0) };
     }
     const typos = this.vocabCache.typos;
+    // A search that may return only some documents (a principal's, a filter's) must not be corrected towards
+    // a word found only in the others: that would reveal a hidden document's words. A term counts as known
+    // only if one document the search may return holds it (one single-term lookup, for the few terms asked).
+    const known =
+      allowGroup === undefined
+        ? df
+        : (t: string) => {
+            const n = df(t);
+            if (n === 0) return 0;
+            return index.search({ [field]: [t] }, { k: 1, allowGroup }).length > 0 ? n : 0;
+          };
     return {
-      df,
-      termsOfLength: (n) => dict.filter((t) => t.length === n),
+      df: known,
+      termsOfLength: (n) => dict.filter((t) => t.length === n && known(t) > 0),
       candidates: (term, max) => typos.candidates(term, max),
     };
   }
