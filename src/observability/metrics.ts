@@ -10,7 +10,7 @@ import { lazyModule } from '../lazy.js';
 import type { StageName } from '../types.js';
 
 export type CacheLayer = 'embedding' | 'retrieval' | 'response';
-export type TokenComponent = 'generate' | 'rewrite' | 'rerank' | 'embed';
+export type TokenComponent = 'generate' | 'rewrite' | 'rerank' | 'embed' | 'critique';
 export type RequestOperation = 'search' | 'ask' | 'ingest';
 /** `degraded`: answered, but with a stage in a reduced form. */
 export type RequestStatus = 'ok' | 'degraded' | 'error';

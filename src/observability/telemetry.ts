@@ -4,10 +4,11 @@
  * with the `rag.*` attributes, and the stage/request histograms. `startRequestTelemetry` returns undefined
  * when neither spans nor metrics are on, and the trace then skips all of this.
  */
+
 import type { Attributes, Context, Span } from '@opentelemetry/api';
 import { QuarryError } from '../errors.js';
 import { countTokens } from '../ingest/tokens.js';
-import type { Answer, Degradation, SearchHit, StageName } from '../types.js';
+import type { Answer, Degradation, RequestUsage, SearchHit, StageName } from '../types.js';
 import {
   activeMetrics,
   type GuardEvent,
@@ -29,6 +30,7 @@ export interface RetrievalOutcome {
   degraded: Degradation[];
   strategy?: string | undefined;
   rerank?: { reranker: string; status: string } | undefined;
+  usage?: RequestUsage | undefined;
 }
 
 export function startRequestTelemetry(
@@ -150,13 +152,17 @@ export class RequestTelemetry {
       const answerer = answer.answerer === 'extractive' ? 'extractive' : 'llm';
       m?.answers.inc({ answerer });
       if (answer.abstained) m?.abstentions.inc({ answerer });
-      if (answer.usage !== undefined) recordTokens('generate', answer.usage);
       const v = answer.validation;
       if (v !== undefined) {
         guard(m, 'unknown_citation', v.unknownMarkers.length);
         guard(m, 'unsupported_sentence', Math.max(v.unsupported.length, v.removed));
       }
     }
+    // Every metered call of the request (rewrite, rerank, embed, generate, critique), by component; a cached
+    // result spent nothing.
+    const usage = answer?.usage ?? result.usage;
+    if (usage !== undefined && usage.cached !== true)
+      for (const c of usage.byComponent) recordTokens(c.component, c);
     m?.request.observe({ operation: this.operation, status }, (performance.now() - this.t0) / 1000);
     const span = this.span;
     if (span === undefined) return;
@@ -166,7 +172,8 @@ export class RequestTelemetry {
       ...(result.strategy === undefined ? {} : { 'rag.strategy': result.strategy }),
       ...(answer === undefined ? {} : answerAttributes(answer, this.contextTokens)),
     });
-    span.end();
+    // The same clock the stage spans end on (the SDK's own anchored clock can differ by a fraction of a ms).
+    span.end(epochMs(performance.now()));
   }
 
   /** An ingest finished (its report's counts). */
@@ -212,9 +219,6 @@ export class RequestTelemetry {
       if (outcome?.status === 'reranked' && top !== undefined) this.rerankTop1 = top;
     } else if (name === 'context.assemble' && typeof detail?.tokens === 'number') {
       this.contextTokens = detail.tokens;
-    } else if (name === 'query.rewrite') {
-      const usage = detail?.usage as { inputTokens: number; outputTokens: number } | undefined;
-      if (usage !== undefined) recordTokens('rewrite', usage);
     } else if (name === 'privacy.redact' && this.metrics !== undefined) {
       const findings = (detail?.findings ?? {}) as Record<string, number>;
       guard(

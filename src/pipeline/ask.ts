@@ -60,12 +60,10 @@ export class AskRunner {
     const redaction = redactor === undefined ? undefined : new AnswerRedaction(redactor);
     if (cached !== undefined) {
       // Cached answers were redacted before they were stored; only this request's trace is new.
-      ctx.trace.finish({ ...cached, strategy: 'cache' }, cached);
+      const served: Answer = { ...cached, cached: true, usage: cachedUsage() };
+      ctx.trace.finish({ ...served, strategy: 'cache' }, served);
       yield { type: 'retrieved', hits: cached.hits, strategy: 'cache' };
-      yield {
-        type: 'answer',
-        answer: { ...cached, cached: true, usage: cachedUsage(), trace: traceOf(ctx, redaction) },
-      };
+      yield { type: 'answer', answer: { ...served, trace: traceOf(ctx, redaction) } };
       return;
     }
     const provider = engine.llm();

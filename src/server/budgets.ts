@@ -46,13 +46,13 @@ export class Budgets {
     if (b.tokens !== undefined && u.tokens >= b.tokens)
       throw new QuarryError(
         'BUDGET_EXCEEDED',
-        `key "${key.name}" used ${u.tokens} of its ${b.tokens}-token ${b.period}ly budget (period ${u.period})`,
+        `key "${key.name}" used ${u.tokens} of its ${b.tokens}-token ${b.period === 'day' ? 'daily' : 'monthly'} budget (period ${u.period})`,
         { budget: 'tokens', limit: b.tokens, used: u.tokens, period: u.period },
       );
     if (b.costUsd !== undefined && u.costUsd >= b.costUsd)
       throw new QuarryError(
         'BUDGET_EXCEEDED',
-        `key "${key.name}" spent $${u.costUsd.toFixed(4)} of its $${b.costUsd} ${b.period}ly cost budget (period ${u.period})`,
+        `key "${key.name}" spent $${u.costUsd.toFixed(4)} of its $${b.costUsd} ${b.period === 'day' ? 'daily' : 'monthly'} cost budget (period ${u.period})`,
         { budget: 'costUsd', limit: b.costUsd, used: u.costUsd, period: u.period },
       );
   }

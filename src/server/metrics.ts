@@ -1,7 +1,6 @@
 /**
- * The server's own Prometheus series (requests by route and status, open streams, per-key and per-tenant
- * tokens and cost, error responses by code, time to first token), on a registry of its own that `/metrics`
- * serves together with the pipeline's (stages, caches, scores, HTTP latency and in-flight requests).
+ * The server's own Prometheus series (requests by route and status, open streams, error responses by code, time to first token), on a registry of its own that `/metrics`
+ * serves together with the pipeline's (stages, caches, scores, HTTP latency and in-flight requests, tokens and cost per component, key and tenant).
  */
 import client from 'prom-client';
 
@@ -22,18 +21,6 @@ export class ServerMetrics {
     name: 'quarry_http_errors_total',
     help: 'Error responses by stable error code',
     labelNames: ['code'] as const,
-    registers: [this.registry],
-  });
-  readonly tokens = new client.Counter({
-    name: 'quarry_key_tokens_total',
-    help: 'Model tokens used per key and tenant (generation, rewriting, reranking, embeddings)',
-    labelNames: ['key', 'tenant', 'direction'] as const,
-    registers: [this.registry],
-  });
-  readonly cost = new client.Counter({
-    name: 'quarry_key_cost_usd_total',
-    help: 'Priced model cost per key and tenant, US dollars',
-    labelNames: ['key', 'tenant'] as const,
     registers: [this.registry],
   });
   readonly ttft = new client.Histogram({

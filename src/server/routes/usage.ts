@@ -1,5 +1,6 @@
 /**
- * A request's model usage, counted against its key's budget and exported per key and tenant.
+ * A request's model usage, counted against its key's budget (the per-key and per-tenant token and cost
+ * series come from the pipeline's metrics, labelled by the route wrapper).
  */
 import type { FastifyRequest } from 'fastify';
 import type { ServerState } from '../state.js';
@@ -13,9 +14,5 @@ export interface UsageLike {
 export function recordUsage(s: ServerState, request: FastifyRequest, usage: UsageLike | undefined): void {
   if (usage === undefined) return;
   const key = request.apiKey;
-  const labels = { key: key?.id ?? 'local', tenant: key?.tenant ?? 'default' };
-  s.metrics.tokens.inc({ ...labels, direction: 'input' }, usage.inputTokens);
-  s.metrics.tokens.inc({ ...labels, direction: 'output' }, usage.outputTokens);
-  if (typeof usage.costUsd === 'number') s.metrics.cost.inc(labels, usage.costUsd);
-  if (key !== undefined) s.budgets.record(key, usage);
+  if (key !== undefined && usage.inputTokens + usage.outputTokens > 0) s.budgets.record(key, usage);
 }
