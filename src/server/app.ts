@@ -104,12 +104,16 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
+  const collections = new Collections(db, opts.store, opts.pipeline ?? {});
   const state: ServerState = {
     config,
     version: opts.version,
-    collections: new Collections(db, opts.store, opts.pipeline ?? {}),
+    collections,
     keys,
-    records: new QueryRecords(db, config.traces.keep),
+    records: new QueryRecords(db, config.traces.keep, (p, collection, text) => {
+      const redactor = collections.get(p, collection).quarry.outputRedactor;
+      return redactor === undefined ? text : redactor.redact(text).text;
+    }),
     budgets: new Budgets(db),
     metrics: new ServerMetrics(),
     registry: new RouteRegistry(),
