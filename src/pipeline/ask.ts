@@ -162,9 +162,19 @@ export class AskRunner {
           usage: ctx.usage,
         },
       );
-      for (let step = await generation.next(); ; step = await generation.next()) {
-        if (step.done === true) return { answer: step.value };
-        if (!(redact && step.value.type === 'delta')) yield step.value;
+      let finished = false;
+      try {
+        for (let step = await generation.next(); ; step = await generation.next()) {
+          if (step.done === true) {
+            finished = true;
+            return { answer: step.value };
+          }
+          if (!(redact && step.value.type === 'delta')) yield step.value;
+        }
+      } finally {
+        // A consumer that stops reading (a client gone mid-stream) must end the LLM request too: manual
+        // iteration does not close the inner generator by itself, and its cleanup aborts the upstream call.
+        if (!finished) await generation.return(undefined as never);
       }
     } catch (e) {
       if (!(e instanceof LlmAnswerFailed)) throw e;

@@ -104,12 +104,16 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
+  const collections = new Collections(db, opts.store, opts.pipeline ?? {});
   const state: ServerState = {
     config,
     version: opts.version,
-    collections: new Collections(db, opts.store, opts.pipeline ?? {}),
+    collections,
     keys,
-    records: new QueryRecords(db, config.traces.keep),
+    records: new QueryRecords(db, config.traces.keep, (p, collection, text) => {
+      const redactor = collections.get(p, collection).quarry.outputRedactor;
+      return redactor === undefined ? text : redactor.redact(text).text;
+    }),
     budgets: new Budgets(db),
     metrics: new ServerMetrics(),
     registry: new RouteRegistry(),
@@ -194,12 +198,15 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } },
     crossOriginResourcePolicy: { policy: 'same-origin' },
   });
+  // Decided per request so that an origin not on the list gets no CORS headers at all (with a static
+  // list, @fastify/cors still answers its preflight with the allowed methods and headers).
+  const anyOrigin = config.cors.origins.includes('*');
+  const origins = new Set(config.cors.origins);
   await app.register(cors, {
-    origin: config.cors.origins.includes('*')
-      ? true
-      : config.cors.origins.length === 0
+    origin:
+      config.cors.origins.length === 0
         ? false
-        : config.cors.origins,
+        : (origin, cb) => cb(null, origin !== undefined && (anyOrigin || origins.has(origin))),
     exposedHeaders: ['x-request-id', 'retry-after'],
     allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id'],
   });

@@ -3,7 +3,8 @@
  * the stages, candidates and timings), the query text and who asked are kept here for `GET
  * /v1/traces/{id}` and for feedback tied to that id. Only the principal that asked (same key, or one that
  * sees exactly the same documents in the same tenant) and admins may read it. Oldest records are dropped
- * past `keep`.
+ * past `keep`. The query text is stored as the collection's output redaction leaves it, so PII a caller
+ * typed never reaches the server database nor a trace read back from it.
  */
 import { randomUUID } from 'node:crypto';
 import { hasScope, type Principal, visibilityKey } from '../access/principal.js';
@@ -28,6 +29,9 @@ export class QueryRecords {
   constructor(
     private readonly db: ServerDb,
     private readonly keep: number,
+    /** The collection's output redaction (identity when privacy does not redact output). */
+    private readonly redactQuery: (p: Principal, collection: string, text: string) => string = (_p, _c, t) =>
+      t,
   ) {
     const row = db.prepare('SELECT MAX(seq) AS s FROM traces').get() as { s: number | null };
     this.seq = row.s ?? 0;
@@ -57,7 +61,7 @@ export class QueryRecords {
         visibilityKey(p),
         r.collection,
         r.kind,
-        r.query,
+        this.redactQuery(p, r.collection, r.query),
         JSON.stringify(r.body),
       );
     if (++this.inserts % 500 === 0) this.prune();

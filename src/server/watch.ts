@@ -2,19 +2,23 @@
  * `quarry serve --watch <dir>`: keeps folders in sync with the default collection. File events are batched
  * (300 ms quiet time); added and changed files are re-ingested (unchanged content stays unchanged), and a
  * removal re-ingests the folder with pruning so the document leaves the store. The age of the oldest change
- * not yet synced, per watched folder, is a metric (`quarry_watch_oldest_unsynced_seconds`).
+ * not yet synced, per watched folder, is a metric (`quarry_watch_oldest_unsynced_seconds`). A failed sync is
+ * retried with backoff; the metric registry is shared by every watcher in the process (one series per folder).
  */
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import client from 'prom-client';
-import { describeError } from '../errors.js';
+import { describeError, QuarryError } from '../errors.js';
 import type { IngestReport } from '../ingest/ingest.js';
 import { extraRegistries } from './routes/health.js';
 
 export interface SourceWatcher {
   close(): Promise<void>;
-  /** Resolves when every change seen so far has been synced (tests, shutdown). */
-  idle(): Promise<void>;
+  /**
+   * Resolves when every change seen so far has been synced (tests, shutdown); rejects with UNAVAILABLE when
+   * that has not happened within `timeoutMs` (default 30 s), e.g. because every sync attempt fails.
+   */
+  idle(opts?: { timeoutMs?: number }): Promise<void>;
 }
 
 const registry = new client.Registry();
@@ -38,6 +42,8 @@ export async function watchSources(
     ingest(paths: string[], prune: boolean): Promise<IngestReport>;
     log: FastifyBaseLogger;
     quietMs?: number;
+    /** First retry delay after a failed sync (doubles up to a minute). */
+    retryMs?: number;
   },
 ): Promise<SourceWatcher> {
   const { default: chokidar } = await import('chokidar');
@@ -47,6 +53,8 @@ export async function watchSources(
   const pending = new Map<string, { changed: Set<string>; removed: boolean; since: number }>();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  let closed = false;
+  let failures = 0;
   const gauge = setInterval(() => {
     const now = Date.now();
     for (const r of roots)
@@ -92,6 +100,13 @@ export async function watchSources(
         }
       }
       for (const r of roots) if (!pending.has(r)) oldest.set({ source: r }, 0);
+      // Failed changes are retried without waiting for another file event, backing off while they fail.
+      if (pending.size > 0 && !closed && timer === undefined) {
+        failures++;
+        const base = deps.retryMs ?? 1000;
+        timer = setTimeout(flush, Math.min(60_000, base * 2 ** (failures - 1)));
+        timer.unref();
+      } else if (pending.size === 0) failures = 0;
     });
   };
   const note = (p: string, removed: boolean) => {
@@ -116,6 +131,7 @@ export async function watchSources(
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return {
     async close() {
+      closed = true;
       clearInterval(gauge);
       if (timer !== undefined) {
         clearTimeout(timer);
@@ -123,9 +139,19 @@ export async function watchSources(
       }
       await watcher.close();
       await running;
+      // The registry outlives this watcher (it is per process): its folders are no longer reported.
+      for (const r of roots) oldest.remove({ source: r });
     },
-    async idle() {
+    async idle(opts = {}) {
+      const timeoutMs = opts.timeoutMs ?? 30_000;
+      const until = Date.now() + timeoutMs;
       while (timer !== undefined || pending.size > 0) {
+        if (Date.now() >= until)
+          throw new QuarryError(
+            'UNAVAILABLE',
+            `watched folders not in sync after ${timeoutMs} ms (${pending.size} folder(s) with unsynced changes)`,
+            { pending: [...pending.keys()] },
+          );
         await new Promise((r) => setTimeout(r, 50));
         await running;
       }

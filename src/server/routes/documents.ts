@@ -151,12 +151,18 @@ export function registerDocumentRoutes(app: FastifyInstance, s: ServerState): vo
         const { quarry, info } = s.collections.get(principal, collection);
         const dir = s.collections.uploadsDir(info.name);
         const report = await s.collections.serialize(info.name, async () => {
+          const fresh = new Set<string>();
           const targets = staged.map((f) => {
             const target = path.join(dir, f.name);
+            if (!fs.existsSync(target)) fresh.add(path.resolve(target));
             fs.renameSync(f.tmp, target);
             return target;
           });
-          return quarry.ingest(targets, { prune: false });
+          const result = await quarry.ingest(targets, { prune: false });
+          // A new file that failed to ingest is not kept: uploads/ holds the sources of stored documents only.
+          for (const e of result.errors)
+            if (fresh.has(path.resolve(e.path))) fs.rmSync(path.resolve(e.path), { force: true });
+          return result;
         });
         return ingestResponse(report, (p) => path.basename(p));
       } finally {
