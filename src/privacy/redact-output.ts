@@ -186,11 +186,16 @@ export function redactParentSection<S extends { text: string; path: string[] }>(
  */
 export function redactTrace(trace: TraceReport, r: OutputRedactor): TraceReport {
   const seen = new Map<string, string>();
+  // The trace also holds the query's analyzed terms (`dana.whitfield`, `example.org`, `6789`): pieces of a
+  // value found in the query, which no detector recognizes alone. Any string that is such a piece goes too.
+  const q = r.redact(trace.query);
+  const values = q.findings.map((f) => trace.query.slice(f.start, f.end).toLowerCase());
+  const piece = (s: string) => s.length >= 3 && values.some((v) => v.includes(s.toLowerCase()));
   const once: OutputRedactor = {
     redact(s) {
       let t = seen.get(s);
       if (t === undefined) {
-        t = r.redact(s).text;
+        t = values.length > 0 && piece(s) ? '[REDACTED]' : r.redact(s).text;
         seen.set(s, t);
       }
       return { text: t, findings: [] };

@@ -83,6 +83,9 @@ describe('no raw PII leaves the server', () => {
     expect(trace.status).toBe(200);
     expect(trace.body.query).toMatch(/payroll SSN escalations \[EMAIL_[0-9a-f]{16}\]/);
     expectNoRaw(trace.body);
+    // Not even as the query's analyzed terms (the pieces the tokenizer makes of an address).
+    expect(JSON.stringify(trace.body)).not.toMatch(/dana\.whitfield|example\.org/);
+    expect(JSON.stringify(r.body.trace)).not.toMatch(/dana\.whitfield|example\.org/);
   });
 
   it('GET /v1/documents/:id and the document list', async () => {
