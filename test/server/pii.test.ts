@@ -186,6 +186,10 @@ describe('POST /v1/admin/pii/restore', () => {
       expect(restored).toHaveLength(1);
       expect(restored[0]).toMatchObject({ reason: 'DSAR-42', restored: 2 });
       expect(restored[0]!.actor).toMatch(/^key:/);
+      // The refused attempt by the query key is in the log too.
+      const refused = log.filter((l) => l.outcome === 'forbidden');
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toMatchObject({ reason: 'curious', restored: 0 });
       expectNoRaw(log);
     } finally {
       q.close();

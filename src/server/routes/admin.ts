@@ -3,6 +3,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { hasScope } from '../../access/principal.js';
 import { defineRoute } from '../route.js';
 import {
   CollectionParams,
@@ -127,15 +128,20 @@ export function registerAdminRoutes(app: FastifyInstance, s: ServerState): void 
     {
       method: 'POST',
       url: '/v1/admin/pii/restore',
-      summary: 'Restore reversible PII tokens in a text to their original values (admin only, audit-logged)',
+      summary:
+        'Restore reversible PII tokens in a text to their original values (admin scope; every attempt, refused ones too, is audit-logged)',
       tag: 'admin',
-      scope: 'admin',
+      // Checked by the library call below rather than the route, so a refused attempt is in the audit log too.
+      scope: 'query',
       body: RestorePiiRequest,
     },
     async ({ body, principal, request }) => {
       const { quarry } = s.collections.get(principal, body.collection);
       const actor = principal.kind === 'user' ? `key:${principal.keyId ?? '?'}` : 'local';
-      const out = quarry.restorePii(body.text, { admin: true, actor, reason: body.reason });
+      const admin = hasScope(principal, 'admin');
+      if (!admin)
+        request.log.warn({ audit: 'pii.restore', actor, outcome: 'forbidden' }, 'PII restore refused');
+      const out = quarry.restorePii(body.text, { admin: admin as true, actor, reason: body.reason });
       request.log.warn(
         { audit: 'pii.restore', actor, restored: out.restored, reason: body.reason },
         'PII restored',

@@ -121,7 +121,14 @@ export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void 
         return { queryId, ...answer, trace: body.trace === true ? answer.trace : undefined };
       };
       if (!wantsStream(request, body.stream)) return finish(await quarry.ask(body.question, options));
-      return streamAsk(s, request, reply, () => quarry.askStream(body.question, options), queryId, finish);
+      return streamAsk(
+        s,
+        request,
+        reply,
+        (signal) => quarry.askStream(body.question, { ...options, signal }),
+        queryId,
+        finish,
+      );
     },
   );
 }
@@ -131,7 +138,8 @@ async function streamAsk(
   s: ServerState,
   request: FastifyRequest,
   reply: Parameters<typeof openSse>[0],
-  start: () => AsyncGenerator<import('../../pipeline/llm-answer.js').AskEvent>,
+  /** Starts the ask; `signal` aborts it when the client goes away (even while the LLM is silent). */
+  start: (signal: AbortSignal) => AsyncGenerator<import('../../pipeline/llm-answer.js').AskEvent>,
   queryId: string,
   finish: (a: Answer) => Record<string, unknown>,
 ): Promise<void> {
@@ -142,7 +150,7 @@ async function streamAsk(
     s.metrics.streams.inc();
     try {
       await sse.send('meta', { queryId, requestId: request.id });
-      for await (const e of start()) {
+      for await (const e of start(sse.signal)) {
         if (sse.closed) break;
         if (e.type === 'delta' && first) {
           first = false;
