@@ -115,8 +115,9 @@ export function assembleContext(
   question: string,
   hits: readonly SearchHit[],
   options: AssembleOptions = {},
-  deps: AssembleDeps,
+  given: AssembleDeps,
 ): ContextWindow {
+  const deps: AssembleDeps = { ...given, countTokens: memoizedCount(given.countTokens) };
   const { template: templateInput, today: todayInput, ...configInput } = options;
   const cfg = parseContextConfig(configInput);
   if (typeof question !== 'string') {
@@ -150,6 +151,22 @@ export function assembleContext(
     for (const id of weakest.unit.chunkIds) dropped.push({ chunkId: id, reason: 'budget' });
     ordered = ordered.filter((p) => p !== weakest);
   }
+}
+
+/**
+ * Token counting is most of assembly's cost (BPE over every source), and fitting asks for the same rendered
+ * source more than once (measured, then built for the window): within one assembly a text is counted once.
+ */
+function memoizedCount(count: (text: string) => number): (text: string) => number {
+  const seen = new Map<string, number>();
+  return (text) => {
+    let n = seen.get(text);
+    if (n === undefined) {
+      n = count(text);
+      seen.set(text, n);
+    }
+    return n;
+  };
 }
 
 function parseContextConfig(input: unknown): ContextConfig {

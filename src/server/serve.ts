@@ -11,6 +11,13 @@ import { isLoopback, type ServerConfig } from './config.js';
 import { createServerLogger } from './log.js';
 import { type SourceWatcher, watchSources } from './watch.js';
 
+/**
+ * Connections the kernel may hold completed but not yet accepted. Node's default (511) overflows when a
+ * burst of clients connects while the event loop is busy answering: the kernel then drops handshakes, and
+ * clients wait out SYN retransmits (1 s, 3 s…) or see resets. Linux caps it at net.core.somaxconn.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 export interface StartOptions {
   store: string;
   config: ServerConfig;
@@ -69,7 +76,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   try {
     // Open and warm the default collection before listening, so the first request does not pay for it.
     state.collections.warm();
-    await app.listen({ host: opts.config.host, port: opts.config.port });
+    await app.listen({ host: opts.config.host, port: opts.config.port, backlog: LISTEN_BACKLOG });
   } catch (e) {
     await app.close();
     state.collections.close();

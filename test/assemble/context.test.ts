@@ -293,6 +293,26 @@ describe('assembleContext', () => {
     expect(w.today).toBe(TODAY);
   });
 
+  it('counts each distinct text once per assembly (fitting measures a source, then builds it)', () => {
+    const counted = new Map<string, number>();
+    const deps = {
+      ...corpus.deps,
+      countTokens: (t: string) => {
+        counted.set(t, (counted.get(t) ?? 0) + 1);
+        return corpus.deps.countTokens(t);
+      },
+    };
+    const hits = [...chunksOf('storage'), ...chunksOf('retrieval')].map((c, i) =>
+      corpus.hit(c.id, 1 - i / 20),
+    );
+    const options = { today: TODAY, window: 4096, reservedOutput: 512 };
+    const w = assembleContext('how does ingest stay durable', hits, options, deps);
+    expect(w.sources.length).toBeGreaterThan(1);
+    expect(Math.max(...counted.values())).toBe(1);
+    // Same window as with the caller's counter used directly.
+    expect(assembleContext('how does ingest stay durable', hits, options, corpus.deps)).toEqual(w);
+  });
+
   it('config defaults are the documented ones', () => {
     expect(ContextConfigSchema.parse({})).toMatchObject({
       window: 8192,

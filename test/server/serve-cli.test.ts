@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,4 +173,40 @@ describe('quarry serve', () => {
     expect(await s.exited).toBe(0);
     expect(s.stderr()).toMatch(/quarry serve: stopped/);
   });
+
+  // The kernel caps the backlog at net.core.somaxconn (4096 since Linux 5.4; 128 before).
+  const somaxconn = Number(
+    fs.existsSync('/proc/sys/net/core/somaxconn')
+      ? fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8')
+      : 0,
+  );
+  it.skipIf(somaxconn < 1200)(
+    'a burst of connections while the server is busy waits in the accept queue instead of being dropped',
+    async () => {
+      const s = serve([]);
+      const url = new URL(await s.started);
+      // A stopped process accepts nothing: every connection must be held by the kernel's accept queue.
+      // Node's default backlog (511) would complete only ~512 handshakes and drop the rest's SYNs.
+      s.child.kill('SIGSTOP');
+      const sockets: net.Socket[] = [];
+      let connected = 0;
+      try {
+        for (let i = 0; i < 1200; i++) {
+          const sock = net.connect({ host: url.hostname, port: Number(url.port) });
+          sock.on('connect', () => connected++);
+          sock.on('error', () => {});
+          sockets.push(sock);
+        }
+        const deadline = Date.now() + 5_000;
+        while (connected < 1200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        expect(connected).toBe(1200);
+      } finally {
+        for (const sock of sockets) sock.destroy();
+        s.child.kill('SIGCONT');
+        s.child.kill('SIGTERM');
+      }
+      expect(await s.exited).toBe(0);
+    },
+    20_000,
+  );
 });
