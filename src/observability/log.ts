@@ -39,6 +39,16 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         const { traceId, spanId } = span.spanContext();
         return { traceId, spanId };
       },
+      // An API key must never reach a log line, whoever logs a request's headers.
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers["x-api-key"]',
+          'headers.authorization',
+          'headers["x-api-key"]',
+        ],
+        censor: '[redacted]',
+      },
     },
     options.destination as DestinationStream | undefined,
   );

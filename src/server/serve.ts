@@ -6,9 +6,9 @@
 import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import { createLogger } from '../observability/log.js';
 import { createApp, type QuarryServer } from './app.js';
 import { isLoopback, type ServerConfig } from './config.js';
-import { createServerLogger } from './log.js';
 import { type SourceWatcher, watchSources } from './watch.js';
 
 /**
@@ -53,7 +53,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       ...(headers ? { headers } : {}),
     });
   }
-  const logger = createServerLogger(opts.config.logLevel, opts.logDestination);
+  const logger = createLogger({
+    level: opts.config.logLevel,
+    ...(opts.logDestination === undefined ? {} : { destination: opts.logDestination }),
+    bindings: { service: 'quarry' },
+  });
   const server = await createApp({
     store: opts.store,
     config: opts.config,

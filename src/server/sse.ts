@@ -5,6 +5,8 @@
  * and `closed` reports a client that went away so the pipeline can stop.
  */
 import type { FastifyReply } from 'fastify';
+import { describeError } from '../errors.js';
+import type { ServerState } from './state.js';
 
 export interface SseStream {
   /** `event: <name>` with JSON data (or raw data for the OpenAI `[DONE]` sentinel). */
@@ -65,4 +67,44 @@ export function openSse(reply: FastifyReply): SseStream {
       closed = true;
     },
   };
+}
+
+/** How one stream protocol frames its error and its end (Quarry's events, or OpenAI's chunks). */
+export interface StreamProtocol {
+  /** The frame sent when the pipeline fails after the stream opened. */
+  error(sse: SseStream, e: unknown, d: { code: string; message: string }): Promise<void>;
+  /** The last frame (`done`, `[DONE]`). */
+  end(sse: SseStream): Promise<void>;
+}
+
+/**
+ * Run `body` over an open stream to its end: counted in the open-streams gauge, awaited by graceful
+ * shutdown, an error turned into the protocol's error frame (and counted by code), the end frame always sent.
+ */
+export async function runStream(
+  s: ServerState,
+  sse: SseStream,
+  protocol: StreamProtocol,
+  body: () => Promise<void>,
+): Promise<void> {
+  const run = (async () => {
+    s.metrics.streams.inc();
+    try {
+      await body();
+    } catch (err) {
+      const d = describeError(err);
+      s.metrics.errors.inc({ code: d.code });
+      await protocol.error(sse, err, d);
+    } finally {
+      await protocol.end(sse);
+      sse.end();
+      s.metrics.streams.dec();
+    }
+  })();
+  s.streams.add(run);
+  try {
+    await run;
+  } finally {
+    s.streams.delete(run);
+  }
 }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestReport } from '../../src/ingest/ingest.js';
-import { createServerLogger } from '../../src/server/log.js';
+import { createLogger } from '../../src/observability/log.js';
 import { watchSources } from '../../src/server/watch.js';
 import { startTestServer, type TestServer } from './harness.js';
 
@@ -145,7 +145,7 @@ describe('watchers in one process', () => {
     };
     const w = await watchSources([dir], {
       ingest,
-      log: createServerLogger('silent') as never,
+      log: createLogger({ level: 'silent' }) as never,
       quietMs: 50,
     });
     try {

@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
-import { describeError, QuarryError } from '../../errors.js';
+import { QuarryError } from '../../errors.js';
 import type { Answer } from '../../types.js';
 import { defineRoute } from '../route.js';
 import {
@@ -17,7 +17,7 @@ import {
   type ChatMessage,
   ModelsResponse,
 } from '../schemas.js';
-import { openSse } from '../sse.js';
+import { openSse, runStream, type StreamProtocol } from '../sse.js';
 import type { ServerState } from '../state.js';
 import { answerRecord, requestOptions } from './query.js';
 import { recordUsage } from './usage.js';
@@ -161,58 +161,44 @@ export function registerChatRoutes(app: FastifyInstance, s: ServerState): void {
         choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
         ...extra,
       });
-      const run = (async () => {
-        s.metrics.streams.inc();
-        const t0 = performance.now();
-        let streamed = '';
-        let replaced = false;
-        try {
-          await sse.send(undefined, chunk({ role: 'assistant', content: '' }, null));
-          for await (const e of quarry.askStream(question, { ...options, signal: sse.signal })) {
-            if (sse.closed) break;
-            if (e.type === 'delta') {
+      const t0 = performance.now();
+      let streamed = '';
+      let replaced = false;
+      const protocol: StreamProtocol = {
+        error: (x, _err, d) =>
+          x.send(undefined, { error: { ...d, type: 'server_error', requestId: request.id } }),
+        end: (x) => x.send(undefined, '[DONE]'),
+      };
+      await runStream(s, sse, protocol, async () => {
+        await sse.send(undefined, chunk({ role: 'assistant', content: '' }, null));
+        for await (const e of quarry.askStream(question, { ...options, signal: sse.signal })) {
+          if (sse.closed) break;
+          if (e.type === 'delta') {
+            if (streamed === '')
+              s.metrics.ttft.observe({ route: '/v1/chat/completions' }, (performance.now() - t0) / 1000);
+            streamed += e.text;
+            await sse.send(undefined, chunk({ content: e.text }, null));
+          } else if (e.type === 'reset') {
+            replaced = streamed !== '';
+          } else if (e.type === 'answer') {
+            const a = e.answer;
+            save(a);
+            // The extractive answerer streams nothing; a withdrawn LLM answer is followed by its replacement.
+            if (streamed === '' || replaced) {
               if (streamed === '')
                 s.metrics.ttft.observe({ route: '/v1/chat/completions' }, (performance.now() - t0) / 1000);
-              streamed += e.text;
-              await sse.send(undefined, chunk({ content: e.text }, null));
-            } else if (e.type === 'reset') {
-              replaced = streamed !== '';
-            } else if (e.type === 'answer') {
-              const a = e.answer;
-              save(a);
-              // The extractive answerer streams nothing; a withdrawn LLM answer is followed by its replacement.
-              if (streamed === '' || replaced) {
-                if (streamed === '')
-                  s.metrics.ttft.observe({ route: '/v1/chat/completions' }, (performance.now() - t0) / 1000);
-                await sse.send(undefined, chunk({ content: replaced ? `\n\n${a.text}` : a.text }, null));
-              }
-              await sse.send(
-                undefined,
-                chunk({}, 'stop', {
-                  quarry: { ...extension(queryId, a), ...(replaced ? { replaced: true } : {}) },
-                  ...(body.stream_options?.include_usage ? { usage: usageOf(a) } : {}),
-                }),
-              );
+              await sse.send(undefined, chunk({ content: replaced ? `\n\n${a.text}` : a.text }, null));
             }
+            await sse.send(
+              undefined,
+              chunk({}, 'stop', {
+                quarry: { ...extension(queryId, a), ...(replaced ? { replaced: true } : {}) },
+                ...(body.stream_options?.include_usage ? { usage: usageOf(a) } : {}),
+              }),
+            );
           }
-        } catch (err) {
-          const d = describeError(err);
-          s.metrics.errors.inc({ code: d.code });
-          await sse.send(undefined, {
-            error: { code: d.code, message: d.message, type: 'server_error', requestId: request.id },
-          });
-        } finally {
-          await sse.send(undefined, '[DONE]');
-          sse.end();
-          s.metrics.streams.dec();
         }
-      })();
-      s.streams.add(run);
-      try {
-        await run;
-      } finally {
-        s.streams.delete(run);
-      }
+      });
     },
   );
 }

@@ -5,12 +5,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Principal } from '../../access/principal.js';
-import { describeError, isQuarryError } from '../../errors.js';
+import { isQuarryError } from '../../errors.js';
 import type { AskOptions, SearchOptions } from '../../pipeline/options.js';
 import type { Answer } from '../../types.js';
 import { defineRoute } from '../route.js';
 import { AskRequest, AskResponse, type RetrievalOptions, SearchRequest, SearchResponse } from '../schemas.js';
-import { openSse } from '../sse.js';
+import { openSse, runStream, type StreamProtocol } from '../sse.js';
 import type { ServerState } from '../state.js';
 import { recordUsage } from './usage.js';
 
@@ -146,56 +146,43 @@ async function streamAsk(
   const sse = openSse(reply);
   const t0 = performance.now();
   let first = true;
-  const run = (async () => {
-    s.metrics.streams.inc();
-    try {
-      await sse.send('meta', { queryId, requestId: request.id });
-      for await (const e of start(sse.signal)) {
-        if (sse.closed) break;
-        if (e.type === 'delta' && first) {
-          first = false;
-          s.metrics.ttft.observe({ route: '/v1/ask' }, (performance.now() - t0) / 1000);
-        }
-        if (e.type === 'answer') {
-          const out = finish(e.answer);
-          if (e.answer.validation !== undefined) await sse.send('validation', e.answer.validation);
-          if (e.answer.degraded.length > 0) await sse.send('degraded', e.answer.degraded);
-          await sse.send('answer', out);
-        } else if (e.type === 'retrieved') {
-          await sse.send('retrieved', {
-            strategy: e.strategy,
-            hits: e.hits.map((h) => ({
-              rank: h.rank,
-              docId: h.document.id,
-              chunkId: h.chunk.id,
-              title: h.chunk.title,
-              score: h.score,
-            })),
-          });
-        } else {
-          const { type, ...data } = e;
-          await sse.send(type, data);
-        }
-      }
-    } catch (err) {
-      const d = describeError(err);
-      s.metrics.errors.inc({ code: d.code });
-      await sse.send('error', {
-        code: d.code,
-        message: d.message,
+  const protocol: StreamProtocol = {
+    error: (x, err, d) =>
+      x.send('error', {
+        ...d,
         requestId: request.id,
         ...(isQuarryError(err) ? { details: err.details } : {}),
-      });
-    } finally {
-      await sse.send('done', {});
-      sse.end();
-      s.metrics.streams.dec();
+      }),
+    end: (x) => x.send('done', {}),
+  };
+  await runStream(s, sse, protocol, async () => {
+    await sse.send('meta', { queryId, requestId: request.id });
+    for await (const e of start(sse.signal)) {
+      if (sse.closed) break;
+      if (e.type === 'delta' && first) {
+        first = false;
+        s.metrics.ttft.observe({ route: '/v1/ask' }, (performance.now() - t0) / 1000);
+      }
+      if (e.type === 'answer') {
+        const out = finish(e.answer);
+        if (e.answer.validation !== undefined) await sse.send('validation', e.answer.validation);
+        if (e.answer.degraded.length > 0) await sse.send('degraded', e.answer.degraded);
+        await sse.send('answer', out);
+      } else if (e.type === 'retrieved') {
+        await sse.send('retrieved', {
+          strategy: e.strategy,
+          hits: e.hits.map((h) => ({
+            rank: h.rank,
+            docId: h.document.id,
+            chunkId: h.chunk.id,
+            title: h.chunk.title,
+            score: h.score,
+          })),
+        });
+      } else {
+        const { type, ...data } = e;
+        await sse.send(type, data);
+      }
     }
-  })();
-  s.streams.add(run);
-  try {
-    await run;
-  } finally {
-    s.streams.delete(run);
-  }
+  });
 }
