@@ -3,9 +3,11 @@
  * added first as the store owner, keys created in the server database, then the server starts in-process
  * and the tests talk to it over real HTTP.
  */
+
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createParser } from 'eventsource-parser';
 import type { QuarryConfigInput } from '../../src/config/config.js';
 import type { DocumentInput } from '../../src/ingest/add-documents.js';
 import { Quarry } from '../../src/pipeline/quarry.js';
@@ -92,23 +94,20 @@ export async function startTestServer(
 /** Parse an SSE body into events (`event:` name, JSON data when it parses). */
 export function parseSse(text: string): Array<{ event: string | undefined; data: any }> {
   const out: Array<{ event: string | undefined; data: any }> = [];
-  for (const block of text.split('\n\n')) {
-    if (block.trim() === '' || block.startsWith(':')) continue;
-    let event: string | undefined;
-    const data: string[] = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith('event: ')) event = line.slice(7);
-      else if (line.startsWith('data: ')) data.push(line.slice(6));
-    }
-    const raw = data.join('\n');
-    let parsed: unknown = raw;
-    try {
-      parsed = JSON.parse(raw);
-    } catch {
-      // `[DONE]`
-    }
-    out.push({ event, data: parsed });
-  }
+  // The same SSE parser the LLM clients use (comments such as keep-alives are skipped by it).
+  const parser = createParser({
+    onEvent(m) {
+      let parsed: unknown = m.data;
+      try {
+        parsed = JSON.parse(m.data);
+      } catch {
+        // `[DONE]`
+      }
+      out.push({ event: m.event, data: parsed });
+    },
+  });
+  parser.feed(text);
+  parser.reset({ consume: true });
   return out;
 }
 
