@@ -22,7 +22,7 @@ function area(file: string): string {
   return path.relative(SRC, file).split(path.sep)[0]!;
 }
 
-const SHELLS = new Set(['cli', 'server', 'eval']);
+const SHELLS = new Set(['cli', 'server', 'eval', 'mcp']);
 
 describe('docs/architecture.md', () => {
   const doc = fs.readFileSync(path.join(REPO, 'docs/architecture.md'), 'utf8');
@@ -64,7 +64,7 @@ describe('docs/architecture.md', () => {
         if ((lower && (to === 'pipeline' || SHELLS.has(to))) || (from === 'pipeline' && SHELLS.has(to)))
           wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
         // Shells are side by side: the server and evaluation never reach into the CLI.
-        if ((from === 'eval' || from === 'server') && to === 'cli')
+        if ((from === 'eval' || from === 'server' || from === 'mcp') && to === 'cli')
           wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
       }
     }

@@ -31,6 +31,7 @@ import { registerAdminRoutes } from './routes/admin.js';
 import { registerChatRoutes } from './routes/chat.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { extraRegistries, registerHealthRoutes } from './routes/health.js';
+import { registerMcpRoutes } from './routes/mcp.js';
 import { registerQueryRoutes } from './routes/query.js';
 import type { ServerState } from './state.js';
 import { QueryRecords } from './traces.js';
@@ -240,5 +241,6 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   registerChatRoutes(app, state);
   registerDocumentRoutes(app, state);
   registerAdminRoutes(app, state);
+  registerMcpRoutes(app, state);
   return { app, state, db };
 }
