@@ -209,7 +209,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
         ? false
         : (origin, cb) => cb(null, origin !== undefined && (anyOrigin || origins.has(origin))),
     exposedHeaders: ['x-request-id', 'retry-after'],
-    allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id'],
+    // mcp-protocol-version: what an MCP client in a browser sends to /mcp after initializing.
+    allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id', 'mcp-protocol-version'],
   });
   await app.register(rateLimit, {
     global: true,

@@ -382,6 +382,30 @@ describe('a key-less loopback server', () => {
   });
 });
 
+describe('from a browser', () => {
+  it('a configured CORS origin may send the headers an MCP client sends', async () => {
+    const origin = 'https://app.example';
+    const web = await startTestServer({ docs: HANDBOOK, config: { cors: { origins: [origin] } } });
+    try {
+      const pre = await fetch(`${web.url}/mcp`, {
+        method: 'OPTIONS',
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization, content-type, mcp-protocol-version',
+        },
+      });
+      expect(pre.headers.get('access-control-allow-origin')).toBe(origin);
+      const allowed = (pre.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/);
+      expect(allowed).toEqual(
+        expect.arrayContaining(['authorization', 'content-type', 'mcp-protocol-version']),
+      );
+    } finally {
+      await web.close();
+    }
+  });
+});
+
 describe('output redaction', () => {
   it('no raw PII leaves through search, ask, get_document or a resource read', async () => {
     const KEY_ENV = 'QUARRY_TEST_MCP_PII_KEY';
