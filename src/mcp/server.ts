@@ -54,6 +54,8 @@ export interface CreateMcpServerOptions {
   recordSearch?: (collection: string, result: SearchResult) => string;
   /** Keep an answer under a query id; the id is returned with the answer. */
   recordAnswer?: (collection: string, answer: Answer) => string;
+  /** A refused tool call or resource request (its error code and message), e.g. for metrics and logs. */
+  onRefused?: (error: { code: string; message: string }) => void;
   /** An error that is not a QuarryError (a bug): the client only learns that one happened. */
   onInternalError?: (e: unknown) => void;
 }
@@ -215,12 +217,15 @@ function errorText(code: string, message: string): string {
   return `${code}: ${message}`;
 }
 
+type Hooks = Pick<CreateMcpServerOptions, 'onRefused' | 'onInternalError'>;
+
 /** A refused call as an MCP tool error (`isError`) carrying the QuarryError code, message and details. */
-function toolError(e: unknown, onInternal?: (e: unknown) => void): CallToolResult {
+function toolError(e: unknown, hooks: Hooks): CallToolResult {
   const d = isQuarryError(e)
     ? { code: e.code, message: e.message, details: e.details }
     : { code: 'INTERNAL', message: 'internal error (see the Quarry server log)', details: {} };
-  if (!isQuarryError(e)) onInternal?.(e);
+  if (!isQuarryError(e)) hooks.onInternalError?.(e);
+  hooks.onRefused?.({ code: d.code, message: d.message });
   return {
     isError: true,
     content: [{ type: 'text', text: errorText(d.code, d.message) }],
@@ -229,12 +234,17 @@ function toolError(e: unknown, onInternal?: (e: unknown) => void): CallToolResul
 }
 
 /** A refused resource request as a JSON-RPC error: not found is MCP's resource-not-found code. */
-function resourceError(e: unknown, onInternal?: (e: unknown) => void): McpError {
-  if (e instanceof McpError) return e;
+function resourceError(e: unknown, hooks: Hooks): McpError {
+  if (e instanceof McpError) {
+    hooks.onRefused?.({ code: 'INVALID_ARGUMENT', message: e.message });
+    return e;
+  }
   if (!isQuarryError(e)) {
-    onInternal?.(e);
+    hooks.onInternalError?.(e);
+    hooks.onRefused?.({ code: 'INTERNAL', message: 'internal error' });
     return new McpError(JsonRpcError.InternalError, 'internal error (see the Quarry server log)');
   }
+  hooks.onRefused?.({ code: e.code, message: e.message });
   const code =
     e.code === 'NOT_FOUND' || e.code === 'STORE_NOT_FOUND'
       ? RESOURCE_NOT_FOUND
@@ -359,7 +369,7 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpServer {
       opts.beforeCall?.();
       return present(await run());
     } catch (e) {
-      return toolError(e, opts.onInternalError);
+      return toolError(e, opts);
     }
   };
 
@@ -606,7 +616,7 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpServer {
       opts.beforeCall?.();
       return listPage(cursor);
     } catch (e) {
-      throw resourceError(e, opts.onInternalError);
+      throw resourceError(e, opts);
     }
   };
 
@@ -625,7 +635,7 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpServer {
         ],
       };
     } catch (e) {
-      throw resourceError(e, opts.onInternalError);
+      throw resourceError(e, opts);
     }
   };
 

@@ -237,13 +237,19 @@ describe('tools', () => {
     expect(r.content[0]!.text).toContain('[1] Ferry timetable');
   });
 
-  it('get_document of a restricted document is NOT_FOUND, exactly as a missing one', async () => {
+  it('get_document of a restricted document is NOT_FOUND, exactly as a missing one, and counted', async () => {
     const reader = await connect(t.url, t.keys.reader);
+    const notFound = async () => {
+      const m = await t.call('GET', '/metrics', { key: t.keys.admin! });
+      return Number(/quarry_http_errors_total\{code="NOT_FOUND"\} (\d+)/.exec(m.body)?.[1] ?? 0);
+    };
+    const before = await notFound();
     const hidden = await call(reader, 'get_document', { id: 'salaries' });
     const missing = await call(reader, 'get_document', { id: 'no-such-doc' });
     expect(hidden.isError).toBe(true);
     expect(errorCode(hidden)).toBe('NOT_FOUND');
     expect(hidden.content[0]!.text).toBe(missing.content[0]!.text!.replace('no-such-doc', 'salaries'));
+    expect(await notFound()).toBe(before + 2);
     const hr = await connect(t.url, t.keys.hr);
     const shown = await call(hr, 'get_document', { id: 'salaries' });
     expect(shown.isError).toBeFalsy();

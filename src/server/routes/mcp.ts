@@ -98,6 +98,11 @@ export function registerMcpRoutes(app: FastifyInstance, s: ServerState): void {
         onUsage: (u) => recordUsage(s, request, u),
         recordSearch: (c, r) => record('search', c, r.query, searchRecord(r)),
         recordAnswer: (c, a) => record('ask', c, a.question, answerRecord(a)),
+        // Refusals travel as MCP results (HTTP 200), so they are counted and logged here as other routes' are.
+        onRefused: (d) => {
+          s.metrics.errors.inc({ code: d.code });
+          request.log.info(d, 'MCP call refused');
+        },
         onInternalError: (e) => request.log.error({ err: e }, 'MCP call failed'),
       });
       const transport = new WebStandardStreamableHTTPServerTransport({
