@@ -66,7 +66,7 @@ describe('docs/architecture.md', () => {
         if ((lower && (to === 'pipeline' || SHELLS.has(to))) || (from === 'pipeline' && SHELLS.has(to)))
           wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
         // Shells are side by side: the server and evaluation never reach into the CLI.
-        if ((from === 'eval' || from === 'server') && to === 'cli')
+        if ((from === 'eval' || from === 'server' || from === 'mcp') && to === 'cli')
           wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
       }
     }

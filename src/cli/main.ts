@@ -13,6 +13,7 @@ import type { ProgressEvent } from '../observability/progress.js';
 import type { Quarry, QuarryStats, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, Degradation, QueryRewrite, TraceReport } from '../types.js';
+import { registerMcpCommand } from './mcp.js';
 import { registerServerCommands } from './serve.js';
 
 // The library core, evaluation and progress bars are imported by the commands that use them, not here, so
@@ -737,11 +738,13 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  registerServerCommands(program, io, {
-    storeDir: (store) => path.resolve(store ?? process.env.QUARRY_STORE ?? '.quarry'),
-    pipelineConfig: async (file) => readConfigFile(file) as Record<string, unknown>,
+  const shared = {
+    storeDir: (store?: string) => path.resolve(store ?? process.env.QUARRY_STORE ?? '.quarry'),
+    pipelineConfig: async (file?: string) => readConfigFile(file) as Record<string, unknown>,
     version: packageVersion(),
-  });
+  };
+  registerServerCommands(program, io, shared);
+  registerMcpCommand(program, io, { ...shared, withPrincipal, cliPrincipal });
   return program;
 }
 

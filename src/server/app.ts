@@ -32,6 +32,7 @@ import { registerChatRoutes } from './routes/chat.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { registerEvalRoutes } from './routes/eval.js';
 import { extraRegistries, registerHealthRoutes } from './routes/health.js';
+import { registerMcpRoutes } from './routes/mcp.js';
 import { registerQueryRoutes } from './routes/query.js';
 import type { ServerState } from './state.js';
 import { QueryRecords } from './traces.js';
@@ -209,7 +210,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
         ? false
         : (origin, cb) => cb(null, origin !== undefined && (anyOrigin || origins.has(origin))),
     exposedHeaders: ['x-request-id', 'retry-after'],
-    allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id'],
+    // mcp-protocol-version: what an MCP client in a browser sends to /mcp after initializing.
+    allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id', 'mcp-protocol-version'],
   });
   await app.register(rateLimit, {
     global: true,
@@ -242,5 +244,6 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   registerDocumentRoutes(app, state);
   registerAdminRoutes(app, state);
   registerEvalRoutes(app, state);
+  registerMcpRoutes(app, state);
   return { app, state, db };
 }

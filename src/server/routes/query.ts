@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Principal } from '../../access/principal.js';
 import { isQuarryError } from '../../errors.js';
-import type { AskOptions, SearchOptions } from '../../pipeline/options.js';
+import type { AskOptions, SearchOptions, SearchResult } from '../../pipeline/options.js';
 import type { Answer } from '../../types.js';
 import { defineRoute } from '../route.js';
 import { AskRequest, AskResponse, type RetrievalOptions, SearchRequest, SearchResponse } from '../schemas.js';
@@ -45,6 +45,15 @@ export function answerRecord(a: Answer): Record<string, unknown> {
   };
 }
 
+/** What a stored query record keeps of a search: its trace, hits and degradations. */
+export function searchRecord(r: SearchResult): Record<string, unknown> {
+  return {
+    trace: r.trace,
+    hits: r.hits.map((h) => ({ rank: h.rank, docId: h.document.id, chunkId: h.chunk.id, score: h.score })),
+    degraded: r.degraded,
+  };
+}
+
 export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void {
   defineRoute(
     app,
@@ -69,16 +78,7 @@ export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void 
         collection: info.name,
         kind: 'search',
         query: body.query,
-        body: {
-          trace: result.trace,
-          hits: result.hits.map((h) => ({
-            rank: h.rank,
-            docId: h.document.id,
-            chunkId: h.chunk.id,
-            score: h.score,
-          })),
-          degraded: result.degraded,
-        },
+        body: searchRecord(result),
       });
       return { queryId, ...result, trace: body.trace === true ? result.trace : undefined };
     },
