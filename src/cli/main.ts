@@ -551,17 +551,47 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       if (report.gate !== undefined) print(io.err, formatGate(report.gate, { baseline: la, current: lb }));
     });
 
-  withCommon(
-    program.command('feedback').argument('<query>', 'the question or query the source was shown for'),
-  )
+  const feedbackCommand = withCommon(
+    program
+      .command('feedback')
+      .enablePositionalOptions()
+      .argument('<query>', 'the question or query the source was shown for'),
+  ).description(
+    'record whether a document (or one of its chunks) helped answer a query; train-ranker learns from it; `quarry feedback export` writes the recorded votes as training data',
+  );
+  withCommon(feedbackCommand.command('export'))
     .description(
-      'record whether a document (or one of its chunks) helped answer a query; train-ranker learns from it',
+      'export recorded feedback: votes as JSONL for train-ranker --feedback (with the query id of votes given through the server) and candidate golden-set items for review',
     )
-    .requiredOption('--doc <id>', 'document id (as shown by search, ask and docs)')
+    .option('--out <file>', 'votes JSONL (default: stdout)')
+    .option(
+      '--golden <file>',
+      'also write candidate golden-set items (queries with the documents voted helpful)',
+    )
+    .action(async (o: CommonOpts & Record<string, unknown>) => {
+      const q = await openStore(o);
+      try {
+        const { exportFeedback } = await import('../eval/feedback-export.js');
+        const x = exportFeedback(q);
+        const jsonl = (rows: object[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+        if (typeof o.golden === 'string') writeFileAtomic(o.golden, jsonl(x.golden));
+        if (typeof o.out === 'string') writeFileAtomic(o.out, jsonl(x.feedback));
+        else io.out.write(jsonl(x.feedback));
+        const summary = `exported ${x.feedback.length} vote(s)${typeof o.golden === 'string' ? `, ${x.golden.length} candidate golden item(s)` : ''}${x.skipped > 0 ? `; ${x.skipped} vote(s) on deleted documents left out` : ''}`;
+        print(io.err, summary);
+      } finally {
+        q.close();
+      }
+    });
+  feedbackCommand
+    // Checked in the action, not by commander: a required option here would also be demanded of `export`.
+    .option('--doc <id>', 'document id (as shown by search, ask and docs); required')
     .option('--chunk <id>', 'chunk id within that document', int('--chunk', { min: 0 }))
     .option('--helpful', 'the source helped')
     .option('--not-helpful', 'the source did not help')
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
+      if (typeof o.doc !== 'string')
+        throw new QuarryError('INVALID_ARGUMENT', "required option '--doc <id>' not specified");
       if ((o.helpful === true) === (o.notHelpful === true))
         throw new QuarryError('INVALID_ARGUMENT', 'give exactly one of --helpful or --not-helpful');
       const q = await openStore(o);

@@ -90,6 +90,7 @@ export function registerAdminRoutes(app: FastifyInstance, s: ServerState): void 
       const entry = quarry.recordFeedback(
         {
           query: record.query,
+          queryId: record.id,
           docId: body.docId,
           helpful: body.helpful,
           ...(body.chunkId === undefined ? {} : { chunkId: body.chunkId }),
