@@ -88,10 +88,11 @@ const askInput = z.object({
   question: z.string().min(1).describe('The question to answer from the documents'),
 });
 
-export interface QuarryTools {
+/** A type, not an interface, so it is assignable to the AI SDK's `ToolSet` (an index signature). */
+export type QuarryTools = {
   search: Tool<z.infer<typeof searchInput>, QuarrySearchToolOutput>;
   ask: Tool<z.infer<typeof askInput>, QuarryAskToolOutput>;
-}
+};
 
 /**
  * The `search` and `ask` tools over `quarry`. `options` are the application's: `principal` (missing =
