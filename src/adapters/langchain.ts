@@ -99,8 +99,8 @@ export class QuarryEmbeddings extends Embeddings {
   private readonly model: string | undefined;
 
   constructor(input: QuarryEmbeddingsInput) {
-    const { embedder, quarry, ...params } = input;
-    const model = 'model' in params ? params.model : undefined;
+    const { embedder, quarry, ...rest } = input;
+    const { model, ...params }: EmbeddingsParams & { model?: string } = rest;
     super(params);
     if (embedder === undefined && quarry === undefined)
       throw new QuarryError(
