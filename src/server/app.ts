@@ -34,8 +34,10 @@ import { registerEvalRoutes } from './routes/eval.js';
 import { extraRegistries, registerHealthRoutes } from './routes/health.js';
 import { registerMcpRoutes } from './routes/mcp.js';
 import { registerQueryRoutes } from './routes/query.js';
+import { registerVariantRoutes } from './routes/variants.js';
 import type { ServerState } from './state.js';
 import { QueryRecords } from './traces.js';
+import { Variants } from './variants.js';
 
 export interface AppOptions {
   /** The store directory: the default collection, and home of server.db and other collections. */
@@ -107,6 +109,7 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
   const collections = new Collections(db, opts.store, opts.pipeline ?? {});
+  const metrics = new ServerMetrics();
   const state: ServerState = {
     config,
     version: opts.version,
@@ -117,7 +120,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
       return redactor === undefined ? text : redactor.redact(text).text;
     }),
     budgets: new Budgets(db),
-    metrics: new ServerMetrics(),
+    metrics,
+    variants: new Variants(config.canary, collections, opts.pipeline ?? {}, metrics.registry),
     registry: new RouteRegistry(),
     log: app.log,
     authRequired: opts.requireKeys === true || keys.hasActiveKeys(),
@@ -244,6 +248,7 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   registerDocumentRoutes(app, state);
   registerAdminRoutes(app, state);
   registerEvalRoutes(app, state);
+  registerVariantRoutes(app, state);
   registerMcpRoutes(app, state);
   return { app, state, db };
 }

@@ -97,6 +97,9 @@ export function registerAdminRoutes(app: FastifyInstance, s: ServerState): void 
         },
         { principal },
       );
+      const variant = record.body.variant;
+      if (s.variants.enabled && typeof variant === 'string')
+        s.variants.feedback.inc({ variant, helpful: String(body.helpful) });
       reply.code(201);
       return { ok: true, queryId: body.queryId, feedback: entry };
     },
