@@ -51,7 +51,8 @@ export const GoldenItemSchema = z
     message: 'an unanswerable question ("answerable": false) cannot list expected "answers"',
     path: ['answers'],
   })
-  .describe('One golden-set question.');
+  .describe('One golden-set question.')
+  .meta({ id: 'GoldenItem' });
 
 export type GoldenItem = z.output<typeof GoldenItemSchema>;
 export type GoldenItemInput = z.input<typeof GoldenItemSchema>;

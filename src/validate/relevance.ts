@@ -34,11 +34,15 @@ export function expectedAnswerType(question: string): AnswerType | null {
   return null;
 }
 
-const YEAR = /\b(?:1\d{3}|20\d{2})s?\b|\b\d{1,2}(?:st|nd|rd|th) century\b|\b(?:BC|BCE|AD|CE)\b/;
+const YEAR = /\b(?:1\d{3}|20\d{2})s?\b|\b\d{1,2}(?:st|nd|rd|th) century\b|\b(?:BC|BCE|AD|CE)\b/g;
 const TIME_WORDS =
-  /\b(?:century|centuries|decade|decades|year|years|month|months|week|weeks|day|days|today|yesterday|ago|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|morning|evening|night|dynasty|era|period|age|war|reign)\b/i;
-const NUMBER_WORDS =
-  /\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|dozens|hundred|hundreds|thousand|thousands|million|millions|billion|billions|half|quarter|several|few|many|most|all|none|single|double|twice|once|percent)\b/i;
+  /^(?:century|centuries|decade|decades|year|years|month|months|week|weeks|day|days|today|yesterday|ago|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|morning|evening|night|dynasty|era|period|age|war|reign)$/i;
+// Words that state an amount; vague ones ("many", "most") do not answer "how many".
+const NUMBER_WORDS = new Set(
+  'one two three four five six seven eight nine ten eleven twelve dozen dozens hundred hundreds thousand thousands million millions billion billions half quarter single double twice once percent'.split(
+    ' ',
+  ),
+);
 
 /** Capitalised words (not sentence-initial) that the question does not contain: candidate names. */
 function newNames(text: string, questionWords: ReadonlySet<string>): boolean {
@@ -55,11 +59,19 @@ export function hasAnswerType(text: string, type: AnswerType, question: string):
   const newNumber = [...a.numbers].some((n) => !q.numbers.has(n));
   const newMonth = [...a.months].some((m) => !q.months.has(m));
   const questionWords = new Set(tokenize(question).map((w) => w.toLowerCase()));
+  const newWords = tokenize(text)
+    .map((w) => w.toLowerCase())
+    .filter((w) => !questionWords.has(w));
   switch (type) {
     case 'time':
-      return newNumber || newMonth || YEAR.test(text) || TIME_WORDS.test(text);
+      return (
+        newNumber ||
+        newMonth ||
+        [...text.matchAll(YEAR)].some((m) => !question.includes(m[0])) ||
+        newWords.some((w) => TIME_WORDS.test(w))
+      );
     case 'quantity':
-      return newNumber || NUMBER_WORDS.test(text);
+      return newNumber || newWords.some((w) => NUMBER_WORDS.has(w));
     case 'person':
     case 'place':
       return newNames(text, questionWords);
@@ -68,7 +80,7 @@ export function hasAnswerType(text: string, type: AnswerType, question: string):
 
 // Question words and auxiliaries: they say what kind of question it is, not what it is about.
 const QUESTION_WORDS = new Set(
-  'what which who whom whose when where why how did does do done was were is are am be been being has have had can could would should will shall may might must name kind type'.split(
+  'what which who whom whose when where why how many much did does do done was were is are am be been being has have had can could would should will shall may might must name kind type'.split(
     ' ',
   ),
 );
