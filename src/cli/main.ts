@@ -365,7 +365,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       num('--unanswerable', { min: 0.001, max: 0.999 }),
     )
     .option('--no-judge', 'score faithfulness with the support scorer even when an LLM is configured')
-    .option('--generate <corpus>', 'draft a golden set from this corpus (LLM when configured, else rule-based)')
+    .option(
+      '--generate <corpus>',
+      'draft a golden set from this corpus (LLM when configured, else rule-based)',
+    )
     .option('--out <file>', 'with --generate: where to write the drafted golden set (JSONL)')
     .option('--count <n>', 'with --generate: questions to draft (default 20)', int('--count', { min: 1 }))
     .option('--split <name>', 'qrels split', 'test')
@@ -413,7 +416,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
             : [
                 `drafted ${drafted.items.length} questions (${drafted.drafter}) into ${drafted.file}`,
                 ...(drafted.llmRejected > 0
-                  ? [`${drafted.llmRejected} LLM drafts rejected (${drafted.firstLlmError}); rule-based drafts kept`]
+                  ? [
+                      `${drafted.llmRejected} LLM drafts rejected (${drafted.firstLlmError}); rule-based drafts kept`,
+                    ]
                   : []),
                 `review them (edit, delete, remove "draft"), then: quarry eval ${drafted.file} --corpus ${o.generate}`,
               ].join('\n'),
@@ -421,7 +426,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         return;
       }
       if (dataset === undefined)
-        throw new QuarryError('INVALID_ARGUMENT', 'give a dataset directory or golden set, or --generate <corpus>');
+        throw new QuarryError(
+          'INVALID_ARGUMENT',
+          'give a dataset directory or golden set, or --generate <corpus>',
+        );
       const { createProgressReporter, queryProgress } = await loadProgress();
       const progress = createProgressReporter(io.err, progressChoice(o));
       const { runEval } = await import('../eval/run-eval.js');

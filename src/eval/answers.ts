@@ -283,7 +283,11 @@ export async function evaluateAnswers(
   };
   for (const [i, q] of queries.entries()) {
     const t0 = performance.now();
-    const answer = await quarry.ask(q.text, { retriever: opts.retriever, trace: true, principal: TRUSTED_LOCAL });
+    const answer = await quarry.ask(q.text, {
+      retriever: opts.retriever,
+      trace: true,
+      principal: TRUSTED_LOCAL,
+    });
     latencies.push(performance.now() - t0);
     answerer = answer.answerer;
     const exp = expectation(q);
@@ -387,7 +391,9 @@ export async function evaluateAnswers(
   if (!usage.costKnown) delete metrics.cost_usd_per_query;
   const groups = (map: Map<string, Means>): Record<string, MetricGroup> =>
     Object.fromEntries(
-      [...map].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, { questions: v.count, metrics: v.means() }]),
+      [...map]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => [k, { questions: v.count, metrics: v.means() }]),
     );
   const worst = [...records]
     .sort(

@@ -70,7 +70,9 @@ export function supportVerdicts(
   return input.sentences.map((s) => {
     const sources = s.passages.map((i) => prepared[i]!).filter(Boolean);
     if (sources.length === 0) return false;
-    const r = scoreSupport(analyzeClaim(s.sentence, deps), sources, { windowSentences: opts.windowSentences });
+    const r = scoreSupport(analyzeClaim(s.sentence, deps), sources, {
+      windowSentences: opts.windowSentences,
+    });
     return r.support >= opts.minSupport;
   });
 }

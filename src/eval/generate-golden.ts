@@ -62,7 +62,8 @@ export interface ClozeDraft {
 
 const DATE =
   /\b(?:(?:January|February|March|April|May|June|July|August|September|October|November|December)\s+\d{1,2},?\s+\d{4}|\d{1,2}\s+(?:January|February|March|April|May|June|July|August|September|October|November|December)\s+\d{4}|(?:January|February|March|April|May|June|July|August|September|October|November|December)\s+\d{4}|1\d{3}|20\d{2})\b/;
-const NUMBER = /(?<![\w.])(?:\$|€|£)?\d[\d,.]*(?:\s?(?:%|percent|ms|s|kg|km|m|GB|MB|KB|tokens|million|billion|thousand|hundred))?(?![\w])/;
+const NUMBER =
+  /(?<![\w.])(?:\$|€|£)?\d[\d,.]*(?:\s?(?:%|percent|ms|s|kg|km|m|GB|MB|KB|tokens|million|billion|thousand|hundred))?(?![\w])/;
 // A run of capitalised words not at the start of the sentence: a name.
 const NAME = /(?<=\S\s+)(?:\p{Lu}[\p{L}\p{N}'’-]+)(?:\s+(?:of|de|the|von|van)?\s*\p{Lu}[\p{L}\p{N}'’-]+)*/u;
 
@@ -88,7 +89,11 @@ export function clozeDraft(
     const blanked = `${s.text.slice(0, match.index)}_____${s.text.slice(match.index + match[0].length)}`;
     candidates.push({
       score,
-      draft: { question: `Fill in the blank: ${blanked.replace(/\s+/g, ' ').trim()}`, answer, sentence: s.text },
+      draft: {
+        question: `Fill in the blank: ${blanked.replace(/\s+/g, ' ').trim()}`,
+        answer,
+        sentence: s.text,
+      },
     });
   }
   // Best score; ties keep the earlier sentence (stable sort), so drafts are reproducible.
@@ -102,7 +107,10 @@ export function evenlySpaced(total: number, count: number): number[] {
   return Array.from({ length: n }, (_, k) => Math.floor((k * total) / n));
 }
 
-async function llmDraft(provider: LlmProvider, chunk: StoredChunk): Promise<{ question: string; answer: string }> {
+async function llmDraft(
+  provider: LlmProvider,
+  chunk: StoredChunk,
+): Promise<{ question: string; answer: string }> {
   const result = await generateStructured<{ question: string; answer: string }>(
     provider,
     [

@@ -170,7 +170,8 @@ export async function loadGoldenSet(file: string): Promise<GoldenSet> {
       items.push({ ...item, id: item.id ?? `q${i + 1}` });
     });
   }
-  if (items.length === 0) throw new QuarryError('DATASET', `${abs}: the golden set has no items`, { file: abs });
+  if (items.length === 0)
+    throw new QuarryError('DATASET', `${abs}: the golden set has no items`, { file: abs });
   const seen = new Set<string>();
   for (const item of items) {
     if (seen.has(item.id))

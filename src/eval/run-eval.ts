@@ -11,17 +11,17 @@ import path from 'node:path';
 import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import { createLlmProvider } from '../generate/llm/create.js';
 import { ingestProgressEvent } from '../ingest/progress.js';
 import type { ProgressEvent } from '../observability/progress.js';
 import { Quarry } from '../pipeline/quarry.js';
-import { createLlmProvider } from '../generate/llm/create.js';
 import type { Citation } from '../types.js';
 import { type AnswerEvalSummary, evaluateAnswers, expectationOf } from './answers.js';
 import { type BeirQuery, loadBeirDataset } from './beir.js';
 import { corpusDocKey, isGoldenSetPath, loadGoldenSet } from './golden.js';
 import { evaluateRun, latencySummary, type Qrels, type Run } from './metrics.js';
-import { holdOutCorpus, unanswerableQueries } from './unanswerable.js';
 import { type EvalQueryRecord, EvalRuns, primaryMetric, worstQueries } from './runs.js';
+import { holdOutCorpus, unanswerableQueries } from './unanswerable.js';
 
 export const EVAL_METRICS = [
   'ndcg@10',
@@ -112,7 +112,13 @@ export interface EvalReport {
   /** Evaluating a golden set: its file and the corpus it was evaluated on. */
   golden?: { file: string; corpus: string; items: number; drafts: number };
   /** With `unanswerable`: the held-out documents and the questions that became unanswerable. */
-  unanswerable?: { share: number; selection: string; heldOutDocuments: number; documents: number; questions: number };
+  unanswerable?: {
+    share: number;
+    selection: string;
+    heldOutDocuments: number;
+    documents: number;
+    questions: number;
+  };
   perQuery?: Record<string, Record<string, number>>;
   /** Where the run was recorded (with `record`). */
   recorded?: { store: string; runId: string };

@@ -34,9 +34,13 @@ export function isHeldOut(i: number, share: number): boolean {
 /** Writes `corpus` without the held-out share of its documents to `<dir>/corpus.jsonl`. */
 export async function holdOutCorpus(corpus: string, share: number, dir: string): Promise<HeldOutCorpus> {
   if (!(share > 0 && share < 1))
-    throw new QuarryError('INVALID_ARGUMENT', `--unanswerable must be a share between 0 and 1, got ${share}`, {
-      share,
-    });
+    throw new QuarryError(
+      'INVALID_ARGUMENT',
+      `--unanswerable must be a share between 0 and 1, got ${share}`,
+      {
+        share,
+      },
+    );
   const out = path.join(dir, 'corpus.jsonl');
   const heldOut = new Set<string>();
   const fd = fs.openSync(out, 'w');

@@ -22,7 +22,8 @@ const TIME_Q =
 const QUANTITY_Q =
   /\b(?:how (?:many|much|long|far|old|big|large|tall|high|wide|deep|heavy|often|fast)|what (?:percentage|percent|proportion|share|number|amount|fraction|size|population|length|distance|speed|rate|temperature|cost|price))\b/i;
 const PERSON_Q = /^(?:\W*)(?:who|whom|whose)\b|\b(?:who|whom|whose) (?:was|is|were|are|did|does|had|has)\b/i;
-const PLACE_Q = /\bwhere\b|\b(?:in|to|from) (?:what|which) (?:country|city|state|region|town|place|continent)\b/i;
+const PLACE_Q =
+  /\bwhere\b|\b(?:in|to|from) (?:what|which) (?:country|city|state|region|town|place|continent)\b/i;
 
 /** The kind of answer the question's wording asks for (quantity before time: "how long ago" is time). */
 export function expectedAnswerType(question: string): AnswerType | null {
@@ -127,7 +128,6 @@ export function answerRelevance(question: string, answer: string, deps: Relevanc
   const novel =
     [...answerTerms].some((t) => !questionSet.has(t)) ||
     [...extractFacts(answer).numbers].some((n) => !qFacts.numbers.has(n));
-  const score =
-    coverage * (typeMatch ? 1 : TYPE_MISS_FACTOR) * (novel ? 1 : NO_NEW_CONTENT_FACTOR);
+  const score = coverage * (typeMatch ? 1 : TYPE_MISS_FACTOR) * (novel ? 1 : NO_NEW_CONTENT_FACTOR);
   return { score: Math.round(score * 1000) / 1000, coverage, expectedType, typeMatch, novel };
 }

@@ -43,7 +43,9 @@ describe('SQuAD normalisation, exact match and token F1', () => {
   });
 
   it('answer prose drops citation markers before comparing', () => {
-    expect(answerProse('Paris is the capital [1]. It is big [2, 3].')).toBe('Paris is the capital. It is big.');
+    expect(answerProse('Paris is the capital [1]. It is big [2, 3].')).toBe(
+      'Paris is the capital. It is big.',
+    );
     expect(exactMatch(answerProse('Paris [1]'), ['paris'])).toBe(1);
   });
 });
@@ -78,8 +80,12 @@ describe('answer relevance', () => {
   });
 
   it('a type counts only when the answer adds it: a number the question already has does not', () => {
-    expect(hasAnswerType('The crisis began in October 1973.', 'time', 'When did the 1973 crisis begin?')).toBe(true);
-    expect(hasAnswerType('The 1973 crisis changed policy.', 'time', 'When did the 1973 crisis begin?')).toBe(false);
+    expect(
+      hasAnswerType('The crisis began in October 1973.', 'time', 'When did the 1973 crisis begin?'),
+    ).toBe(true);
+    expect(hasAnswerType('The 1973 crisis changed policy.', 'time', 'When did the 1973 crisis begin?')).toBe(
+      false,
+    );
     expect(hasAnswerType('There are many lineages.', 'quantity', 'How many lineages are there?')).toBe(false);
     expect(hasAnswerType('There are three lineages.', 'quantity', 'How many lineages are there?')).toBe(true);
     expect(hasAnswerType('Hamlet was written by Shakespeare.', 'person', 'Who wrote Hamlet?')).toBe(true);

@@ -27,7 +27,12 @@ describe('loadGoldenSet', () => {
       [
         JSON.stringify({ question: 'When does the ferry leave?', answers: ['07:00'], sources: ['ferry.md'] }),
         '',
-        JSON.stringify({ id: 'nm', question: 'What does parking cost?', answerable: false, tags: ['near-miss'] }),
+        JSON.stringify({
+          id: 'nm',
+          question: 'What does parking cost?',
+          answerable: false,
+          tags: ['near-miss'],
+        }),
       ].join('\n'),
     );
     const set = await loadGoldenSet(f);
@@ -41,7 +46,14 @@ describe('loadGoldenSet', () => {
         answerable: true,
         tags: [],
       },
-      { id: 'nm', question: 'What does parking cost?', answers: [], sources: [], answerable: false, tags: ['near-miss'] },
+      {
+        id: 'nm',
+        question: 'What does parking cost?',
+        answers: [],
+        sources: [],
+        answerable: false,
+        tags: ['near-miss'],
+      },
     ]);
     expect(set.corpus).toBeUndefined();
   });
@@ -64,12 +76,17 @@ describe('loadGoldenSet', () => {
     const h = write('missing.jsonl', JSON.stringify({ answers: ['Paris'] }));
     await expect(loadGoldenSet(h)).rejects.toThrow(/missing\.jsonl:1: field "question"/);
     const i = write('contra.jsonl', JSON.stringify({ question: 'x?', answerable: false, answers: ['y'] }));
-    await expect(loadGoldenSet(i)).rejects.toThrow(/contra\.jsonl:1: field "answers": an unanswerable question/);
+    await expect(loadGoldenSet(i)).rejects.toThrow(
+      /contra\.jsonl:1: field "answers": an unanswerable question/,
+    );
     const j = write('json.jsonl', '{"question": "x?"\n');
     await expect(loadGoldenSet(j)).rejects.toThrow(/json\.jsonl:1: malformed JSON/);
     const k = write('items.json', JSON.stringify([{ question: 'ok?' }, { question: '' }]));
     await expect(loadGoldenSet(k)).rejects.toThrow(/items\.json:item 2: field "question"/);
-    const l = write('dup.jsonl', `${JSON.stringify({ id: 'a', question: 'x?' })}\n${JSON.stringify({ id: 'a', question: 'y?' })}`);
+    const l = write(
+      'dup.jsonl',
+      `${JSON.stringify({ id: 'a', question: 'x?' })}\n${JSON.stringify({ id: 'a', question: 'y?' })}`,
+    );
     await expect(loadGoldenSet(l)).rejects.toThrow(/duplicate item id "a"/);
     await expect(loadGoldenSet(write('empty.jsonl', '\n'))).rejects.toThrow(/no items/);
   });
@@ -106,7 +123,8 @@ describe('documents as golden sets name them', () => {
 
 describe('--unanswerable selection', () => {
   it('holds out every 1/share-th document, the same on every run', () => {
-    const picked = (share: number, n: number) => Array.from({ length: n }, (_, i) => i).filter((i) => isHeldOut(i, share));
+    const picked = (share: number, n: number) =>
+      Array.from({ length: n }, (_, i) => i).filter((i) => isHeldOut(i, share));
     expect(picked(0.1, 40)).toEqual([9, 19, 29, 39]);
     expect(picked(0.25, 12)).toEqual([3, 7, 11]);
     expect(picked(0.5, 6)).toEqual([1, 3, 5]);
@@ -115,8 +133,20 @@ describe('--unanswerable selection', () => {
   it('a question is unanswerable when every relevant document was held out', () => {
     const qrels = new Map([
       ['q1', new Map([['d1', 1]])],
-      ['q2', new Map([['d1', 1], ['d2', 1]])],
-      ['q3', new Map([['d2', 1], ['d1', 0]])],
+      [
+        'q2',
+        new Map([
+          ['d1', 1],
+          ['d2', 1],
+        ]),
+      ],
+      [
+        'q3',
+        new Map([
+          ['d2', 1],
+          ['d1', 0],
+        ]),
+      ],
     ]);
     expect([...unanswerableQueries(qrels, new Set(['d1']))]).toEqual(['q1']);
   });
