@@ -354,11 +354,26 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     });
 
   const evalCommand = withCommon(
-    program.command('eval').enablePositionalOptions().argument('<dataset>', 'BEIR-layout dataset directory'),
+    program
+      .command('eval')
+      .enablePositionalOptions()
+      .argument('[dataset]', 'BEIR-layout dataset directory, or a golden-set file (.jsonl/.json)'),
   ).description(
-    'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency); `quarry eval compare <configA> <configB> <dataset>` compares two configurations',
+    'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency), or answers on a golden set (exact match, F1, citations, faithfulness, relevance, abstention); `quarry eval compare <configA> <configB> <dataset>` compares two configurations',
   );
   evalCommand
+    .option('--corpus <path>', 'corpus (directory or file) a golden set is evaluated on')
+    .option(
+      '--unanswerable <share>',
+      'hold out this share of the corpus (every 1/share-th document); questions left without their document must be abstained on',
+      num('--unanswerable', { min: 0.001, max: 0.999 }),
+    )
+    .option('--no-judge', 'score faithfulness with the support scorer even when an LLM is configured')
+    .option(
+      '--generate <corpus>',
+      'draft a golden set from this corpus (LLM when configured, else rule-based)',
+    )
+    .option('--count <n>', 'with --generate: questions to draft (default 20)', int('--count', { min: 1 }))
     .option('--split <name>', 'qrels split', 'test')
     .option('--progress', PROGRESS_HELP)
     .option('--k1 <x>', 'BM25 k1', num('--k1', { min: 0, max: 10 }))
@@ -386,14 +401,48 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       'keep the run (report, per-query metrics, worst queries traced) in this store for the web UI dashboard (default: $QUARRY_STORE or ./.quarry)',
     )
     .option('--label <text>', 'label of the recorded run (e.g. the change it measures)')
-    .option('--out <report.json>', 'write the report (JSON) here: a later run can use it as --baseline')
+    .option(
+      '--out <file>',
+      'write the report (JSON) here, for a later run to use as --baseline; with --generate: the drafted golden set (JSONL)',
+    )
     .option('--baseline <report.json>', 'gate against this earlier report (with --max-drop)')
     .option(
       '--max-drop <spec>',
       'largest allowed drop per metric vs --baseline, e.g. ndcg@10=0.01,recall@100=0.02,latency_ms.p95=5; exit 3 when exceeded',
     )
     .option('--html <file>', 'also write a self-contained HTML report (charts, per-query scatter)')
-    .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
+    .action(async (dataset: string | undefined, o: CommonOpts & Record<string, unknown>) => {
+      if (typeof o.generate === 'string') {
+        if (typeof o.out !== 'string')
+          throw new QuarryError('INVALID_ARGUMENT', '--generate needs --out <golden.jsonl>');
+        const { generateGoldenSet } = await import('../eval/generate-golden.js');
+        const drafted = await generateGoldenSet({
+          corpus: o.generate,
+          out: o.out,
+          config: readConfigFile(o.config),
+          ...(o.count === undefined ? {} : { count: o.count as number }),
+        });
+        print(
+          io.out,
+          o.json
+            ? JSON.stringify({ ...drafted, items: drafted.items.length })
+            : [
+                `drafted ${drafted.items.length} questions (${drafted.drafter}) into ${drafted.file}`,
+                ...(drafted.llmRejected > 0
+                  ? [
+                      `${drafted.llmRejected} LLM drafts rejected (${drafted.firstLlmError}); rule-based drafts kept`,
+                    ]
+                  : []),
+                `review them (edit, delete, remove "draft"), then: quarry eval ${drafted.file} --corpus ${o.generate}`,
+              ].join('\n'),
+        );
+        return;
+      }
+      if (dataset === undefined)
+        throw new QuarryError(
+          'INVALID_ARGUMENT',
+          'give a dataset directory or golden set, or --generate <corpus>',
+        );
       const gateSpec = await gateOptions(o);
       const { createProgressReporter, queryProgress } = await loadProgress();
       const progress = createProgressReporter(io.err, progressChoice(o));
@@ -413,6 +462,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         ...(o.ranker === undefined ? {} : { ranker: o.ranker as string }),
         ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),
         ...(o.answers === true ? { answers: true } : {}),
+        ...(typeof o.corpus === 'string' ? { corpus: o.corpus } : {}),
+        ...(o.unanswerable === undefined ? {} : { unanswerable: o.unanswerable as number }),
+        ...(o.judge === false ? { judge: false } : {}),
         ...(o.record === undefined
           ? {}
           : {
@@ -449,7 +501,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         [
           `${report.dataset} (${report.split}): ${report.queries} queries over ${report.corpus.documents} documents / ${report.corpus.chunks} chunks`,
           `retriever ${report.retriever}${report.dense ? ` (dense: ${report.dense.model}, ${report.dense.index}, built in ${report.dense.buildMs} ms)` : ''}, k1=${report.bm25.k1} b=${report.bm25.b}, chunking: ${report.chunking.description}`,
-          `nDCG@10 ${m['ndcg@10']!.toFixed(4)}  Recall@10 ${m['recall@10']!.toFixed(4)}  Recall@100 ${m['recall@100']!.toFixed(4)}  MRR@10 ${m['mrr@10']!.toFixed(4)}  Hit@5 ${m['hit@5']!.toFixed(4)}`,
+          ...(m['ndcg@10'] === undefined
+            ? []
+            : [
+                `nDCG@10 ${m['ndcg@10'].toFixed(4)}  Recall@10 ${m['recall@10']!.toFixed(4)}  Recall@100 ${m['recall@100']!.toFixed(4)}  MRR@10 ${m['mrr@10']!.toFixed(4)}  Hit@5 ${m['hit@5']!.toFixed(4)}`,
+              ]),
           `latency ms: p50 ${report.latency_ms.p50.toFixed(3)}  p95 ${report.latency_ms.p95.toFixed(3)}  p99 ${report.latency_ms.p99.toFixed(3)}`,
           ...(report.query.typos ? [`typo correction rewrote ${report.query.rewritten} queries`] : []),
           ...(report.recorded
@@ -467,6 +523,17 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
                   `; stage p50/p95 ms ${Object.entries(report.answers.stages_ms)
                     .map(([k, v]) => `${k} ${v.p50.toFixed(2)}/${v.p95.toFixed(2)}`)
                     .join(', ')}`,
+                answerMetricsLine(m),
+              ]
+            : []),
+          ...(report.unanswerable
+            ? [
+                `unanswerable: ${report.unanswerable.questions} questions (${report.unanswerable.heldOutDocuments} of ${report.unanswerable.documents} documents held out: ${report.unanswerable.selection})`,
+              ]
+            : []),
+          ...(report.answers?.faithfulness?.judge
+            ? [
+                `faithfulness judge ${report.answers.faithfulness.judge.model} (${report.answers.faithfulness.judge.promptVersion}): ${report.answers.faithfulness.judge.judged} judged, ${report.answers.faithfulness.judge.errors} errors${report.answers.faithfulness.judge.firstError ? ` (${report.answers.faithfulness.judge.firstError})` : ''}, agreement with the support scorer ${report.answers.faithfulness.judge.agreement?.toFixed(3) ?? 'n/a'}`,
               ]
             : []),
         ].join('\n'),
@@ -838,6 +905,26 @@ const DENSE_STATE: Record<QuarryStats['dense'][number]['state'], (bytes: number)
 };
 
 /** Options search and ask share: what to retrieve with, for whom, and how to show it. */
+/** The answer metrics of an eval report, on one line (the ones the run measured). */
+function answerMetricsLine(m: Record<string, number>): string {
+  const names = [
+    'exact_match',
+    'token_f1',
+    'citation_precision',
+    'citation_recall',
+    'faithfulness',
+    'answer_relevance',
+    'abstention_rate',
+    'abstention_correct',
+    'abstention_correct_answerable',
+    'abstention_correct_unanswerable',
+  ];
+  return names
+    .filter((n) => m[n] !== undefined)
+    .map((n) => `${n} ${m[n]!.toFixed(4)}`)
+    .join('  ');
+}
+
 function withRetrieval(cmd: Command): Command {
   return cmd
     .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')

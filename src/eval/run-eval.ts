@@ -1,7 +1,9 @@
 /**
- * `quarry eval`: ingest a BEIR-layout corpus into a store (temporary unless `--store`), run every judged
- * query through the same search path users get, rank documents by their best chunk, and report IR metrics
- * and latency as versioned JSON (later: baselines, regression gates and answer-quality metrics).
+ * `quarry eval`: ingest a BEIR-layout corpus (or a golden set's corpus) into a store (temporary unless
+ * `--store`), run every judged query through the same search path users get, rank documents by their best
+ * chunk, and report IR metrics and latency as versioned JSON; with `--answers`, a golden set or
+ * `--unanswerable`, also answer every question and report answer quality (see ./answers.ts for the metric
+ * names and what each is averaged over).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,13 +11,17 @@ import path from 'node:path';
 import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { QuarryError } from '../errors.js';
+import { createLlmProvider } from '../generate/llm/create.js';
 import { ingestProgressEvent } from '../ingest/progress.js';
 import type { ProgressEvent } from '../observability/progress.js';
 import { Quarry } from '../pipeline/quarry.js';
-import { type AnswerEvalSummary, evaluateAnswers } from './answers.js';
-import { loadBeirDataset } from './beir.js';
-import { evaluateRun, latencySummary, type Run } from './metrics.js';
+import type { Citation } from '../types.js';
+import { type AnswerEvalSummary, evaluateAnswers, expectationOf } from './answers.js';
+import { type BeirQuery, loadBeirDataset } from './beir.js';
+import { corpusDocKey, isGoldenSetPath, loadGoldenSet } from './golden.js';
+import { evaluateRun, latencySummary, type Qrels, type Run } from './metrics.js';
 import { type EvalQueryRecord, EvalRuns, primaryMetric, worstQueries } from './runs.js';
+import { holdOutCorpus, unanswerableQueries } from './unanswerable.js';
 
 export const EVAL_METRICS = [
   'ndcg@10',
@@ -28,7 +34,18 @@ export const EVAL_METRICS = [
 ] as const;
 
 export interface EvalOptions {
+  /** A BEIR-layout dataset directory, or a golden-set file (`.jsonl`, `.json`; see ./golden.ts). */
   dataset: string;
+  /** The corpus (directory or file) a golden set is evaluated on; default: the one the set names. */
+  corpus?: string;
+  /**
+   * Hold out this share of the corpus's documents (every 1/share-th, in corpus order) and expect the
+   * questions whose relevant documents were all held out to be abstained on (see ./unanswerable.ts).
+   * Implies `answers`.
+   */
+  unanswerable?: number;
+  /** Judge faithfulness with the configured LLM (default: when an `llm` section is configured). */
+  judge?: boolean;
   /** Base configuration (e.g. from `--config`); the eval's own options below take precedence. */
   config?: QuarryConfigInput;
   split?: string;
@@ -94,6 +111,16 @@ export interface EvalReport {
   rerank?: { reranker: string; model: string | null; pool: number; status: Record<string, number> };
   /** With `--answers`: how the answer stage did (answer metrics themselves are in `metrics`). */
   answers?: AnswerEvalSummary;
+  /** Evaluating a golden set: its file and the corpus it was evaluated on. */
+  golden?: { file: string; corpus: string; items: number; drafts: number };
+  /** With `unanswerable`: the held-out documents and the questions that became unanswerable. */
+  unanswerable?: {
+    share: number;
+    selection: string;
+    heldOutDocuments: number;
+    documents: number;
+    questions: number;
+  };
   /** With `perQuery`: each judged query's metrics by query id, plus its `latency_ms`. */
   perQuery?: Record<string, Record<string, number>>;
   /** Where the run was recorded (with `record`). */
@@ -102,8 +129,115 @@ export interface EvalReport {
 
 const WHOLE_DOCUMENT_TOKENS = 8192;
 
-export async function runEval(opts: EvalOptions): Promise<EvalReport> {
+/** What an eval runs on: the questions, their judgments and the corpus to ingest. */
+interface EvalSet {
+  name: string;
+  split: string;
+  corpusPaths: string[];
+  queries: BeirQuery[];
+  /** Retrieval judgments (golden sets: each answerable item's expected sources). */
+  qrels: Qrels;
+  /** The id judgments and expected sources use for a document. */
+  docKey: (d: { docId: string; source: string }) => string;
+  answers: boolean;
+  golden?: EvalReport['golden'];
+  unanswerable?: EvalReport['unanswerable'];
+}
+
+async function loadEvalSet(opts: EvalOptions, scratchDir: () => string): Promise<EvalSet> {
+  if (isGoldenSetPath(opts.dataset)) {
+    if (opts.unanswerable !== undefined)
+      throw new QuarryError(
+        'INVALID_ARGUMENT',
+        '--unanswerable builds unanswerable questions from a BEIR-layout QA set; a golden set marks them itself ("answerable": false)',
+      );
+    const set = await loadGoldenSet(opts.dataset);
+    const corpus = opts.corpus === undefined ? set.corpus : path.resolve(opts.corpus);
+    if (corpus === undefined)
+      throw new QuarryError(
+        'INVALID_ARGUMENT',
+        `golden set ${set.file} names no corpus: pass --corpus <dir or file> (the documents its questions are about)`,
+        { file: set.file },
+      );
+    if (!fs.existsSync(corpus))
+      throw new QuarryError('DATASET', `corpus ${corpus} does not exist`, { corpus });
+    const qrels: Qrels = new Map();
+    for (const it of set.items)
+      if (it.answerable && it.sources.length > 0) qrels.set(it.id, new Map(it.sources.map((d) => [d, 1])));
+    return {
+      name: set.name,
+      split: 'golden',
+      corpusPaths: [corpus],
+      queries: set.items.map((it) => ({
+        id: it.id,
+        text: it.question,
+        metadata: { answers: it.answers, sources: it.sources, answerable: it.answerable, tags: it.tags },
+      })),
+      qrels,
+      docKey: (d) => corpusDocKey(d, corpus),
+      answers: true,
+      golden: {
+        file: set.file,
+        corpus,
+        items: set.items.length,
+        drafts: set.items.filter((it) => it.draft === true).length,
+      },
+    };
+  }
+  if (opts.corpus !== undefined)
+    throw new QuarryError(
+      'INVALID_ARGUMENT',
+      '--corpus is for golden sets; a BEIR-layout dataset brings its own corpus.jsonl',
+    );
   const dataset = await loadBeirDataset(opts.dataset, opts.split ?? 'test');
+  const docKey = (d: { docId: string }) => d.docId;
+  if (opts.unanswerable === undefined)
+    return {
+      name: dataset.name,
+      split: dataset.split,
+      corpusPaths: [dataset.corpusPath],
+      queries: dataset.queries,
+      qrels: dataset.qrels,
+      docKey,
+      answers: opts.answers === true,
+    };
+  const held = await holdOutCorpus(dataset.corpusPath, opts.unanswerable, scratchDir());
+  const unanswerable = unanswerableQueries(dataset.qrels, held.heldOut);
+  const qrels: Qrels = new Map([...dataset.qrels].filter(([qid]) => !unanswerable.has(qid)));
+  return {
+    name: dataset.name,
+    split: dataset.split,
+    corpusPaths: [held.corpusPath],
+    queries: dataset.queries.map((q) =>
+      unanswerable.has(q.id) ? { ...q, metadata: { ...q.metadata, answerable: false } } : q,
+    ),
+    qrels,
+    docKey,
+    answers: true,
+    unanswerable: {
+      share: opts.unanswerable,
+      selection: held.selection,
+      heldOutDocuments: held.heldOut.size,
+      documents: held.documents,
+      questions: unanswerable.size,
+    },
+  };
+}
+
+export async function runEval(opts: EvalOptions): Promise<EvalReport> {
+  let scratch: string | undefined;
+  try {
+    return await evaluate(opts, () => {
+      scratch ??= fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-eval-set-'));
+      return scratch;
+    });
+  } finally {
+    if (scratch !== undefined) fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+async function evaluate(opts: EvalOptions, scratchDir: () => string): Promise<EvalReport> {
+  const dataset = await loadEvalSet(opts, scratchDir);
   const queries =
     opts.limit !== undefined ? dataset.queries.slice(0, Math.max(0, opts.limit)) : dataset.queries;
   if (queries.length === 0)
@@ -146,7 +280,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
   try {
     const onProgress = opts.onProgress;
     const ingest = await quarry.ingest(
-      [dataset.corpusPath],
+      dataset.corpusPaths,
       onProgress === undefined
         ? {}
         : {
@@ -156,7 +290,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     if (ingest.errors.length > 0 && ingest.added + ingest.unchanged + ingest.updated === 0) {
       throw new QuarryError(
         'DATASET',
-        `${dataset.corpusPath}: no document could be ingested (${ingest.errors[0]?.message})`,
+        `${dataset.corpusPaths.join(', ')}: no document could be ingested (${ingest.errors[0]?.message})`,
       );
     }
     const retriever = opts.retriever ?? quarry.config.retrieval.retriever;
@@ -196,10 +330,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         principal: TRUSTED_LOCAL,
       });
       latencies.push(performance.now() - t0);
-      tops.set(
-        q.id,
-        result.hits.slice(0, 10).map((h) => h.chunk.docId),
-      );
+      const keyOf = (h: (typeof result.hits)[number]) =>
+        dataset.docKey({ docId: h.chunk.docId, source: h.document.source });
+      tops.set(q.id, result.hits.slice(0, 10).map(keyOf));
       if (result.rewrite !== undefined) rewritten++;
       if (result.rerank !== undefined)
         rerankStatus[result.rerank.status] = (rerankStatus[result.rerank.status] ?? 0) + 1;
@@ -207,16 +340,30 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       // promotion, fusion, freshness, reranking) is what users get, not the raw retriever score.
       run.set(
         q.id,
-        result.hits.map((h, i) => ({ docId: h.chunk.docId, score: result.hits.length - i })),
+        result.hits.map((h, i) => ({ docId: keyOf(h), score: result.hits.length - i })),
       );
       if (i % 50 === 0) opts.onQueries?.(i, queries.length);
     }
     opts.onQueries?.(queries.length, queries.length);
     const judged = new Map([...dataset.qrels].filter(([qid]) => run.has(qid)));
     const evaluation = evaluateRun(judged, run, [...EVAL_METRICS]);
-    const answers = opts.answers
-      ? await evaluateAnswers(quarry, queries, retriever, opts.onQueries)
-      : undefined;
+    const llm = quarry.config.llm;
+    const judge =
+      llm !== undefined && opts.judge !== false
+        ? createLlmProvider({ ...llm, prices: { ...quarry.config.prices, ...llm.prices } })
+        : undefined;
+    const relevantOf = (qid: string) =>
+      [...(dataset.qrels.get(qid) ?? [])].filter(([, grade]) => grade > 0).map(([d]) => d);
+    const answers =
+      opts.answers === true || dataset.answers
+        ? await evaluateAnswers(quarry, queries, {
+            retriever,
+            expectation: (q) => expectationOf(q, relevantOf(q.id)),
+            docKey: (c: Citation) => dataset.docKey(c),
+            ...(judge === undefined ? {} : { judge }),
+            ...(opts.onQueries === undefined ? {} : { onQueries: opts.onQueries }),
+          })
+        : undefined;
     const rerank = quarry.config.rerank;
     const stats = quarry.stats();
     const lat = latencySummary(latencies);
@@ -225,7 +372,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       version: 1,
       dataset: dataset.name,
       split: dataset.split,
-      queries: evaluation.queryCount,
+      queries: dataset.golden === undefined ? evaluation.queryCount : queries.length,
       retriever,
       ...(retriever === 'bm25'
         ? {}
@@ -265,9 +412,14 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
               status: rerankStatus,
             },
           }),
-      metrics: { ...evaluation.mean, ...answers?.metrics } as EvalReport['metrics'],
+      metrics: {
+        ...(judged.size > 0 ? evaluation.mean : {}),
+        ...answers?.metrics,
+      } as EvalReport['metrics'],
       latency_ms: { p50: lat.p50, p95: lat.p95, p99: lat.p99, mean: lat.mean, max: lat.max },
       ...(answers === undefined ? {} : { answers: answers.summary }),
+      ...(dataset.golden === undefined ? {} : { golden: dataset.golden }),
+      ...(dataset.unanswerable === undefined ? {} : { unanswerable: dataset.unanswerable }),
     };
     if (opts.perQuery === true)
       report.perQuery = Object.fromEntries(
@@ -277,11 +429,13 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         }),
       );
     if (opts.record !== undefined) {
+      // Each query's record carries its retrieval metrics (judged queries) and its answer metrics.
       const perQuery: EvalQueryRecord[] = queries.flatMap((q, i) => {
-        const metrics = evaluation.perQuery.get(q.id);
-        return metrics === undefined
-          ? []
-          : [{ id: q.id, text: q.text, metrics, latencyMs: latencies[i] ?? 0, top: tops.get(q.id) ?? [] }];
+        const retrieval = evaluation.perQuery.get(q.id);
+        const answered = answers?.perQuery.get(q.id);
+        if (retrieval === undefined && answered === undefined) return [];
+        const metrics = { ...retrieval, ...answered };
+        return [{ id: q.id, text: q.text, metrics, latencyMs: latencies[i] ?? 0, top: tops.get(q.id) ?? [] }];
       });
       // The worst queries are searched again with a trace: tracing every query would slow the timed run.
       const metric = primaryMetric(report.metrics) ?? 'ndcg@10';

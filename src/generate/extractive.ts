@@ -1,9 +1,21 @@
 /**
  * The answerer Quarry uses when no LLM is configured: it quotes the sentences of the top chunks that best
  * cover the question, each with a citation to its exact span, and abstains when the retrieved text does not
- * cover the question well enough. Quoting (not paraphrasing) makes every cited span verifiable.
+ * cover the question well enough: too little of the question in the quoted sentences, or in the passage the
+ * first of them comes from (a near miss: a passage on the topic that does not hold the answer). Quoting (not
+ * paraphrasing) makes every cited span verifiable. Confidence is the support, scaled down when the quotes
+ * do not address the question (see src/validate/relevance.ts): no answer of the kind a wh-question asks for,
+ * or nothing the question did not already say.
  */
 import type { Citation, SearchHit } from '../types.js';
+import {
+  type AnswerType,
+  expectedAnswerType,
+  hasAnswerType,
+  NO_NEW_CONTENT_FACTOR,
+  questionTerms,
+  TYPE_MISS_FACTOR,
+} from '../validate/relevance.js';
 
 export const NOT_ENOUGH_INFORMATION =
   "I don't have enough information in the indexed documents to answer that question.";
@@ -22,6 +34,8 @@ export interface ExtractiveOptions {
   maxTokens: number;
   /** Minimum idf-weighted share of question terms the chosen sentences must contain. */
   minSupport: number;
+  /** Minimum idf-weighted share of question terms the first quoted sentence's passage must contain. */
+  minPassageCoverage?: number;
   /** At most this many sentences. */
   maxSentences?: number;
 }
@@ -49,6 +63,12 @@ export interface ExtractiveResult {
   /** For the trace: the best-scoring sentences considered, chosen or not. */
   considered: ScoredSentence[];
   support: number;
+  /** Idf-weighted share of question terms in the first quoted sentence's chunk (with its title and section path). */
+  passageCoverage: number;
+  /** Why it abstained (absent when it answered). */
+  abstainReason?: 'no-match' | 'low-support' | 'near-miss';
+  /** How the quotes address the question (absent when it abstained). */
+  relevance?: { expectedType: AnswerType | null; typeMatch: boolean; novel: boolean };
   tokens: number;
 }
 
@@ -91,35 +111,82 @@ export function answerExtractively(
   opts: ExtractiveOptions,
   deps: ExtractiveDeps,
 ): ExtractiveResult {
-  const qTerms = [...new Set(deps.analyze(question))];
+  // Wh-words and auxiliaries say what kind of question it is, not what it is about; in a small corpus that
+  // never uses them their idf is the highest of all and would make every answer look unsupported.
+  const topical = questionTerms(question, deps);
+  const qTerms = topical.length > 0 ? topical : [...new Set(deps.analyze(question))];
   const weights = new Map(qTerms.map((t) => [t, Math.max(deps.idf(t), 0.05)]));
   const totalWeight = [...weights.values()].reduce((a, b) => a + b, 0);
-  const abstain = (considered: ScoredSentence[], support: number): ExtractiveResult => ({
+  const abstain = (
+    considered: ScoredSentence[],
+    support: number,
+    reason: NonNullable<ExtractiveResult['abstainReason']>,
+    passageCoverage = 0,
+  ): ExtractiveResult => ({
     text: NOT_ENOUGH_INFORMATION,
     citations: [],
     abstained: true,
     confidence: 0,
     considered,
     support,
+    passageCoverage,
+    abstainReason: reason,
     tokens: 0,
   });
-  if (qTerms.length === 0 || hits.length === 0) return abstain([], 0);
+  if (qTerms.length === 0 || hits.length === 0) return abstain([], 0, 'no-match');
 
   const scored = scoreSentences(hits.slice(0, opts.topChunks), qTerms, weights, totalWeight, deps);
   const considered = scored.slice(0, 10);
-  if (scored.length === 0) return abstain(considered, 0);
+  if (scored.length === 0) return abstain(considered, 0, 'no-match');
   const { chosen, support, tokens } = selectSentences(scored, weights, totalWeight, opts, deps);
-  if (support < opts.minSupport) return abstain(considered, support);
+  const passageCoverage = coverageOfPassage(chosen[0]!.hit, weights, totalWeight, deps);
+  if (support < opts.minSupport) return abstain(considered, support, 'low-support', passageCoverage);
+  if (passageCoverage < (opts.minPassageCoverage ?? 0))
+    return abstain(considered, support, 'near-miss', passageCoverage);
   const { text, citations } = cite(chosen);
+  const quoted = chosen.map((s) => s.text).join(' ');
+  const relevance = addressesQuestion(question, quoted, qTerms, deps);
+  const factor = (relevance.typeMatch ? 1 : TYPE_MISS_FACTOR) * (relevance.novel ? 1 : NO_NEW_CONTENT_FACTOR);
   return {
     text,
     citations,
     abstained: false,
-    confidence: Math.round(Math.min(1, support) * 1000) / 1000,
+    confidence: Math.round(Math.min(1, support) * factor * 1000) / 1000,
     considered,
     support,
+    passageCoverage,
+    relevance,
     tokens,
   };
+}
+
+/** Idf-weighted share of the question's terms in a hit's chunk text, title and section path. */
+function coverageOfPassage(
+  hit: SearchHit,
+  weights: ReadonlyMap<string, number>,
+  totalWeight: number,
+  deps: ExtractiveDeps,
+): number {
+  const present = new Set(
+    deps.analyze(`${hit.chunk.text} ${hit.document.title} ${hit.chunk.sectionPath.join(' ')}`),
+  );
+  let found = 0;
+  for (const [t, w] of weights) if (present.has(t)) found += w;
+  return totalWeight === 0 ? 0 : found / totalWeight;
+}
+
+/** Whether the quotes hold the kind of answer the question asks for, and say anything it did not. */
+function addressesQuestion(
+  question: string,
+  quoted: string,
+  qTerms: readonly string[],
+  deps: ExtractiveDeps,
+): NonNullable<ExtractiveResult['relevance']> {
+  const expectedType = expectedAnswerType(question);
+  const typeMatch = expectedType === null || hasAnswerType(quoted, expectedType, question);
+  const asked = new Set(qTerms);
+  const novel = deps.analyze(quoted).some((t) => !asked.has(t));
+  return { expectedType, typeMatch, novel };
 }
 
 /** Every sentence of the top chunks that shares a question term, best first. */

@@ -174,8 +174,12 @@ export function generateExtractive(
     () => answerExtractively(question, hits, cfg, deps),
     (r) => ({
       abstained: r.abstained,
+      ...(r.abstainReason === undefined ? {} : { abstainReason: r.abstainReason }),
       support: round(r.support),
       minSupport: cfg.minSupport,
+      passageCoverage: round(r.passageCoverage),
+      minPassageCoverage: cfg.minPassageCoverage,
+      ...(r.relevance === undefined ? {} : { relevance: r.relevance }),
       answerTokens: r.tokens,
       tokenBudget: cfg.maxTokens,
       sentences: r.considered.map((x) => ({
