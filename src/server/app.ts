@@ -32,6 +32,7 @@ import { registerChatRoutes } from './routes/chat.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { extraRegistries, registerHealthRoutes } from './routes/health.js';
 import { registerQueryRoutes } from './routes/query.js';
+import { registerUiRoutes } from './routes/ui.js';
 import type { ServerState } from './state.js';
 import { QueryRecords } from './traces.js';
 
@@ -240,5 +241,6 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   registerChatRoutes(app, state);
   registerDocumentRoutes(app, state);
   registerAdminRoutes(app, state);
+  registerUiRoutes(app);
   return { app, state, db };
 }
