@@ -63,6 +63,7 @@ const html = fs
   .replace('"app.js"', `"${path.basename(js)}"`)
   .replace('"app.css"', `"${path.basename(css)}"`);
 fs.writeFileSync(path.join(UI_OUT, 'index.html'), html);
+fs.copyFileSync(path.join(UI_SRC, 'favicon.svg'), path.join(UI_OUT, 'favicon.svg'));
 const kb = (n) => `${(n / 1024).toFixed(1)} kB`;
 const size = (f) => {
   const bytes = fs.readFileSync(f);

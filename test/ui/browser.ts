@@ -1,0 +1,61 @@
+/**
+ * Headless Chromium for the web UI tests: Debian's `chromium` driven by playwright-core (which downloads no
+ * browser of its own). Without a `chromium` on PATH the browser tests skip with a message on a developer
+ * machine, and fail under CI (CI set), where .ci/run installs it: there they must run, never skip.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export const CHROMIUM = onPath('chromium');
+const IN_CI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
+
+/** True when the browser tests of a file should be skipped (no chromium, not in CI). */
+export const NO_BROWSER = CHROMIUM === undefined && !IN_CI;
+if (NO_BROWSER)
+  console.warn(
+    'web UI browser tests skipped: no `chromium` on PATH (apt-get install -y chromium; CI installs it and runs them)',
+  );
+
+export async function launchBrowser(): Promise<Browser> {
+  if (CHROMIUM === undefined)
+    throw new Error(
+      'no `chromium` on PATH: the web UI tests must run in CI (.ci/run installs it with apt-get install -y chromium)',
+    );
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu'],
+    timeout: 20_000,
+  });
+}
+
+/** Page errors and console errors of a page (CSP violations show up there), for asserting there are none. */
+export function collectErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  return errors;
+}
+
+/** Sign in through the login form with an API key. */
+export async function signIn(page: Page, url: string, key: string): Promise<void> {
+  await page.goto(`${url}/ui/`);
+  await page.getByLabel('API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('who').waitFor();
+}
