@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
 import { startTestServer, type TestServer } from '../server/harness.js';
-import { collectErrors, launchBrowser, NO_BROWSER } from './browser.js';
+import { collectErrors, launchBrowser, NO_BROWSER, type PageGlobals, type PageNode } from './browser.js';
 import { UI_HANDBOOK } from './corpus.js';
 
 const QUESTION = 'When does the ferry leave and what do tickets cost?';
@@ -60,7 +60,7 @@ describe.skipIf(NO_BROWSER)('ask → stream → citation → trace', () => {
     // Part of the answer is on screen while the stream is still open.
     const answer = page.getByTestId('answer');
     await page.waitForFunction(() => {
-      const el = document.querySelector<HTMLElement>('[data-testid=answer]');
+      const el = (globalThis as unknown as PageGlobals).document.querySelector('[data-testid=answer]');
       return el?.dataset.state === 'streaming' && Number(el.dataset.deltas) >= 1;
     });
     const partial = (await page.getByTestId('answer-text').textContent()) ?? '';
@@ -97,7 +97,7 @@ describe.skipIf(NO_BROWSER)('ask → stream → citation → trace', () => {
     await expect(page.getByTestId('trace-query').textContent()).resolves.toBe(QUESTION);
     const stages = await page
       .locator('[data-testid=waterfall] [data-stage]')
-      .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.stage));
+      .evaluateAll((els) => els.map((e) => (e as unknown as PageNode).dataset.stage));
     for (const s of [
       'retrieve.bm25',
       'retrieve.dense',
@@ -110,7 +110,9 @@ describe.skipIf(NO_BROWSER)('ask → stream → citation → trace', () => {
     // Every bar sits inside the track at its offset.
     const bars = await page
       .locator('.wf-bar')
-      .evaluateAll((els) => els.map((e) => [(e as HTMLElement).style.left, (e as HTMLElement).style.width]));
+      .evaluateAll((els) =>
+        els.map((e) => [(e as unknown as PageNode).style.left, (e as unknown as PageNode).style.width]),
+      );
     expect(bars.every(([left]) => /%$/.test(left ?? ''))).toBe(true);
 
     const table = page.getByTestId('candidates');

@@ -59,3 +59,25 @@ export async function signIn(page: Page, url: string, key: string): Promise<void
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByTestId('who').waitFor();
 }
+
+/**
+ * What the tests read of the page inside page functions (`evaluate`, `evaluateAll`): the test program is
+ * compiled without the DOM library, so these few members are declared here. Use them as casts only
+ * (`x as unknown as PageNode`): a page function runs in the browser and cannot call test code.
+ */
+export interface PageNode {
+  dataset: Record<string, string | undefined>;
+  style: Record<string, string>;
+  textContent: string | null;
+  setAttribute(name: string, value: string): void;
+  querySelector(selector: string): PageNode | null;
+  querySelectorAll(selector: string): PageNode[];
+}
+
+export interface PageGlobals {
+  document: PageNode & { body: PageNode };
+  sessionStorage: { length: number };
+  MutationObserver: new (cb: () => void) => { observe(node: PageNode, opts: Record<string, boolean>): void };
+  /** Set by the upload test: what the progress bar showed. */
+  progressSeen: string[];
+}
