@@ -22,7 +22,9 @@ function area(file: string): string {
   return path.relative(SRC, file).split(path.sep)[0]!;
 }
 
-const SHELLS = new Set(['cli', 'server', 'eval']);
+// Shells sit on top: the CLI, the HTTP server, evaluation, the MCP server, the framework adapters, the HTTP
+// client and the web UI.
+const SHELLS = new Set(['cli', 'server', 'eval', 'mcp', 'adapters', 'client', 'ui']);
 
 describe('docs/architecture.md', () => {
   const doc = fs.readFileSync(path.join(REPO, 'docs/architecture.md'), 'utf8');
@@ -66,6 +68,19 @@ describe('docs/architecture.md', () => {
         // Shells are side by side: the server and evaluation never reach into the CLI.
         if ((from === 'eval' || from === 'server') && to === 'cli')
           wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('the HTTP client imports only types of the API contract (it runs in browsers, without zod or Node)', () => {
+    const wrong: string[] = [];
+    for (const file of sourceFiles(path.join(SRC, 'client'))) {
+      const text = fs.readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^import\s+(type\s+)?[^;]*?from\s+'([^']+)'/gms)) {
+        const [, typeOnly, spec] = m;
+        if (spec === 'eventsource-parser' || spec!.startsWith('./')) continue;
+        if (typeOnly === undefined) wrong.push(`${path.relative(REPO, file)} → ${spec}`);
       }
     }
     expect(wrong).toEqual([]);

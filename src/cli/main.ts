@@ -376,6 +376,11 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--ranker <model.json>', 'rerank with this learning-to-rank model (quarry train-ranker output)')
     .addOption(new Option('--reranker <name>', 'reranker (default: from config)').choices(RERANKERS))
     .option('--answers', 'also answer every judged query; adds answer_hit@1 where queries carry gold answers')
+    .option(
+      '--record [store]',
+      'keep the run (report, per-query metrics, worst queries traced) in this store for the web UI dashboard (default: $QUARRY_STORE or ./.quarry)',
+    )
+    .option('--label <text>', 'label of the recorded run (e.g. the change it measures)')
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
       const { createProgressReporter, queryProgress } = await loadProgress();
       const progress = createProgressReporter(io.err, progressChoice(o));
@@ -395,6 +400,14 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         ...(o.ranker === undefined ? {} : { ranker: o.ranker as string }),
         ...(o.reranker === undefined ? {} : { reranker: o.reranker as RerankerName }),
         ...(o.answers === true ? { answers: true } : {}),
+        ...(o.record === undefined
+          ? {}
+          : {
+              record: path.resolve(
+                typeof o.record === 'string' ? o.record : (process.env.QUARRY_STORE ?? '.quarry'),
+              ),
+            }),
+        ...(typeof o.label === 'string' ? { label: o.label } : {}),
         ...(progress === undefined ? {} : { onProgress: (p: ProgressEvent) => progress.update(p) }),
         onQueries: queryProgress(progress),
       });
@@ -412,6 +425,9 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           `nDCG@10 ${m['ndcg@10']!.toFixed(4)}  Recall@10 ${m['recall@10']!.toFixed(4)}  Recall@100 ${m['recall@100']!.toFixed(4)}  MRR@10 ${m['mrr@10']!.toFixed(4)}  Hit@5 ${m['hit@5']!.toFixed(4)}`,
           `latency ms: p50 ${report.latency_ms.p50.toFixed(3)}  p95 ${report.latency_ms.p95.toFixed(3)}  p99 ${report.latency_ms.p99.toFixed(3)}`,
           ...(report.query.typos ? [`typo correction rewrote ${report.query.rewritten} queries`] : []),
+          ...(report.recorded
+            ? [`recorded as run ${report.recorded.runId} in ${report.recorded.store}`]
+            : []),
           ...(report.rerank
             ? [
                 `reranked by ${report.rerank.reranker} (${report.rerank.model ?? ''}, pool ${report.rerank.pool}): ${JSON.stringify(report.rerank.status)}`,

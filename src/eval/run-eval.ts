@@ -15,6 +15,7 @@ import { Quarry } from '../pipeline/quarry.js';
 import { type AnswerEvalSummary, evaluateAnswers } from './answers.js';
 import { loadBeirDataset } from './beir.js';
 import { evaluateRun, latencySummary, type Run } from './metrics.js';
+import { type EvalQueryRecord, EvalRuns, primaryMetric, worstQueries } from './runs.js';
 
 export const EVAL_METRICS = [
   'ndcg@10',
@@ -54,6 +55,15 @@ export interface EvalOptions {
   onProgress?: (p: ProgressEvent) => void;
   /** Progress of the query (and `answers`) phases. */
   onQueries?: (done: number, total: number) => void;
+  /**
+   * Store directory to record the run in (`<dir>/eval.db`, see src/eval/runs.ts): the report, every
+   * query's metrics and latency, and the traces of the `keepTraces` worst queries (re-run traced).
+   */
+  record?: string;
+  /** A label for the recorded run (e.g. the config or commit it measured). */
+  label?: string;
+  /** Worst queries whose traces are kept with a recorded run (default 20). */
+  keepTraces?: number;
 }
 
 export interface EvalReport {
@@ -83,6 +93,8 @@ export interface EvalReport {
   /** With `--answers`: how the answer stage did (answer metrics themselves are in `metrics`). */
   answers?: AnswerEvalSummary;
   perQuery?: Record<string, Record<string, number>>;
+  /** Where the run was recorded (with `record`). */
+  recorded?: { store: string; runId: string };
 }
 
 const WHOLE_DOCUMENT_TOKENS = 8192;
@@ -168,6 +180,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     }));
     const run: Run = new Map();
     const latencies: number[] = [];
+    const tops = new Map<string, string[]>();
     const rerankStatus: Record<string, number> = {};
     let rewritten = 0;
     for (const [i, q] of queries.entries()) {
@@ -180,6 +193,10 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
         principal: TRUSTED_LOCAL,
       });
       latencies.push(performance.now() - t0);
+      tops.set(
+        q.id,
+        result.hits.slice(0, 10).map((h) => h.chunk.docId),
+      );
       if (result.rewrite !== undefined) rewritten++;
       if (result.rerank !== undefined)
         rerankStatus[result.rerank.status] = (rerankStatus[result.rerank.status] ?? 0) + 1;
@@ -201,7 +218,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     const stats = quarry.stats();
     const lat = latencySummary(latencies);
     const params = quarry.lexical.bm25.params;
-    return {
+    const report: EvalReport = {
       version: 1,
       dataset: dataset.name,
       split: dataset.split,
@@ -249,6 +266,34 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       latency_ms: { p50: lat.p50, p95: lat.p95, p99: lat.p99, mean: lat.mean, max: lat.max },
       ...(answers === undefined ? {} : { answers: answers.summary }),
     };
+    if (opts.record !== undefined) {
+      const perQuery: EvalQueryRecord[] = queries.flatMap((q, i) => {
+        const metrics = evaluation.perQuery.get(q.id);
+        return metrics === undefined
+          ? []
+          : [{ id: q.id, text: q.text, metrics, latencyMs: latencies[i] ?? 0, top: tops.get(q.id) ?? [] }];
+      });
+      // The worst queries are searched again with a trace: tracing every query would slow the timed run.
+      const metric = primaryMetric(report.metrics) ?? 'ndcg@10';
+      for (const w of worstQueries(perQuery, metric, opts.keepTraces ?? 20)) {
+        const traced = await quarry.search(w.text, {
+          k: 100,
+          collapseDocuments: true,
+          retriever,
+          principal: TRUSTED_LOCAL,
+          trace: true,
+        });
+        if (traced.trace !== undefined) w.trace = traced.trace;
+      }
+      const runs = EvalRuns.open(opts.record, { create: true });
+      try {
+        const runId = runs.record(report, perQuery, opts.label === undefined ? {} : { label: opts.label });
+        report.recorded = { store: path.resolve(opts.record), runId };
+      } finally {
+        runs.close();
+      }
+    }
+    return report;
   } finally {
     quarry.close();
     if (tempStore !== undefined) fs.rmSync(tempStore, { recursive: true, force: true });

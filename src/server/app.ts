@@ -30,6 +30,7 @@ import { RouteRegistry } from './route.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerChatRoutes } from './routes/chat.js';
 import { registerDocumentRoutes } from './routes/documents.js';
+import { registerEvalRoutes } from './routes/eval.js';
 import { extraRegistries, registerHealthRoutes } from './routes/health.js';
 import { registerQueryRoutes } from './routes/query.js';
 import { registerUiRoutes } from './routes/ui.js';
@@ -241,6 +242,7 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   registerChatRoutes(app, state);
   registerDocumentRoutes(app, state);
   registerAdminRoutes(app, state);
+  registerEvalRoutes(app, state);
   registerUiRoutes(app);
   return { app, state, db };
 }

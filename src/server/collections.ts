@@ -79,6 +79,11 @@ export class Collections {
     return { quarry: this.instance(info.name), info };
   }
 
+  /** The store directory of a collection the principal may use (eval runs and uploads live beside it). */
+  storeDir(p: Principal, name: string | undefined): string {
+    return this.dirOf(this.info(p, name).name);
+  }
+
   create(p: Principal, name: string): CollectionInfo {
     if (!NAME.test(name))
       throw new QuarryError(

@@ -124,7 +124,35 @@ export const FeedbackRequest = z
   })
   .strict();
 
-export const TraceParams = z.object({ id: z.string().min(1).max(200) }).strict();
+export const TraceParams = z.object({ id: z.string().min(1).max(400) }).strict();
+
+export const UploadQuery = z
+  .object({
+    stream: z
+      .enum(['true', 'false'])
+      .optional()
+      .describe(
+        'true: answer with Server-Sent Events of the ingest progress (also `Accept: text/event-stream`)',
+      ),
+  })
+  .strict();
+
+export const EvalRunsQuery = z
+  .object({
+    collection: Collection,
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    dataset: z.string().max(200).optional(),
+  })
+  .strict();
+
+export const EvalRunParams = z.object({ id: z.string().min(1).max(100) }).strict();
+
+export const EvalRunQuery = z
+  .object({
+    collection: Collection,
+    worst: z.coerce.number().int().min(0).max(1000).default(20).describe('How many worst queries to list'),
+  })
+  .strict();
 
 export const RestorePiiRequest = z
   .object({
@@ -287,3 +315,108 @@ export const ModelsResponse = z.object({
 });
 
 export const Ok = z.object({ ok: z.boolean() }).passthrough();
+
+export const WhoamiResponse = z.object({
+  kind: z.enum(['user', 'trusted', 'anonymous']),
+  keyId: z.string().optional(),
+  tenant: z.string().optional(),
+  userId: z.string().optional(),
+  groups: z.array(z.string()),
+  clearance: z.number().optional(),
+  scopes: z.array(z.enum(['query', 'ingest', 'admin'])),
+  authRequired: z
+    .boolean()
+    .describe('The server requires API keys (false: key-less loopback, callers trusted)'),
+  version: z.string(),
+});
+
+export const TraceResponse = z
+  .object({
+    queryId: z.string(),
+    createdAt: z.string(),
+    collection: z.string(),
+    kind: z.enum(['search', 'ask', 'chat', 'eval']),
+    query: z.string(),
+    trace: z
+      .object({
+        query: z.string(),
+        totalMs: z.number(),
+        stages: z.array(
+          z.object({
+            stage: z.string(),
+            offsetMs: z.number(),
+            durationMs: z.number(),
+            detail: z.record(z.string(), z.unknown()),
+          }),
+        ),
+        degraded: Degraded.optional(),
+      })
+      .optional(),
+    hits: z
+      .array(z.object({ rank: z.number(), docId: z.string(), chunkId: z.number(), score: z.number() }))
+      .optional(),
+    answer: z
+      .object({ text: z.string(), abstained: z.boolean(), confidence: z.number(), answerer: z.string() })
+      .optional(),
+    citations: z.array(z.object({ marker: z.number(), docId: z.string(), chunkId: z.number() })).optional(),
+    degraded: Degraded.optional(),
+    metrics: z.record(z.string(), z.number()).optional().describe("Eval traces: the query's metrics"),
+  })
+  .passthrough();
+
+const EvalRunSummary = z.object({
+  id: z.string(),
+  createdAt: z.string(),
+  label: z.string().nullable(),
+  dataset: z.string(),
+  split: z.string(),
+  retriever: z.string(),
+  queries: z.number(),
+  metrics: z.record(z.string(), z.number()),
+  latency_ms: z.object({
+    p50: z.number(),
+    p95: z.number(),
+    p99: z.number(),
+    mean: z.number(),
+    max: z.number(),
+  }),
+});
+
+export const EvalRunList = z.object({ runs: z.array(EvalRunSummary) });
+
+export const EvalRunResponse = EvalRunSummary.extend({
+  report: z.record(z.string(), z.unknown()).describe('The full `quarry eval --json` report'),
+  latencies_ms: z.array(z.number()).describe("Every query's latency, in query order"),
+  worst: z.array(
+    z.object({
+      queryId: z.string(),
+      query: z.string(),
+      metrics: z.record(z.string(), z.number()),
+      latencyMs: z.number(),
+      top: z.array(z.string()),
+      traceId: z.string().nullable().describe('Read with GET /v1/traces/{traceId}'),
+    }),
+  ),
+});
+
+/** Server-Sent Events of `POST /v1/documents/upload?stream=true`. */
+export const UploadEvent = z.discriminatedUnion('event', [
+  z.object({
+    event: z.literal('received'),
+    data: z.object({ files: z.array(z.string()), bytes: z.number() }),
+  }),
+  z.object({
+    event: z.literal('progress'),
+    data: z.object({
+      phase: z.string(),
+      done: z.number(),
+      total: z.number(),
+      unit: z.string(),
+      documents: z.number().optional(),
+      chunks: z.number().optional(),
+    }),
+  }),
+  z.object({ event: z.literal('result'), data: IngestResponse }),
+  z.object({ event: z.literal('error'), data: ErrorBody.shape.error }),
+  z.object({ event: z.literal('done'), data: z.object({}).passthrough() }),
+]);

@@ -4,7 +4,7 @@
  * the server buffer a whole answer), a comment line every 15 s keeps proxies from closing an idle stream,
  * and `closed` reports a client that went away so the pipeline can stop.
  */
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { describeError } from '../errors.js';
 import type { ServerState } from './state.js';
 
@@ -15,6 +15,12 @@ export interface SseStream {
   /** Aborted when the client disconnects. */
   readonly signal: AbortSignal;
   end(): void;
+}
+
+/** The request asked for a stream: its `stream` flag, or else `Accept: text/event-stream`. */
+export function wantsStream(request: FastifyRequest, stream: boolean | undefined): boolean {
+  if (stream !== undefined) return stream;
+  return (request.headers.accept ?? '').includes('text/event-stream');
 }
 
 export function openSse(reply: FastifyReply): SseStream {

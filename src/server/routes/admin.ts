@@ -3,7 +3,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { hasScope } from '../../access/principal.js';
+import { hasScope, SCOPES } from '../../access/principal.js';
 import { defineRoute } from '../route.js';
 import {
   CollectionParams,
@@ -13,8 +13,11 @@ import {
   Ok,
   RestorePiiRequest,
   TraceParams,
+  TraceResponse,
+  WhoamiResponse,
 } from '../schemas.js';
 import type { ServerState } from '../state.js';
+import { evalTrace } from './eval.js';
 
 export function registerAdminRoutes(app: FastifyInstance, s: ServerState): void {
   defineRoute(
@@ -103,13 +106,53 @@ export function registerAdminRoutes(app: FastifyInstance, s: ServerState): void 
     s.registry,
     {
       method: 'GET',
+      url: '/v1/whoami',
+      summary:
+        "Who the request is: the key's principal (tenant, groups, scopes), or trusted/anonymous without a key",
+      tag: 'admin',
+      scope: 'public',
+      response: WhoamiResponse,
+    },
+    async ({ principal }) => {
+      const base = { authRequired: s.authRequired, version: s.version };
+      if (principal.kind === 'user')
+        return {
+          kind: 'user' as const,
+          ...(principal.keyId === undefined ? {} : { keyId: principal.keyId }),
+          tenant: principal.tenant,
+          ...(principal.userId === undefined ? {} : { userId: principal.userId }),
+          groups: [...principal.groups],
+          clearance: principal.clearance,
+          scopes: [...principal.scopes],
+          ...base,
+        };
+      if (principal.kind === 'trusted')
+        return {
+          kind: 'trusted' as const,
+          ...(principal.tenant === undefined ? {} : { tenant: principal.tenant }),
+          groups: [],
+          scopes: [...SCOPES],
+          ...base,
+        };
+      return { kind: 'anonymous' as const, groups: [], scopes: [], ...base };
+    },
+  );
+
+  defineRoute(
+    app,
+    s.registry,
+    {
+      method: 'GET',
       url: '/v1/traces/:id',
       summary: 'The stored trace of a query: every stage with timings, candidates, scores and token counts',
       tag: 'traces',
       scope: 'query',
       params: TraceParams,
+      response: TraceResponse,
     },
     async ({ params, principal }) => {
+      const recorded = evalTrace(s, principal, params.id);
+      if (recorded !== undefined) return recorded;
       const r = s.records.get(principal, params.id);
       return {
         queryId: r.id,

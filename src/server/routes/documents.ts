@@ -8,8 +8,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { QuarryError } from '../../errors.js';
+import { isQuarryError, QuarryError } from '../../errors.js';
 import type { IngestReport } from '../../ingest/ingest.js';
+import { ingestProgressEvent } from '../../ingest/progress.js';
+import type { ProgressEvent } from '../../observability/progress.js';
 import { compileFilter } from '../../retrieve/filter.js';
 import type { StoredDocument } from '../../types.js';
 import { defineRoute } from '../route.js';
@@ -21,8 +23,10 @@ import {
   IngestResponse,
   ListDocumentsQuery,
   Ok,
+  UploadQuery,
   UpsertDocumentsRequest,
 } from '../schemas.js';
+import { openSse, runStream, type StreamProtocol, wantsStream } from '../sse.js';
 import type { ServerState } from '../state.js';
 
 /** Per-document status from an ingest report. */
@@ -113,13 +117,16 @@ export function registerDocumentRoutes(app: FastifyInstance, s: ServerState): vo
     {
       method: 'POST',
       url: '/v1/documents/upload',
-      summary: 'Upload files (multipart/form-data, field `file`, repeatable; optional field `collection`)',
+      summary:
+        'Upload files (multipart/form-data, field `file`, repeatable; optional field `collection`); `?stream=true` streams ingest progress as SSE events received, progress, result, error, done',
       tag: 'documents',
       scope: 'ingest',
       multipart: true,
+      query: UploadQuery,
       response: IngestResponse,
+      streams: true,
     },
-    async ({ principal, request }) => {
+    async ({ principal, request, reply, query }) => {
       if (!request.isMultipart())
         throw new QuarryError(
           'INVALID_ARGUMENT',
@@ -150,21 +157,48 @@ export function registerDocumentRoutes(app: FastifyInstance, s: ServerState): vo
         if (staged.length === 0) throw new QuarryError('INVALID_ARGUMENT', 'upload has no `file` field');
         const { quarry, info } = s.collections.get(principal, collection);
         const dir = s.collections.uploadsDir(info.name);
-        const report = await s.collections.serialize(info.name, async () => {
-          const fresh = new Set<string>();
-          const targets = staged.map((f) => {
-            const target = path.join(dir, f.name);
-            if (!fs.existsSync(target)) fresh.add(path.resolve(target));
-            fs.renameSync(f.tmp, target);
-            return target;
+        const ingestStaged = (onProgress?: (p: ProgressEvent) => void) =>
+          s.collections.serialize(info.name, async () => {
+            const fresh = new Set<string>();
+            const targets = staged.map((f) => {
+              const target = path.join(dir, f.name);
+              if (!fs.existsSync(target)) fresh.add(path.resolve(target));
+              fs.renameSync(f.tmp, target);
+              return target;
+            });
+            const result = await quarry.ingest(targets, {
+              prune: false,
+              ...(onProgress === undefined ? {} : { onProgress: (p) => onProgress(ingestProgressEvent(p)) }),
+            });
+            // A new file that failed to ingest is not kept: uploads/ holds the sources of stored documents only.
+            for (const e of result.errors)
+              if (fresh.has(path.resolve(e.path))) fs.rmSync(path.resolve(e.path), { force: true });
+            return result;
           });
-          const result = await quarry.ingest(targets, { prune: false });
-          // A new file that failed to ingest is not kept: uploads/ holds the sources of stored documents only.
-          for (const e of result.errors)
-            if (fresh.has(path.resolve(e.path))) fs.rmSync(path.resolve(e.path), { force: true });
-          return result;
+        if (!wantsStream(request, query.stream === undefined ? undefined : query.stream === 'true'))
+          return ingestResponse(await ingestStaged(), (p) => path.basename(p));
+        // Streamed: the files are received (the request body is consumed); the ingest reports as it goes.
+        const sse = openSse(reply);
+        const protocol: StreamProtocol = {
+          error: (x, err, d) =>
+            x.send('error', {
+              ...d,
+              requestId: request.id,
+              ...(isQuarryError(err) ? { details: err.details } : {}),
+            }),
+          end: (x) => x.send('done', {}),
+        };
+        await runStream(s, sse, protocol, async () => {
+          const bytes = staged.reduce((n, f) => n + fs.statSync(f.tmp).size, 0);
+          await sse.send('received', { files: staged.map((f) => f.name), bytes });
+          // Writes are ordered on the socket; progress frames are not awaited so the ingest never waits on a reader.
+          const report = await ingestStaged((p) => void sse.send('progress', p));
+          await sse.send(
+            'result',
+            ingestResponse(report, (p) => path.basename(p)),
+          );
         });
-        return ingestResponse(report, (p) => path.basename(p));
+        return undefined;
       } finally {
         fs.rmSync(stageDir, { recursive: true, force: true });
       }

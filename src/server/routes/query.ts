@@ -10,7 +10,7 @@ import type { AskOptions, SearchOptions } from '../../pipeline/options.js';
 import type { Answer } from '../../types.js';
 import { defineRoute } from '../route.js';
 import { AskRequest, AskResponse, type RetrievalOptions, SearchRequest, SearchResponse } from '../schemas.js';
-import { openSse, runStream, type StreamProtocol } from '../sse.js';
+import { openSse, runStream, type StreamProtocol, wantsStream } from '../sse.js';
 import type { ServerState } from '../state.js';
 import { recordUsage } from './usage.js';
 
@@ -31,11 +31,6 @@ export function requestOptions(s: ServerState, b: Retrieval, principal: Principa
     ...(b.typos === undefined ? {} : { typos: b.typos }),
     ...(b.cache === undefined ? {} : { cache: b.cache }),
   } as AskOptions & { principal: Principal };
-}
-
-function wantsStream(request: FastifyRequest, stream: boolean | undefined): boolean {
-  if (stream !== undefined) return stream;
-  return (request.headers.accept ?? '').includes('text/event-stream');
 }
 
 /** What a stored query record keeps of an answer: enough for the trace view and feedback. */
