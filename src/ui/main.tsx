@@ -1,14 +1,18 @@
 /**
  * The web UI's shell: who is signed in (an API key kept in sessionStorage, or the trusted owner of a
  * key-less loopback server), the collection in use, and a hash router over the views (ask, trace,
- * documents, evaluation). Every view gets the same `Api`, so each request carries the session's key and
- * shows only what that key may see.
+ * documents, evaluation). Every view gets the same typed client (`quarry/client`), so each request carries
+ * the session's key and the UI shows only what the server returns for that key.
  */
 import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { Api, ApiError } from './api.js';
+import {
+  type CollectionResponse,
+  QuarryApiError,
+  QuarryClient,
+  type WhoamiResponse,
+} from '../client/index.js';
 import './styles.css';
-import type { CollectionInfo, Whoami } from './types.js';
 import { AskView } from './views/ask.js';
 import { DocumentsView } from './views/documents.js';
 import { EvalView } from './views/eval.js';
@@ -18,11 +22,19 @@ import { TraceView } from './views/trace.js';
 const KEY = 'quarry.apiKey';
 
 export interface Session {
-  api: Api;
-  who: Whoami;
-  collections: CollectionInfo[];
+  api: QuarryClient;
+  who: WhoamiResponse;
+  collections: CollectionResponse[];
   collection: string;
 }
+
+/** The session may administer (eval runs need the admin scope). */
+export const isAdmin = (s: Session) => s.who.kind === 'trusted' || s.who.scopes.includes('admin');
+/** The session may write documents. */
+export const canIngest = (s: Session) => isAdmin(s) || s.who.scopes.includes('ingest');
+
+/** A key the server refused (unknown, malformed, revoked), or a server that needs one. */
+export class NeedsKey extends Error {}
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -34,15 +46,16 @@ function useHash(): string {
   return hash;
 }
 
-/** Resolve a key (or none) to a session; an ApiError for a key the server refuses. */
+/** Resolve a key (or none) to a session; a QuarryApiError (401) for a key the server refuses. */
 async function signIn(key: string | undefined): Promise<Omit<Session, 'collection'>> {
-  const api = new Api(key);
+  const api = new QuarryClient({ baseUrl: location.origin, ...(key === undefined ? {} : { apiKey: key }) });
   const who = await api.whoami();
-  const collections = await api.collections();
+  if (who.kind === 'anonymous') throw new NeedsKey('this server needs an API key');
+  const { collections } = await api.listCollections();
   return { api, who, collections };
 }
 
-function whoLabel(who: Whoami): string {
+function whoLabel(who: WhoamiResponse): string {
   if (who.kind === 'trusted') return 'local owner (no keys configured)';
   const parts = [`key ${who.keyId ?? '?'}`];
   if (who.tenant !== undefined) parts.push(`tenant ${who.tenant}`);
@@ -65,7 +78,7 @@ function App() {
   useEffect(() => {
     const stored = sessionStorage.getItem(KEY) ?? undefined;
     start(stored).catch((e: unknown) => {
-      if (e instanceof ApiError && e.status === 401) {
+      if (e instanceof NeedsKey || (e instanceof QuarryApiError && e.status === 401)) {
         sessionStorage.removeItem(KEY);
         setNeedLogin(true);
       } else setFatal(e instanceof Error ? e.message : String(e));
@@ -108,7 +121,7 @@ function App() {
         <nav>
           {tab('ask', 'Ask')}
           {tab('documents', 'Documents')}
-          {tab('eval', 'Evaluation')}
+          {isAdmin(session) ? tab('eval', 'Evaluation') : null}
           {view === 'trace' ? tab(`trace/${route[1] ?? ''}`, 'Trace') : null}
         </nav>
         <label class="collection">

@@ -1,59 +1,11 @@
 /**
- * The shapes of the API responses the web UI renders, as the server sends them (src/server/schemas.ts and
- * the stored query records of src/server/traces.ts). Only what the views read is typed.
+ * The few answer fields the API schemas leave open (`validation` is a free record, `hits` rides along as a
+ * passthrough field of the answer), narrowed here at run time so the views can rely on their shape. Every
+ * other type comes from the typed client, `quarry/client`.
  */
+import type { AskResponse } from '../client/index.js';
 
-export interface Whoami {
-  kind: 'user' | 'trusted' | 'anonymous';
-  keyId?: string;
-  tenant?: string;
-  scopes: string[];
-  groups: string[];
-}
-
-export interface CollectionInfo {
-  name: string;
-  tenant: string;
-  createdAt: string;
-}
-
-export interface Degradation {
-  stage: string;
-  reason: string;
-}
-
-export interface Citation {
-  marker: number;
-  docId: string;
-  source: string;
-  title: string;
-  sectionPath?: string[];
-  chunkId: number;
-  start: number;
-  end: number;
-  chunkStart?: number;
-  chunkEnd?: number;
-  quote: string;
-}
-
-export interface HitChunk {
-  id: number;
-  docId: string;
-  sectionPath: string[];
-  start: number;
-  end: number;
-  text: string;
-  title: string;
-}
-
-export interface Hit {
-  rank: number;
-  score: number;
-  chunk: HitChunk;
-  document: { id?: string; source?: string; title?: string } & Record<string, unknown>;
-  scores: Record<string, { score: number; rank: number }>;
-}
-
+/** What the validator reports about an answer's sentences (src/types.ts `AnswerValidationSummary`). */
 export interface ValidationSummary {
   policy: 'flag' | 'remove';
   sentences: number;
@@ -64,90 +16,47 @@ export interface ValidationSummary {
   critique?: { verdict: string; unsupported: string[] };
 }
 
-export interface Answer {
-  queryId: string;
-  question: string;
+/** The part of an answer's hit the passage panel shows: the chunk a citation points into. */
+export interface AnswerChunk {
+  id: number;
+  start: number;
   text: string;
-  citations: Citation[];
-  abstained: boolean;
-  confidence: number;
-  answerer: string;
-  degraded: Degradation[];
-  hits?: Hit[];
-  validation?: ValidationSummary;
 }
 
-/** The events of `POST /v1/ask` with `stream: true`. */
-export type AskEvent =
-  | { event: 'meta'; data: { queryId: string; requestId: string } }
-  | {
-      event: 'retrieved';
-      data: { strategy: string; hits: Array<{ rank: number; docId: string; title: string }> };
-    }
-  | { event: 'context'; data: { sources: number; tokens: number; available: number } }
-  | { event: 'delta'; data: { text: string } }
-  | { event: 'citation'; data: { sources: number[]; unknown: number[] } }
-  | { event: 'reset'; data: { reason: string } }
-  | { event: 'validation'; data: ValidationSummary }
-  | { event: 'degraded'; data: Degradation[] }
-  | { event: 'answer'; data: Answer }
-  | { event: 'error'; data: { code: string; message: string } }
-  | { event: 'done'; data: Record<string, never> };
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const numbers = (v: unknown): number[] => (Array.isArray(v) ? v.filter((x) => typeof x === 'number') : []);
 
-export interface StageReport {
-  stage: string;
-  offsetMs: number;
-  durationMs: number;
-  detail: Record<string, unknown>;
+export function validationOf(v: unknown): ValidationSummary | undefined {
+  if (!isObject(v) || !Array.isArray(v.unsupported)) return undefined;
+  const critique = isObject(v.critique)
+    ? {
+        verdict: String(v.critique.verdict ?? ''),
+        unsupported: Array.isArray(v.critique.unsupported) ? v.critique.unsupported.map(String) : [],
+      }
+    : undefined;
+  return {
+    policy: v.policy === 'remove' ? 'remove' : 'flag',
+    sentences: Number(v.sentences ?? 0),
+    supported: Number(v.supported ?? 0),
+    unsupported: v.unsupported.filter(isObject).map((u) => ({
+      text: String(u.text ?? ''),
+      support: Number(u.support ?? 0),
+      markers: numbers(u.markers),
+    })),
+    removed: Number(v.removed ?? 0),
+    unknownMarkers: numbers(v.unknownMarkers),
+    ...(critique === undefined ? {} : { critique }),
+  };
 }
 
-export interface TraceRecord {
-  queryId: string;
-  createdAt: string;
-  collection: string;
-  kind: 'search' | 'ask' | 'chat';
-  query: string;
-  trace?: { query: string; totalMs: number; stages: StageReport[]; degraded?: Degradation[] };
-  answer?: { text: string; abstained: boolean; confidence: number; answerer: string };
-  citations?: Array<{ marker: number; docId: string; chunkId: number }>;
-  hits?: Array<{ rank: number; docId: string; chunkId: number; score: number }>;
-  degraded?: Degradation[];
-}
-
-export interface DocumentView {
-  id: string;
-  status: string;
-  meta: { source?: string; title?: string; updated_at?: string; tags?: string[] } & Record<string, unknown>;
-  chunkCount: number;
-  charCount: number;
-  text?: string;
-}
-
-export interface DocumentPage {
-  documents: DocumentView[];
-  limit: number;
-  offset: number;
-  nextOffset: number | null;
-}
-
-export interface IngestResult {
-  added: number;
-  updated: number;
-  unchanged: number;
-  failed: number;
-  chunks: number;
-  documents: Array<{
-    id?: string;
-    source?: string;
-    status: 'added' | 'updated' | 'unchanged' | 'failed';
-    code?: string;
-    message?: string;
-  }>;
-}
-
-/** Upload progress as the UI shows it: bytes sent, then the server's ingest progress. */
-export interface UploadProgress {
-  phase: string;
-  done: number;
-  total: number;
+/** The chunks of an answer's hits (sent with the answer), by chunk id. */
+export function answerChunks(a: AskResponse): Map<number, AnswerChunk> {
+  const out = new Map<number, AnswerChunk>();
+  if (!Array.isArray(a.hits)) return out;
+  for (const h of a.hits) {
+    const c = isObject(h) ? h.chunk : undefined;
+    if (isObject(c) && typeof c.id === 'number' && typeof c.start === 'number' && typeof c.text === 'string')
+      out.set(c.id, { id: c.id, start: c.start, text: c.text });
+  }
+  return out;
 }

@@ -45,7 +45,7 @@ async function upload(
   page: Page,
   files: string[],
 ): Promise<Array<{ name: string; status: string; message: string }>> {
-  // Whether the progress bar was on screen at any moment, however short the upload.
+  // Everything the progress line showed, however short the upload.
   await page.evaluate(() => {
     const w = globalThis as unknown as PageGlobals;
     w.progressSeen = [];
@@ -58,7 +58,11 @@ async function upload(
   await page.getByRole('button', { name: /^Upload \d+ files?$/ }).click();
   await page.getByTestId('upload-result').waitFor();
   const seen = await page.evaluate(() => (globalThis as unknown as PageGlobals).progressSeen);
-  expect(seen.length).toBeGreaterThan(0);
+  // The server's own progress events reached the screen: the files received, then the ingest's counts.
+  const fresh = seen.slice(seen.findIndex((x) => x.startsWith('received:')));
+  expect(fresh[0]).toMatch(new RegExp(`^received: Received ${files.length} files?`));
+  expect(fresh.some((x) => /^ingest: ingest \d+\/\d+ records/.test(x))).toBe(true);
+  expect(fresh.at(-1)).toMatch(new RegExp(`^done: ingest ${files.length}/${files.length} records`));
   return page.locator('[data-testid=upload-result] tbody tr').evaluateAll((rows) =>
     rows.map((r) => {
       const cells = [...r.querySelectorAll('td')].map((c) => c.textContent ?? '');

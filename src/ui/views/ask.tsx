@@ -6,8 +6,11 @@
  */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import type { AskResponse, AskStreamEvent } from '../../client/index.js';
 import type { Session } from '../main.js';
-import type { Answer, AskEvent, Degradation, ValidationSummary } from '../types.js';
+import { answerChunks, type ValidationSummary, validationOf } from '../types.js';
+
+type Degradation = AskResponse['degraded'][number];
 
 interface AskState {
   status: 'idle' | 'streaming' | 'done' | 'failed';
@@ -19,14 +22,14 @@ interface AskState {
   reset?: string;
   validation?: ValidationSummary;
   degraded: Degradation[];
-  answer?: Answer;
+  answer?: AskResponse;
   error?: string;
 }
 
 const IDLE: AskState = { status: 'idle', text: '', deltas: 0, degraded: [] };
 
 /** Apply one stream event to the state the view renders. */
-export function reduce(s: AskState, e: AskEvent): AskState {
+export function reduce(s: AskState, e: AskStreamEvent): AskState {
   switch (e.event) {
     case 'meta':
       return { ...s, queryId: e.data.queryId };
@@ -38,18 +41,22 @@ export function reduce(s: AskState, e: AskEvent): AskState {
       return { ...s, text: s.text + e.data.text, deltas: s.deltas + 1 };
     case 'reset':
       return { ...s, text: '', reset: e.data.reason };
-    case 'validation':
-      return { ...s, validation: e.data };
+    case 'validation': {
+      const validation = validationOf(e.data);
+      return validation === undefined ? s : { ...s, validation };
+    }
     case 'degraded':
       return { ...s, degraded: e.data };
-    case 'answer':
+    case 'answer': {
+      const validation = validationOf(e.data.validation) ?? s.validation;
       return {
         ...s,
         answer: e.data,
         text: e.data.text,
         degraded: e.data.degraded,
-        ...(e.data.validation === undefined ? {} : { validation: e.data.validation }),
+        ...(validation === undefined ? {} : { validation }),
       };
+    }
     case 'error':
       return { ...s, status: 'failed', error: `${e.data.code}: ${e.data.message}` };
     case 'done':
@@ -147,7 +154,7 @@ function AnswerText(props: {
 /** The cited passage: the chunk the citation points into, the quoted span in <mark>. */
 function PassagePanel(props: {
   session: Session;
-  answer: Answer;
+  answer: AskResponse;
   marker: number;
   collection: string;
   onClose: () => void;
@@ -156,13 +163,13 @@ function PassagePanel(props: {
   const first = cites[0];
   const [docText, setDocText] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
-  const hit = first === undefined ? undefined : props.answer.hits?.find((h) => h.chunk.id === first.chunkId);
+  const hit = first === undefined ? undefined : answerChunks(props.answer).get(first.chunkId);
   useEffect(() => {
     setDocText(undefined);
     setError(undefined);
     if (first === undefined || hit !== undefined) return;
     props.session.api
-      .document(first.docId, props.collection)
+      .getDocument(first.docId, { collection: props.collection })
       .then((d) => setDocText(d.text ?? ''))
       .catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)));
   }, [first?.docId, first?.chunkId, hit === undefined]);
@@ -172,8 +179,8 @@ function PassagePanel(props: {
   let passage = '';
   let offset = 0;
   if (hit !== undefined) {
-    passage = hit.chunk.text;
-    offset = hit.chunk.start;
+    passage = hit.text;
+    offset = hit.start;
   } else if (docText !== undefined) {
     const lo = Math.max(0, Math.min(...cites.map((c) => c.start)) - 300);
     const hi = Math.min(docText.length, Math.max(...cites.map((c) => c.end)) + 300);
@@ -183,7 +190,7 @@ function PassagePanel(props: {
   const spans = cites
     .filter((c) => c.chunkId === first.chunkId || hit === undefined)
     .map((c) =>
-      hit !== undefined && c.chunkStart !== undefined && c.chunkEnd !== undefined
+      hit !== undefined && typeof c.chunkStart === 'number' && typeof c.chunkEnd === 'number'
         ? { start: c.chunkStart, end: c.chunkEnd }
         : { start: c.start - offset, end: c.end - offset },
     )
@@ -198,6 +205,7 @@ function PassagePanel(props: {
     at = s.end;
   }
   parts.push(passage.slice(at));
+  const section = Array.isArray(first.sectionPath) ? first.sectionPath.map(String) : [];
 
   return (
     <aside class="panel" data-testid="passage-panel" aria-label={`Source ${props.marker}`}>
@@ -214,10 +222,10 @@ function PassagePanel(props: {
         <dd data-testid="passage-doc">{first.docId}</dd>
         <dt>Source</dt>
         <dd>{first.source}</dd>
-        {first.sectionPath !== undefined && first.sectionPath.length > 0 ? (
+        {section.length > 0 ? (
           <>
             <dt>Section</dt>
-            <dd>{first.sectionPath.join(' › ')}</dd>
+            <dd>{section.join(' › ')}</dd>
           </>
         ) : null}
         <dt>Chunk</dt>
@@ -253,8 +261,8 @@ export function AskView(props: { session: Session }) {
     setState(s);
     try {
       for await (const ev of session.api.askStream(
-        { question: q, collection: session.collection },
-        ctl.signal,
+        { question: q },
+        { collection: session.collection, signal: ctl.signal },
       )) {
         s = reduce(s, ev);
         setState(s);

@@ -4,29 +4,61 @@
  * the ingest's progress, then each file's outcome (added, updated, unchanged or failed with its reason).
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { Session } from '../main.js';
-import type { DocumentPage, IngestResult, UploadProgress } from '../types.js';
+import type { DocumentListResponse, IngestResponse, UploadEvent } from '../../client/index.js';
+import { canIngest, type Session } from '../main.js';
 
 const PAGE = 20;
 
+const text = (v: unknown) => (typeof v === 'string' ? v : '');
+const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+
 /** Who may read a document, from its access metadata ('' when anyone may). */
 function access(meta: Record<string, unknown>): string {
-  const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
   const parts = [...list(meta.access_groups), ...list(meta.access_users).map((u) => `user ${u}`)];
   const level = meta.security_level;
   if (typeof level === 'number' && level > 0) parts.push(`level ${level}`);
   return parts.join(', ');
 }
 
-function canWrite(session: Session): boolean {
-  const s = session.who.scopes;
-  return session.who.kind === 'trusted' || s.length === 0 || s.includes('ingest') || s.includes('admin');
+/** The upload's progress line: what the server last reported. */
+interface UploadState {
+  phase: string;
+  done: number;
+  total: number;
+  label: string;
+}
+
+const kb = (n: number) => (n < 1024 ? `${n} bytes` : `${(n / 1024).toFixed(1)} kB`);
+
+/** One upload stream event as the progress line shows it (the result and the end are shown elsewhere). */
+export function uploadState(e: UploadEvent, prev: UploadState | undefined): UploadState | undefined {
+  if (e.event === 'received')
+    return {
+      phase: 'received',
+      done: 0,
+      total: e.data.files.length,
+      label: `Received ${e.data.files.length} file${e.data.files.length === 1 ? '' : 's'} (${kb(e.data.bytes)})`,
+    };
+  if (e.event === 'progress') {
+    const d = e.data;
+    const count = (n: number | undefined, what: string) =>
+      n === undefined ? '' : `${n} ${what}${n === 1 ? '' : 's'}`;
+    const extra = [count(d.documents, 'document'), count(d.chunks, 'chunk')].filter((x) => x !== '');
+    return {
+      phase: d.phase,
+      done: d.done,
+      total: d.total,
+      label: `${d.phase} ${d.done}/${d.total} ${d.unit}${extra.length > 0 ? ` · ${extra.join(', ')}` : ''}`,
+    };
+  }
+  if (e.event === 'result' && prev !== undefined) return { ...prev, phase: 'done', done: prev.total };
+  return prev;
 }
 
 function Upload(props: { session: Session; onDone: () => void }) {
   const [files, setFiles] = useState<File[]>([]);
-  const [progress, setProgress] = useState<UploadProgress | undefined>();
-  const [result, setResult] = useState<IngestResult | undefined>();
+  const [progress, setProgress] = useState<UploadState | undefined>();
+  const [result, setResult] = useState<IngestResponse | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
 
@@ -36,15 +68,24 @@ function Upload(props: { session: Session; onDone: () => void }) {
     setBusy(true);
     setResult(undefined);
     setError(undefined);
+    setProgress(undefined);
+    let state: UploadState | undefined;
+    let streamError: string | undefined;
     try {
-      const r = await props.session.api.upload(files, props.session.collection, setProgress);
+      const r = await props.session.api.upload(files, {
+        collection: props.session.collection,
+        onProgress: (ev) => {
+          if (ev.event === 'error') streamError = `${ev.data.code}: ${ev.data.message}`;
+          state = uploadState(ev, state);
+          setProgress(state);
+        },
+      });
       setResult(r);
       props.onDone();
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(streamError ?? (err instanceof Error ? err.message : String(err)));
     } finally {
       setBusy(false);
-      setProgress(undefined);
     }
   };
 
@@ -66,11 +107,7 @@ function Upload(props: { session: Session; onDone: () => void }) {
       </div>
       {progress === undefined ? null : (
         <div class="progress" data-testid="upload-progress" data-phase={progress.phase}>
-          <span class="progress-label">
-            {progress.phase === 'upload'
-              ? `Sending ${Math.round(pct)}%`
-              : `${progress.phase} ${progress.done}/${progress.total}`}
-          </span>
+          <span class="progress-label">{progress.label}</span>
           <span class="meter wide">
             <span class="fill" style={{ width: `${pct}%` }} />
           </span>
@@ -119,20 +156,22 @@ export function DocumentsView(props: { session: Session }) {
   const [filter, setFilter] = useState('');
   const [applied, setApplied] = useState<{ source: string; filter: string }>({ source: '', filter: '' });
   const [offset, setOffset] = useState(0);
-  const [page, setPage] = useState<DocumentPage | undefined>();
+  const [page, setPage] = useState<DocumentListResponse | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [version, setVersion] = useState(0);
 
   useEffect(() => {
     setError(undefined);
     session.api
-      .documents({
-        collection: session.collection,
-        limit: PAGE,
-        offset,
-        ...(applied.filter.trim() === '' ? {} : { filter: applied.filter.trim() }),
-        ...(applied.source === '' ? {} : { source: applied.source }),
-      })
+      .listDocuments(
+        {
+          limit: PAGE,
+          offset,
+          ...(applied.filter.trim() === '' ? {} : { filter: applied.filter.trim() }),
+          ...(applied.source === '' ? {} : { source: applied.source }),
+        },
+        { collection: session.collection },
+      )
       .then(setPage)
       .catch((e: unknown) => {
         setPage(undefined);
@@ -143,13 +182,13 @@ export function DocumentsView(props: { session: Session }) {
   const remove = async (id: string) => {
     if (!confirm(`Delete document "${id}"? Nothing of it stays searchable.`)) return;
     try {
-      await session.api.deleteDocument(id, session.collection);
+      await session.api.deleteDocument(id, { collection: session.collection });
       setVersion((v) => v + 1);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     }
   };
-  const write = canWrite(session);
+  const write = canIngest(session);
 
   return (
     <div class="documents">
@@ -209,19 +248,19 @@ export function DocumentsView(props: { session: Session }) {
                     <td>
                       <code>{d.id}</code>
                     </td>
-                    <td>{d.meta.title ?? ''}</td>
-                    <td class="source">{d.meta.source ?? ''}</td>
+                    <td>{text(d.meta.title)}</td>
+                    <td class="source">{text(d.meta.source)}</td>
                     <td>
                       <span class="pill ok">{d.status}</span>
                     </td>
                     <td class="num">{d.chunkCount}</td>
                     <td class="num">{d.charCount}</td>
-                    <td>{(d.meta.tags ?? []).join(', ')}</td>
+                    <td>{list(d.meta.tags).join(', ')}</td>
                     <td>{access(d.meta)}</td>
                     <td>
-                      {d.meta.updated_at === undefined
-                        ? ''
-                        : new Date(d.meta.updated_at).toLocaleDateString()}
+                      {typeof d.meta.updated_at === 'string'
+                        ? new Date(d.meta.updated_at).toLocaleDateString()
+                        : ''}
                     </td>
                     {write ? (
                       <td>

@@ -3,7 +3,7 @@
  * wrong key is refused here with the server's reason rather than failing later in every view.
  */
 import { useState } from 'preact/hooks';
-import { ApiError } from '../api.js';
+import { QuarryApiError } from '../../client/index.js';
 
 export function LoginView(props: { onLogin: (key: string) => Promise<void> }) {
   const [key, setKey] = useState('');
@@ -17,7 +17,7 @@ export function LoginView(props: { onLogin: (key: string) => Promise<void> }) {
       await props.onLogin(key.trim());
     } catch (err) {
       setError(
-        err instanceof ApiError && err.status === 401
+        err instanceof QuarryApiError && err.status === 401
           ? `This API key was not accepted: ${err.message}.`
           : `Could not sign in: ${err instanceof Error ? err.message : String(err)}`,
       );

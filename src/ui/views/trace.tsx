@@ -5,8 +5,12 @@
  * degraded stages, and every stage's raw detail. It renders the stored record as the server returns it.
  */
 import { useEffect, useState } from 'preact/hooks';
+import type { TraceResponse } from '../../client/index.js';
 import type { Session } from '../main.js';
-import type { StageReport, TraceRecord } from '../types.js';
+
+type TraceRecord = TraceResponse;
+type StageReport = NonNullable<TraceResponse['trace']>['stages'][number];
+
 import { Meter } from './ask.js';
 
 type Scored = { rank: number; score: number };
@@ -79,7 +83,9 @@ export function candidateRows(record: TraceRecord): { rows: CandidateRow[]; retr
     const fusedRank = num(m.fusedRank);
     row(id).rerank = { rank, score, ...(fusedRank === undefined ? {} : { fusedRank }) };
   }
+  // Eval traces list their top documents without chunk ids (-1): those are shown apart.
   for (const h of record.hits ?? []) {
+    if (h.chunkId < 0) continue;
     const r = row(h.chunkId);
     r.final = h.rank;
     r.docId = h.docId;
@@ -319,7 +325,7 @@ export function TraceView(props: { session: Session; id: string }) {
     setError(undefined);
     if (props.id === '') return;
     props.session.api
-      .trace(props.id)
+      .getTrace(props.id)
       .then(setRecord)
       .catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)));
   }, [props.id, props.session.api]);
@@ -375,6 +381,23 @@ export function TraceView(props: { session: Session; id: string }) {
           </p>
         )}
       </section>
+      {record.metrics === undefined ? null : (
+        <section class="card" data-testid="eval-metrics">
+          <h2>Evaluation of this query</h2>
+          <p>
+            {Object.entries(record.metrics).map(([m, v]) => (
+              <span key={m} class="pill">
+                {m} {v.toFixed(3)}
+              </span>
+            ))}
+          </p>
+          {(record.hits ?? []).length === 0 ? null : (
+            <p class="muted">
+              Ranked documents: {(record.hits ?? []).map((h) => `${h.rank}. ${h.docId}`).join(' · ')}
+            </p>
+          )}
+        </section>
+      )}
       {degraded.length === 0 ? null : (
         <section class="card">
           <h2>Degraded stages</h2>
