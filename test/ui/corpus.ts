@@ -1,8 +1,11 @@
 /**
  * The handbook the browser tests and the screenshots run over: the server tests' four documents (two of
  * them restricted to groups) plus enough short public pages that the built-in dense embedder trains (it
- * needs twenty chunks), so traces show BM25, dense and fused scores side by side.
+ * needs twenty chunks), so traces show BM25, dense and fused scores side by side; and a BEIR-layout set
+ * of judged questions over its public pages, for recording eval runs.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { DocumentInput } from '../../src/ingest/add-documents.js';
 import { HANDBOOK } from '../server/harness.js';
 
@@ -149,3 +152,35 @@ export const UI_HANDBOOK: DocumentInput[] = [
     ...(tags === undefined ? {} : { metadata: { tags } }),
   })),
 ];
+
+/** Judged questions over the public pages: query id, text, the one relevant document. */
+export const HANDBOOK_QUERIES: Array<[id: string, text: string, relevant: string]> = [
+  ['q1', 'ferry timetable to Islay', 'ferry'],
+  ['q2', 'how long until a refund reaches my card', 'refunds'],
+  ['q3', 'paid holiday days per year', 'holidays'],
+  ['q4', 'doctor note after a week of sickness', 'sick-leave'],
+  ['q5', 'approval for large expense claims', 'expenses'],
+  ['q6', 'minimum password length', 'passwords'],
+  ['q7', 'where do I charge an electric car', 'parking'],
+  ['q8', 'when is lunch served', 'canteen'],
+  ['q9', 'what happens when the alarm rings', 'fire'],
+  ['q10', 'budget for conferences and books', 'training'],
+];
+
+/** Writes the public pages and the judged questions as a BEIR dataset (corpus, queries, qrels/test.tsv). */
+export function writeHandbookEvalSet(dir: string): void {
+  fs.mkdirSync(path.join(dir, 'qrels'), { recursive: true });
+  const corpus = UI_HANDBOOK.filter((d) => d.access === undefined).map((d) => {
+    const [title, ...body] = (d.markdown ?? '').replace(/^# /, '').split('\n\n');
+    return JSON.stringify({ _id: d.id, title, text: body.join('\n\n') });
+  });
+  fs.writeFileSync(path.join(dir, 'corpus.jsonl'), corpus.join('\n'));
+  fs.writeFileSync(
+    path.join(dir, 'queries.jsonl'),
+    HANDBOOK_QUERIES.map(([_id, text]) => JSON.stringify({ _id, text })).join('\n'),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'qrels/test.tsv'),
+    `query-id\tcorpus-id\tscore\n${HANDBOOK_QUERIES.map(([q, , d]) => `${q}\t${d}\t1`).join('\n')}\n`,
+  );
+}
