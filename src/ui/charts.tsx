@@ -21,13 +21,22 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-const shortDate = (t: number) =>
-  new Date(t).toLocaleString(undefined, {
-    month: 'short',
-    day: 'numeric',
-    hour: '2-digit',
-    minute: '2-digit',
-  });
+const HOUR = 3_600_000;
+
+/** A time label as precise as the span of the axis needs (seconds for runs minutes apart, days for weeks). */
+function timeLabel(t: number, span: number): string {
+  const d = new Date(t);
+  if (span < HOUR)
+    return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  if (span < 72 * HOUR)
+    return d.toLocaleString(undefined, {
+      month: 'short',
+      day: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+    });
+  return d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
 
 /** One line per series over time; `yMax` fixes the scale (1 for metrics in [0, 1]). */
 export function LineChart(props: { series: Series[]; yMax?: number; title: string }) {
@@ -66,7 +75,7 @@ export function LineChart(props: { series: Series[]; yMax?: number; title: strin
               xTicks.length === 1 ? 'middle' : i === 0 ? 'start' : i === xTicks.length - 1 ? 'end' : 'middle'
             }
           >
-            {shortDate(t)}
+            {timeLabel(t, x1 - x0)}
           </text>
         ))}
         {props.series.map((s, i) => {
@@ -83,7 +92,7 @@ export function LineChart(props: { series: Series[]; yMax?: number; title: strin
               {pts.map((p) => (
                 <circle key={p.x} cx={px(p.x)} cy={py(p.y)} r="3.5" fill={color}>
                   <title>
-                    {s.name} {p.y.toFixed(3)} · {p.label ?? shortDate(p.x)}
+                    {s.name} {p.y.toFixed(3)} · {p.label ?? new Date(p.x).toLocaleString()}
                   </title>
                 </circle>
               ))}

@@ -114,6 +114,20 @@ describe.skipIf(NO_BROWSER)('ask → stream → citation → trace', () => {
         els.map((e) => [(e as unknown as PageNode).style.left, (e as unknown as PageNode).style.width]),
       );
     expect(bars.every(([left]) => /%$/.test(left ?? ''))).toBe(true);
+    const boxes = await page.locator('.wf-row[data-stage]').evaluateAll((rows) =>
+      rows.map((r) => {
+        const row = r as unknown as PageNode;
+        return [
+          row.querySelector('.wf-track')!.getBoundingClientRect(),
+          row.querySelector('.wf-bar')!.getBoundingClientRect(),
+        ];
+      }),
+    );
+    for (const [track, bar] of boxes) {
+      expect(bar!.height).toBeLessThan(track!.height);
+      expect(bar!.left).toBeGreaterThanOrEqual(track!.left - 0.5);
+      expect(bar!.right).toBeLessThanOrEqual(track!.right + 2.5);
+    }
 
     const table = page.getByTestId('candidates');
     const headers = await table.locator('th').allTextContents();

@@ -70,6 +70,7 @@ export interface PageNode {
   style: Record<string, string>;
   textContent: string | null;
   setAttribute(name: string, value: string): void;
+  getBoundingClientRect(): { left: number; right: number; top: number; bottom: number; height: number };
   querySelector(selector: string): PageNode | null;
   querySelectorAll(selector: string): PageNode[];
 }

@@ -63,6 +63,12 @@ describe.skipIf(NO_BROWSER)('evaluation dashboard', () => {
     const names = series.map(([n]) => n);
     for (const m of ['ndcg@10', 'recall@10', 'mrr@10']) expect(names).toContain(m);
     expect(series.every(([, points]) => points === RUNS.length)).toBe(true);
+    // The legend's swatches stay swatches (a chart's width rule once blew them up to the chart's size).
+    const swatches = await lines
+      .locator('svg.swatch')
+      .evaluateAll((els) => els.map((e) => (e as unknown as PageNode).getBoundingClientRect().height));
+    expect(swatches.length).toBe(names.length);
+    expect(Math.max(...swatches)).toBeLessThan(20);
     const latency = page.getByTestId('line-chart').nth(1);
     await expect(latency.locator('g[data-series]').count()).resolves.toBe(3); // p50, p95, p99
     const labels = await page.locator('[data-testid=runs] tbody tr td:nth-child(2)').allTextContents();

@@ -4,6 +4,7 @@
  * each linked to the trace kept for it. Eval runs measure the whole corpus, so the API asks for the admin
  * scope; other keys are told so.
  */
+import { Fragment } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { EvalRunResponse, EvalRunSummary } from '../../client/index.js';
 import { Histogram, LineChart, type Series } from '../charts.js';
@@ -16,23 +17,53 @@ function RunDetail(props: { run: EvalRunResponse }) {
   const { run } = props;
   const metricNames = Object.keys(run.metrics);
   const primary = 'ndcg@10' in run.metrics ? 'ndcg@10' : metricNames[0];
+  const report = run.report as { corpus?: { documents?: number; chunks?: number } };
   return (
     <>
-      <section class="card">
-        <h2>
-          Latency of {runLabel(run)} <span class="muted">({run.latencies_ms.length} queries)</span>
-        </h2>
-        <Histogram
-          values={run.latencies_ms}
-          marks={[
-            { name: 'p50', value: run.latency_ms.p50 },
-            { name: 'p95', value: run.latency_ms.p95 },
-            { name: 'p99', value: run.latency_ms.p99 },
-          ]}
-          unit="ms"
-          title={`Latency distribution of run ${runLabel(run)}`}
-        />
-      </section>
+      <div class="charts">
+        <section class="card">
+          <h2>
+            Latency of {runLabel(run)} <span class="muted">({run.latencies_ms.length} queries)</span>
+          </h2>
+          <Histogram
+            values={run.latencies_ms}
+            marks={[
+              { name: 'p50', value: run.latency_ms.p50 },
+              { name: 'p95', value: run.latency_ms.p95 },
+              { name: 'p99', value: run.latency_ms.p99 },
+            ]}
+            unit="ms"
+            title={`Latency distribution of run ${runLabel(run)}`}
+          />
+        </section>
+        <section class="card" data-testid="run-summary">
+          <h2>Run {runLabel(run)}</h2>
+          <dl class="facts">
+            <dt>recorded</dt>
+            <dd>{new Date(run.createdAt).toLocaleString()}</dd>
+            <dt>dataset</dt>
+            <dd>
+              {run.dataset} ({run.split}), {run.queries} queries
+              {report.corpus?.documents === undefined
+                ? ''
+                : `, ${report.corpus.documents} documents in ${report.corpus.chunks ?? '?'} chunks`}
+            </dd>
+            <dt>retriever</dt>
+            <dd>{run.retriever}</dd>
+            {metricNames.map((m) => (
+              <Fragment key={m}>
+                <dt>{m}</dt>
+                <dd>{run.metrics[m]?.toFixed(4)}</dd>
+              </Fragment>
+            ))}
+            <dt>latency</dt>
+            <dd>
+              p50 {run.latency_ms.p50.toFixed(1)} · p95 {run.latency_ms.p95.toFixed(1)} · p99{' '}
+              {run.latency_ms.p99.toFixed(1)} · max {run.latency_ms.max.toFixed(1)} ms
+            </dd>
+          </dl>
+        </section>
+      </div>
       <section class="card">
         <h2>Worst queries{primary === undefined ? '' : ` by ${primary}`}</h2>
         {run.worst.length === 0 ? (

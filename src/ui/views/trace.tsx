@@ -120,7 +120,7 @@ function Waterfall(props: { stages: StageReport[]; totalMs: number }) {
           <span class="wf-name">{s.stage}</span>
           <span class="wf-track">
             <span
-              class={`wf-bar ${s.stage.split('.')[0]}`}
+              class={`wf-bar wf-${s.stage.split('.')[0]}`}
               style={{
                 left: `${(s.offsetMs / total) * 100}%`,
                 width: `max(2px, ${(s.durationMs / total) * 100}%)`,
