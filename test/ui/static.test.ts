@@ -39,7 +39,12 @@ describe('web UI static files', () => {
     expect(index.status).toBe(200);
     expect(index.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(index.headers.get('cache-control')).toBe('no-cache');
-    expect(index.headers.get('content-security-policy')).toContain("script-src 'self'");
+    // The page's own policy: same-origin only, no inline script or style, and no upgrade of its requests to
+    // https (which would break the UI on a plain-http server reached by a LAN address).
+    const csp = index.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("style-src 'self'");
+    expect(csp).not.toMatch(/unsafe-inline|upgrade-insecure-requests/);
     // The data APIs are what is protected.
     expect((await t.call('GET', '/v1/collections')).status).toBe(401);
     expect((await t.call('GET', '/v1/collections', { key: t.keys.reader })).status).toBe(200);

@@ -3,6 +3,9 @@
  * (found from the package root, so it is the same folder whether the server runs compiled from dist/ or
  * from src/ under tsx). No key is needed for these files: the data APIs they call are what is protected.
  * index.html is never cached; the content-hashed script and stylesheet are cached for a year.
+ * The page gets its own Content-Security-Policy: helmet's default for the API adds
+ * `upgrade-insecure-requests`, which makes a browser fetch the bundle over https from a server that speaks
+ * plain http on a non-loopback address (`--host 0.0.0.0` on a LAN), so the page would never load.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,6 +34,23 @@ const TYPES: Record<string, string> = {
 /** A file name esbuild gave a content hash (`app-4F2KX7QZ.js`): its content never changes. */
 const HASHED = /-[A-Z0-9]{8}\.(js|css)(\.map)?$/;
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
+/**
+ * The page's CSP (helmet, per route): only same-origin scripts, styles and requests, no inline script or
+ * style, not framed, and without helmet's default `upgrade-insecure-requests`.
+ */
+export const UI_HELMET = {
+  contentSecurityPolicy: {
+    directives: {
+      defaultSrc: ["'self'"],
+      connectSrc: ["'self'"],
+      frameAncestors: ["'none'"],
+      imgSrc: ["'self'", 'data:'],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'"],
+      upgradeInsecureRequests: null,
+    },
+  },
+};
 
 const NOT_BUILT = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Quarry: web UI not built</title></head>
@@ -73,10 +93,11 @@ export function registerUiRoutes(app: FastifyInstance, opts: { dir?: string } = 
       .send(body);
   };
 
-  app.get('/', { config }, async (_request, reply) => reply.redirect('/ui/'));
-  app.get('/ui', { config }, async (_request, reply) => reply.redirect('/ui/'));
-  app.get('/ui/', { config }, async (_request, reply) => send(reply, 'index.html'));
-  app.get<{ Params: { '*': string } }>('/ui/*', { config }, async (request, reply) =>
+  const route = { config, helmet: UI_HELMET };
+  app.get('/', route, async (_request, reply) => reply.redirect('/ui/'));
+  app.get('/ui', route, async (_request, reply) => reply.redirect('/ui/'));
+  app.get('/ui/', route, async (_request, reply) => send(reply, 'index.html'));
+  app.get<{ Params: { '*': string } }>('/ui/*', route, async (request, reply) =>
     send(reply, request.params['*'] || 'index.html'),
   );
 }
