@@ -26,6 +26,19 @@ function area(file: string): string {
 // client and the web UI.
 const SHELLS = new Set(['cli', 'server', 'eval', 'mcp', 'adapters', 'client', 'ui']);
 
+/** Bare package specifiers a file imports (static, dynamic and side-effect imports). */
+function packagesImported(text: string): string[] {
+  return [...text.matchAll(/(?:from|import\(|import)\s*'([^'./][^']*)'/g)].map((m) => m[1]!);
+}
+
+/** The optional peer dependency (framework) a package specifier belongs to, if any. */
+function framework(spec: string): 'langchain' | 'llamaindex' | 'ai-sdk' | undefined {
+  if (/^@langchain\//.test(spec)) return 'langchain';
+  if (/^(llamaindex|@llamaindex\/)/.test(spec)) return 'llamaindex';
+  if (/^(ai|@ai-sdk\/[^/]+)(\/|$)/.test(spec)) return 'ai-sdk';
+  return undefined;
+}
+
 describe('docs/architecture.md', () => {
   const doc = fs.readFileSync(path.join(REPO, 'docs/architecture.md'), 'utf8');
 
@@ -65,8 +78,11 @@ describe('docs/architecture.md', () => {
         const lower = from !== 'pipeline' && !SHELLS.has(from) && from !== 'index.ts';
         if ((lower && (to === 'pipeline' || SHELLS.has(to))) || (from === 'pipeline' && SHELLS.has(to)))
           wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
-        // Shells are side by side: the server and evaluation never reach into the CLI.
-        if ((from === 'eval' || from === 'server') && to === 'cli')
+        // Shells are side by side: the server, evaluation and MCP never reach into the CLI, the framework
+        // adapters into no other shell.
+        if ((from === 'eval' || from === 'server' || from === 'mcp') && to === 'cli')
+          wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
+        if (from === 'adapters' && SHELLS.has(to) && to !== 'adapters')
           wrong.push(`${path.relative(REPO, file)} → ${m[1]}`);
       }
     }
@@ -84,5 +100,34 @@ describe('docs/architecture.md', () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  it('keeps the frameworks optional: only src/adapters imports them, each adapter only its own', () => {
+    const wrong: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const rel = path.relative(SRC, file).split(path.sep).join('/');
+      const text = fs.readFileSync(file, 'utf8');
+      // Importing 'quarry' must work without @langchain/core, llamaindex or ai installed: nothing outside
+      // src/adapters imports them, nor an adapter (src/index.ts least of all).
+      if (area(file) !== 'adapters') {
+        for (const spec of packagesImported(text)) if (framework(spec)) wrong.push(`${rel} → ${spec}`);
+        for (const m of text.matchAll(/(?:from|import\(|import)\s*'(\.{1,2}\/[^']+)'/g))
+          if (area(path.resolve(path.dirname(file), m[1]!)) === 'adapters') wrong.push(`${rel} → ${m[1]}`);
+        continue;
+      }
+      // src/adapters/langchain.ts imports LangChain only, and so on; shared adapter modules none.
+      const own = path.basename(file, '.ts');
+      for (const spec of packagesImported(text)) {
+        const f = framework(spec);
+        if (f !== undefined && f !== own) wrong.push(`${rel} → ${spec}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    // The rule above has something to check: each adapter does import its framework.
+    const adapters = ['langchain', 'llamaindex', 'ai-sdk'].map((name) => {
+      const text = fs.readFileSync(path.join(SRC, 'adapters', `${name}.ts`), 'utf8');
+      return packagesImported(text).some((spec) => framework(spec) === name);
+    });
+    expect(adapters).toEqual([true, true, true]);
   });
 });

@@ -13,6 +13,7 @@ import type { ProgressEvent } from '../observability/progress.js';
 import type { Quarry, QuarryStats, SearchOptions } from '../pipeline/quarry.js';
 import type { RerankerName } from '../rerank/create.js';
 import type { Answer, Degradation, QueryRewrite, TraceReport } from '../types.js';
+import { registerMcpCommand } from './mcp.js';
 import { registerServerCommands } from './serve.js';
 
 // The library core, evaluation and progress bars are imported by the commands that use them, not here, so
@@ -186,6 +187,8 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
   const program = new Command('quarry')
     .description('Quarry: ingest documents, search them with BM25, and answer questions with citations.')
     .version(packageVersion(), '-V, --version', 'print the Quarry version')
+    // Options after a subcommand belong to it (`eval compare … --html` is compare's, not eval's).
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
 
@@ -350,10 +353,12 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  withCommon(program.command('eval').argument('<dataset>', 'BEIR-layout dataset directory'))
-    .description(
-      'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency)',
-    )
+  const evalCommand = withCommon(
+    program.command('eval').enablePositionalOptions().argument('<dataset>', 'BEIR-layout dataset directory'),
+  ).description(
+    'evaluate retrieval on a BEIR-layout dataset (nDCG@10, Recall@10/100, MRR@10, Hit@5, latency); `quarry eval compare <configA> <configB> <dataset>` compares two configurations',
+  );
+  evalCommand
     .option('--split <name>', 'qrels split', 'test')
     .option('--progress', PROGRESS_HELP)
     .option('--k1 <x>', 'BM25 k1', num('--k1', { min: 0, max: 10 }))
@@ -381,7 +386,15 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       'keep the run (report, per-query metrics, worst queries traced) in this store for the web UI dashboard (default: $QUARRY_STORE or ./.quarry)',
     )
     .option('--label <text>', 'label of the recorded run (e.g. the change it measures)')
+    .option('--out <report.json>', 'write the report (JSON) here: a later run can use it as --baseline')
+    .option('--baseline <report.json>', 'gate against this earlier report (with --max-drop)')
+    .option(
+      '--max-drop <spec>',
+      'largest allowed drop per metric vs --baseline, e.g. ndcg@10=0.01,recall@100=0.02,latency_ms.p95=5; exit 3 when exceeded',
+    )
+    .option('--html <file>', 'also write a self-contained HTML report (charts, per-query scatter)')
     .action(async (dataset: string, o: CommonOpts & Record<string, unknown>) => {
+      const gateSpec = await gateOptions(o);
       const { createProgressReporter, queryProgress } = await loadProgress();
       const progress = createProgressReporter(io.err, progressChoice(o));
       const { runEval } = await import('../eval/run-eval.js');
@@ -408,14 +421,26 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
               ),
             }),
         ...(typeof o.label === 'string' ? { label: o.label } : {}),
+        ...(o.html === undefined ? {} : { perQuery: true }),
         ...(progress === undefined ? {} : { onProgress: (p: ProgressEvent) => progress.update(p) }),
         onQueries: queryProgress(progress),
       });
       progress?.stop();
+      const { checkGate, formatGate, GATE_FAILED_EXIT } = await import('../eval/gate.js');
+      const gate =
+        gateSpec === undefined ? undefined : checkGate(gateSpec.baseline, report, gateSpec.tolerances);
+      if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(report, null, 2)}\n`);
+      if (typeof o.html === 'string') {
+        const { renderEvalHtml } = await import('../eval/report-html.js');
+        writeFileAtomic(o.html, renderEvalHtml(report, gate));
+      }
+      if (gate !== undefined && !gate.passed) process.exitCode = GATE_FAILED_EXIT;
       if (o.json) {
-        print(io.out, JSON.stringify(report));
+        print(io.out, JSON.stringify(gate === undefined ? report : { ...report, gate }));
         return;
       }
+      if (gate !== undefined)
+        print(io.err, formatGate(gate, { baseline: String(o.baseline), current: 'this run' }));
       const m = report.metrics;
       print(
         io.out,
@@ -446,17 +471,127 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       );
     });
 
-  withCommon(
-    program.command('feedback').argument('<query>', 'the question or query the source was shown for'),
-  )
+  evalCommand
+    .command('compare')
+    .argument('<configA>', 'JSON configuration of A (the current one)')
+    .argument('<configB>', 'JSON configuration of B (the candidate)')
+    .argument('<dataset>', 'BEIR-layout dataset directory')
     .description(
-      'record whether a document (or one of its chunks) helped answer a query; train-ranker learns from it',
+      'evaluate two configurations on the same queries: per-metric B − A with a 95% paired-bootstrap interval and a paired randomisation p-value, and the queries that changed most; with --max-drop, exit 3 when B drops beyond it (the drift check before a model, chunking or ranker swap)',
     )
-    .requiredOption('--doc <id>', 'document id (as shown by search, ask and docs)')
+    .option('--split <name>', 'qrels split', 'test')
+    .option('--limit <n>', 'compare on the first n judged queries', int('--limit', { min: 1 }))
+    .option(
+      '--iterations <n>',
+      'bootstrap resamples and permutations',
+      int('--iterations', { min: 100 }),
+      10_000,
+    )
+    .option('--seed <n>', 'seed of the resampling', int('--seed', { min: 0 }), 42)
+    .option(
+      '--max-drop <spec>',
+      'largest allowed drop of B vs A per metric, e.g. ndcg@10=0.01; exit 3 when exceeded',
+    )
+    .option('--out <report.json>', 'write the comparison (JSON)')
+    .option('--html <file>', 'also write a self-contained HTML report')
+    .option('--progress', PROGRESS_HELP)
+    .option('--json', 'print machine-readable JSON')
+    .action(async (configA: string, configB: string, dataset: string, o: Record<string, unknown>) => {
+      const { parseTolerances, formatGate, GATE_FAILED_EXIT } = await import('../eval/gate.js');
+      const tolerances = typeof o.maxDrop === 'string' ? parseTolerances(o.maxDrop) : undefined;
+      const label = (f: string) => path.basename(f).replace(/\.json$/i, '');
+      const [la, lb] = label(configA) === label(configB) ? ['A', 'B'] : [label(configA), label(configB)];
+      const { createProgressReporter, queryProgress } = await loadProgress();
+      const progress = createProgressReporter(io.err, progressChoice(o));
+      const { runCompare } = await import('../eval/compare.js');
+      const report = await runCompare({
+        dataset,
+        a: { label: la, config: readConfigFile(configA) },
+        b: { label: lb, config: readConfigFile(configB) },
+        split: o.split as string,
+        ...(o.limit === undefined ? {} : { limit: o.limit as number }),
+        iterations: o.iterations as number,
+        seed: o.seed as number,
+        ...(tolerances === undefined ? {} : { maxDrop: tolerances }),
+        ...(progress === undefined ? {} : { onProgress: (p: ProgressEvent) => progress.update(p) }),
+        onQueries: queryProgress(progress),
+      });
+      progress?.stop();
+      if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(report, null, 2)}\n`);
+      if (typeof o.html === 'string') {
+        const { renderCompareHtml } = await import('../eval/report-html.js');
+        writeFileAtomic(o.html, renderCompareHtml(report));
+      }
+      if (report.gate !== undefined && !report.gate.passed) process.exitCode = GATE_FAILED_EXIT;
+      if (o.json === true) {
+        const { a, b, ...rest } = report;
+        print(io.out, JSON.stringify({ ...rest, a: { label: a.label }, b: { label: b.label } }));
+        return;
+      }
+      const lines = [
+        `${report.dataset} (${report.split}): ${report.queries} paired queries, ${la} → ${lb}`,
+        `${'metric'.padEnd(14)} ${la.slice(0, 10).padStart(10)} ${lb.slice(0, 10).padStart(10)}   Δ (B−A)   95% CI              p`,
+        ...report.metrics.map(
+          (m) =>
+            `${m.metric.padEnd(14)} ${m.a.toFixed(4).padStart(10)} ${m.b.toFixed(4).padStart(10)}   ${(m.delta >= 0 ? '+' : '') + m.delta.toFixed(4)}   [${m.ci95[0].toFixed(4)}, ${m.ci95[1].toFixed(4)}]   ${m.pValue.toFixed(4)}${m.significant ? ' *' : ''}`,
+        ),
+        `latency p95 ms: ${report.a.report.latency_ms.p95.toFixed(2)} → ${report.b.report.latency_ms.p95.toFixed(2)}`,
+        ...(report.changed.length === 0
+          ? ['no query changed its ranking metric']
+          : [
+              `changed most (${report.changed[0]!.metric}):`,
+              ...report.changed.map(
+                (c) =>
+                  `  ${(c.delta >= 0 ? '+' : '') + c.delta.toFixed(3)}  ${c.queryId}  ${c.query.slice(0, 80)}`,
+              ),
+            ]),
+        `* p < ${report.method.alpha} (paired randomisation, ${report.method.iterations} permutations, seed ${report.method.seed})`,
+      ];
+      print(io.out, lines.join('\n'));
+      if (report.gate !== undefined) print(io.err, formatGate(report.gate, { baseline: la, current: lb }));
+    });
+
+  const feedbackCommand = withCommon(
+    program
+      .command('feedback')
+      .enablePositionalOptions()
+      .argument('<query>', 'the question or query the source was shown for'),
+  ).description(
+    'record whether a document (or one of its chunks) helped answer a query; train-ranker learns from it; `quarry feedback export` writes the recorded votes as training data',
+  );
+  withCommon(feedbackCommand.command('export'))
+    .description(
+      'export recorded feedback: votes as JSONL for train-ranker --feedback (with the query id of votes given through the server) and candidate golden-set items for review',
+    )
+    .option('--out <file>', 'votes JSONL (default: stdout)')
+    .option(
+      '--golden <file>',
+      'also write candidate golden-set items (queries with the documents voted helpful)',
+    )
+    .action(async (o: CommonOpts & Record<string, unknown>) => {
+      const q = await openStore(o);
+      try {
+        const { exportFeedback } = await import('../eval/feedback-export.js');
+        const x = exportFeedback(q);
+        const jsonl = (rows: object[]) => rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+        if (typeof o.golden === 'string') writeFileAtomic(o.golden, jsonl(x.golden));
+        if (typeof o.out === 'string') writeFileAtomic(o.out, jsonl(x.feedback));
+        else io.out.write(jsonl(x.feedback));
+        const summary = `exported ${x.feedback.length} vote(s)${typeof o.golden === 'string' ? `, ${x.golden.length} candidate golden item(s)` : ''}${x.skipped > 0 ? `; ${x.skipped} vote(s) on deleted documents left out` : ''}`;
+        print(io.err, summary);
+      } finally {
+        q.close();
+      }
+    });
+  feedbackCommand
+    // Checked in the action, not by commander: a required option here would also be demanded of `export`.
+    .option('--doc <id>', 'document id (as shown by search, ask and docs); required')
     .option('--chunk <id>', 'chunk id within that document', int('--chunk', { min: 0 }))
     .option('--helpful', 'the source helped')
     .option('--not-helpful', 'the source did not help')
     .action(async (query: string, o: CommonOpts & Record<string, unknown>) => {
+      if (typeof o.doc !== 'string')
+        throw new QuarryError('INVALID_ARGUMENT', "required option '--doc <id>' not specified");
       if ((o.helpful === true) === (o.notHelpful === true))
         throw new QuarryError('INVALID_ARGUMENT', 'give exactly one of --helpful or --not-helpful');
       const q = await openStore(o);
@@ -633,11 +768,13 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
-  registerServerCommands(program, io, {
-    storeDir: (store) => path.resolve(store ?? process.env.QUARRY_STORE ?? '.quarry'),
-    pipelineConfig: async (file) => readConfigFile(file) as Record<string, unknown>,
+  const shared = {
+    storeDir: (store?: string) => path.resolve(store ?? process.env.QUARRY_STORE ?? '.quarry'),
+    pipelineConfig: async (file?: string) => readConfigFile(file) as Record<string, unknown>,
     version: packageVersion(),
-  });
+  };
+  registerServerCommands(program, io, shared);
+  registerMcpCommand(program, io, { ...shared, withPrincipal, cliPrincipal });
   return program;
 }
 
@@ -818,6 +955,32 @@ function mergeConfig(base: QuarryConfigInput, overrides: QuarryConfigInput): Qua
     out[k] = b !== null && typeof b === 'object' && v !== null && typeof v === 'object' ? { ...b, ...v } : v;
   }
   return out as QuarryConfigInput;
+}
+
+/** Write a file whole or not at all (a report a CI step reads must never be half-written). */
+function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new QuarryError('INVALID_ARGUMENT', `cannot write ${file}: ${(e as Error).message}`, { file }, e);
+  }
+}
+
+/** `--baseline` with `--max-drop`, checked before any work starts (both or neither). */
+async function gateOptions(o: Record<string, unknown>) {
+  const { parseTolerances, readReport } = await import('../eval/gate.js');
+  if (o.maxDrop === undefined && o.baseline === undefined) return undefined;
+  if (typeof o.baseline !== 'string')
+    throw new QuarryError('INVALID_ARGUMENT', '--max-drop needs --baseline <report.json> to compare against');
+  if (typeof o.maxDrop !== 'string')
+    throw new QuarryError(
+      'INVALID_ARGUMENT',
+      '--baseline needs --max-drop <metric>=<tolerance>,… (e.g. ndcg@10=0.01) saying what may not drop',
+    );
+  return { baseline: readReport(o.baseline), tolerances: parseTolerances(o.maxDrop) };
 }
 
 /**

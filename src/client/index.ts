@@ -39,6 +39,7 @@ export type ChatCompletionResponse = z.infer<typeof S.ChatCompletionResponse>;
 export type ModelsResponse = z.infer<typeof S.ModelsResponse>;
 export type ErrorDetail = z.infer<typeof S.ErrorBody>['error'];
 export type UploadEvent = z.infer<typeof S.UploadEvent>;
+export type VariantsResponse = z.infer<typeof S.VariantsResponse>;
 export type UploadProgress = Extract<UploadEvent, { event: 'progress' }>['data'];
 
 type Degraded = AskResponse['degraded'];
@@ -235,6 +236,11 @@ export class QuarryClient {
     o: RequestOptions = {},
   ): Promise<{ text: string; restored: number }> {
     return this.json('POST', '/v1/admin/pii/restore', { body: withCollection(body, o), signal: o.signal });
+  }
+
+  /** Online A/B: requests, latency, abstention, citation validity and feedback per variant (admin scope). */
+  variants(o: RequestOptions = {}): Promise<VariantsResponse> {
+    return this.json('GET', '/v1/admin/variants', { query: { collection: o.collection }, signal: o.signal });
   }
 
   /** The OpenAI-compatible endpoint (non-streaming); citations in `quarry`. */

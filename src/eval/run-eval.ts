@@ -64,6 +64,8 @@ export interface EvalOptions {
   label?: string;
   /** Worst queries whose traces are kept with a recorded run (default 20). */
   keepTraces?: number;
+  /** Include every query's metrics (and `latency_ms`) in the report's `perQuery` (compare, HTML reports). */
+  perQuery?: boolean;
 }
 
 export interface EvalReport {
@@ -92,6 +94,7 @@ export interface EvalReport {
   rerank?: { reranker: string; model: string | null; pool: number; status: Record<string, number> };
   /** With `--answers`: how the answer stage did (answer metrics themselves are in `metrics`). */
   answers?: AnswerEvalSummary;
+  /** With `perQuery`: each judged query's metrics by query id, plus its `latency_ms`. */
   perQuery?: Record<string, Record<string, number>>;
   /** Where the run was recorded (with `record`). */
   recorded?: { store: string; runId: string };
@@ -266,6 +269,13 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
       latency_ms: { p50: lat.p50, p95: lat.p95, p99: lat.p99, mean: lat.mean, max: lat.max },
       ...(answers === undefined ? {} : { answers: answers.summary }),
     };
+    if (opts.perQuery === true)
+      report.perQuery = Object.fromEntries(
+        queries.flatMap((q, i) => {
+          const m = evaluation.perQuery.get(q.id);
+          return m === undefined ? [] : [[q.id, { ...m, latency_ms: latencies[i] ?? 0 }]];
+        }),
+      );
     if (opts.record !== undefined) {
       const perQuery: EvalQueryRecord[] = queries.flatMap((q, i) => {
         const metrics = evaluation.perQuery.get(q.id);

@@ -188,7 +188,7 @@ export class Quarry {
    * not read is NOT_FOUND exactly as an absent one, so feedback cannot probe for hidden documents.
    */
   recordFeedback(
-    entry: { query: string; docId: string; chunkId?: number; helpful: boolean },
+    entry: { query: string; docId: string; chunkId?: number; helpful: boolean; queryId?: string },
     opts: { principal?: Principal } = {},
   ): FeedbackEntry {
     const principal = checkPrincipal(opts.principal ?? ANONYMOUS);
@@ -204,7 +204,13 @@ export class Quarry {
       if (chunk === undefined || chunk.docId !== entry.docId)
         throw new QuarryError('NOT_FOUND', `chunk ${entry.chunkId} is not part of document "${entry.docId}"`);
     }
-    return this.store.addFeedback({ ...entry, query: entry.query.trim() });
+    // Stored as output redaction leaves it: PII typed into a query never sits in the feedback table.
+    const query = entry.query.trim();
+    const redactor = this.outputRedactor;
+    return this.store.addFeedback({
+      ...entry,
+      query: redactor === undefined ? query : redactor.redact(query).text,
+    });
   }
 
   /**

@@ -32,10 +32,13 @@ import { registerChatRoutes } from './routes/chat.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { registerEvalRoutes } from './routes/eval.js';
 import { extraRegistries, registerHealthRoutes } from './routes/health.js';
+import { registerMcpRoutes } from './routes/mcp.js';
 import { registerQueryRoutes } from './routes/query.js';
 import { registerUiRoutes } from './routes/ui.js';
+import { registerVariantRoutes } from './routes/variants.js';
 import type { ServerState } from './state.js';
 import { QueryRecords } from './traces.js';
+import { Variants } from './variants.js';
 
 export interface AppOptions {
   /** The store directory: the default collection, and home of server.db and other collections. */
@@ -107,6 +110,7 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
   const collections = new Collections(db, opts.store, opts.pipeline ?? {});
+  const metrics = new ServerMetrics();
   const state: ServerState = {
     config,
     version: opts.version,
@@ -117,7 +121,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
       return redactor === undefined ? text : redactor.redact(text).text;
     }),
     budgets: new Budgets(db),
-    metrics: new ServerMetrics(),
+    metrics,
+    variants: new Variants(config.canary, collections, opts.pipeline ?? {}, metrics.registry),
     registry: new RouteRegistry(),
     log: app.log,
     authRequired: opts.requireKeys === true || keys.hasActiveKeys(),
@@ -210,7 +215,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
         ? false
         : (origin, cb) => cb(null, origin !== undefined && (anyOrigin || origins.has(origin))),
     exposedHeaders: ['x-request-id', 'retry-after'],
-    allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id'],
+    // mcp-protocol-version: what an MCP client in a browser sends to /mcp after initializing.
+    allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id', 'mcp-protocol-version'],
   });
   await app.register(rateLimit, {
     global: true,
@@ -243,6 +249,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   registerDocumentRoutes(app, state);
   registerAdminRoutes(app, state);
   registerEvalRoutes(app, state);
+  registerVariantRoutes(app, state);
+  registerMcpRoutes(app, state);
   registerUiRoutes(app);
   return { app, state, db };
 }

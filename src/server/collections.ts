@@ -84,6 +84,11 @@ export class Collections {
     return this.dirOf(this.info(p, name).name);
   }
 
+  /** A collection's store directory by name, for the server's own use (the canary's candidate store). */
+  storeDirUnchecked(name: string): string {
+    return this.dirOf(name);
+  }
+
   create(p: Principal, name: string): CollectionInfo {
     if (!NAME.test(name))
       throw new QuarryError(

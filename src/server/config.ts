@@ -63,6 +63,32 @@ export const ServerConfigSchema = z
       })
       .strict()
       .default({ serviceName: 'quarry' }),
+    /**
+     * Online A/B: a share of query traffic (search, ask, chat) answered by a candidate configuration — another
+     * ranker, prompt, model or retrieval setting over the same index, or another collection built with a
+     * candidate index — with its requests, latency, abstentions, citation validity and feedback recorded per
+     * variant (`GET /v1/admin/variants`, `quarry_variant_*` metrics). A canary before it becomes the default.
+     */
+    canary: z
+      .object({
+        name: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lowercase letters, digits, - and _ (up to 32)')
+          .refine((n) => n !== 'default', '"default" names the current configuration')
+          .default('candidate'),
+        /** Share of requests in [0, 1] the candidate answers. */
+        share: z.number().min(0).max(1),
+        /** Pipeline configuration merged over the server's for the candidate (query-time settings). */
+        config: z.record(z.string(), z.unknown()).default({}),
+        /** Answer the candidate's share from this collection instead (a store built with a candidate index). */
+        collection: z.string().min(1).max(64).optional(),
+        /** Collections whose traffic is split (default: only `default`). */
+        collections: z.array(z.string().min(1).max(64)).min(1).default(['default']),
+        /** `key`: a key always gets the same variant (sticky); `request`: each request is drawn anew. */
+        assign: z.enum(['key', 'request']).default('key'),
+      })
+      .strict()
+      .optional(),
     /** Log level for the JSON request log. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })

@@ -420,3 +420,21 @@ export const UploadEvent = z.discriminatedUnion('event', [
   z.object({ event: z.literal('error'), data: ErrorBody.shape.error }),
   z.object({ event: z.literal('done'), data: z.object({}).passthrough() }),
 ]);
+
+export const VariantsQuery = z.object({ collection: z.string().min(1).max(64).optional() }).strict();
+
+const VariantSummary = z.object({
+  variant: z.string(),
+  requests: z.number(),
+  asks: z.number(),
+  latency_ms: z.object({ p50: z.number(), p95: z.number() }),
+  abstentionRate: z.number().nullable(),
+  citationValidity: z.number().nullable(),
+  feedback: z.object({ votes: z.number(), helpful: z.number(), helpfulRate: z.number().nullable() }),
+});
+
+export const VariantsResponse = z.object({
+  collection: z.string(),
+  canary: z.object({ name: z.string(), share: z.number() }).nullable(),
+  variants: z.array(VariantSummary),
+});

@@ -80,9 +80,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   try {
     // Open and warm the default collection before listening, so the first request does not pay for it.
     state.collections.warm();
+    state.variants.warm();
     await app.listen({ host: opts.config.host, port: opts.config.port, backlog: LISTEN_BACKLOG });
   } catch (e) {
     await app.close();
+    state.variants.close();
     state.collections.close();
     server.db.close();
     const code = (e as NodeJS.ErrnoException).code;
@@ -140,6 +142,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         app.server.closeAllConnections();
         await closed;
       }
+      state.variants.close();
       state.collections.close();
       server.db.close();
       if (otlpEndpoint !== undefined) {

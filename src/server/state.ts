@@ -10,6 +10,7 @@ import type { ApiKeyRecord, KeyStore } from './keys.js';
 import type { ServerMetrics } from './metrics.js';
 import type { RouteRegistry } from './route.js';
 import type { QueryRecords } from './traces.js';
+import type { Variants } from './variants.js';
 
 export interface ServerState {
   config: ServerConfig;
@@ -17,6 +18,8 @@ export interface ServerState {
   collections: Collections;
   keys: KeyStore;
   records: QueryRecords;
+  /** Online A/B: which configuration answers a query request (the `canary` setting). */
+  variants: Variants;
   budgets: Budgets;
   metrics: ServerMetrics;
   registry: RouteRegistry;

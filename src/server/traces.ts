@@ -27,7 +27,7 @@ export class QueryRecords {
   private inserts = 0;
 
   constructor(
-    private readonly db: ServerDb,
+    readonly db: ServerDb,
     private readonly keep: number,
     /** The collection's output redaction (identity when privacy does not redact output). */
     private readonly redactQuery: (p: Principal, collection: string, text: string) => string = (_p, _c, t) =>

@@ -28,6 +28,8 @@ export interface FeedbackEntry {
   docId: string;
   chunkId?: number;
   helpful: boolean;
+  /** The server's query id the vote was given on (its trace: `GET /v1/traces/{queryId}`). */
+  queryId?: string;
   /** ISO timestamp, set by the store. */
   at: string;
 }

@@ -23,6 +23,7 @@ import {
   userPrincipal,
 } from '../../src/index.js';
 import { askBatch } from '../../src/pipeline/batch.js';
+import { SCHEMA_VERSION } from '../../src/store/sqlite/migrations.js';
 
 const dirs: string[] = [];
 function tempDir(prefix: string): string {
@@ -461,7 +462,7 @@ describe('stores written before access_users and security_level', () => {
     // Back to schema 2: no new columns; what front matter said about users and levels sat in `fields`.
     const db = new Database(path.join(store, 'quarry.db'));
     db.exec(
-      'ALTER TABLE documents DROP COLUMN access_users; ALTER TABLE documents DROP COLUMN security_level;',
+      'ALTER TABLE documents DROP COLUMN access_users; ALTER TABLE documents DROP COLUMN security_level; ALTER TABLE feedback DROP COLUMN query_id;',
     );
     db.prepare('UPDATE documents SET fields = ? WHERE id = ?').run(
       JSON.stringify({ team: 'field', access_users: ['zed'], security_level: 2 }),
@@ -472,7 +473,7 @@ describe('stores written before access_users and security_level', () => {
 
     const reopened = Quarry.open({ store });
     try {
-      expect(reopened.stats().schemaVersion).toBe(3);
+      expect(reopened.stats().schemaVersion).toBe(SCHEMA_VERSION);
       const plain = reopened.getDocument('plain', { principal: TRUSTED_LOCAL })!;
       expect(plain.meta).toMatchObject({
         access_users: ['zed'],

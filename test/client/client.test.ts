@@ -196,9 +196,9 @@ describe('QuarryClient', () => {
   it('has a method for every path of the OpenAPI document', async () => {
     const doc = (await (await fetch(`${srv.url}/openapi.json`)).json()) as { paths: Record<string, object> };
     const source = fs.readFileSync(path.join(import.meta.dirname, '../../src/client/index.ts'), 'utf8');
-    // Paths the client leaves to other tools: Prometheus scrapes /metrics, probes call /readyz, the
-    // OpenAPI document is this check's input.
-    const elsewhere = new Set(['/metrics', '/readyz', '/openapi.json']);
+    // Paths the client leaves to other tools: Prometheus scrapes /metrics, probes call /readyz, MCP clients
+    // speak /mcp, the OpenAPI document is this check's input.
+    const elsewhere = new Set(['/metrics', '/readyz', '/openapi.json', '/mcp']);
     const missing = Object.keys(doc.paths)
       .filter((p) => !elsewhere.has(p))
       .filter(

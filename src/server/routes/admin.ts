@@ -90,12 +90,16 @@ export function registerAdminRoutes(app: FastifyInstance, s: ServerState): void 
       const entry = quarry.recordFeedback(
         {
           query: record.query,
+          queryId: record.id,
           docId: body.docId,
           helpful: body.helpful,
           ...(body.chunkId === undefined ? {} : { chunkId: body.chunkId }),
         },
         { principal },
       );
+      const variant = record.body.variant;
+      if (s.variants.enabled && typeof variant === 'string')
+        s.variants.feedback.inc({ variant, helpful: String(body.helpful) });
       reply.code(201);
       return { ok: true, queryId: body.queryId, feedback: entry };
     },

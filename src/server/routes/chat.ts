@@ -19,7 +19,7 @@ import {
 } from '../schemas.js';
 import { openSse, runStream, type StreamProtocol } from '../sse.js';
 import type { ServerState } from '../state.js';
-import { answerRecord, requestOptions } from './query.js';
+import { answerRecord, assigned, requestOptions } from './query.js';
 import { recordUsage } from './usage.js';
 
 const MODEL = /^quarry(?:\/([a-z0-9][a-z0-9_-]{0,63}))?$/;
@@ -113,18 +113,20 @@ export function registerChatRoutes(app: FastifyInstance, s: ServerState): void {
     async ({ body, principal, request, reply }) => {
       const collection = collectionOf(body.model);
       const question = questionOf(body.messages);
-      const { quarry, info } = s.collections.get(principal, collection);
+      const { quarry, info, variant } = assigned(s, principal, request, reply, collection);
       const queryId = s.records.newId();
       const id = `chatcmpl-${queryId.replace(/-/g, '')}`;
       const created = Math.floor(Date.now() / 1000);
       const options = requestOptions(s, {}, principal);
+      const started = performance.now();
       const save = (a: Answer) => {
+        s.variants.observe(variant, '/v1/chat/completions', (performance.now() - started) / 1000, a);
         s.records.save(principal, {
           id: queryId,
           collection: info.name,
           kind: 'chat',
           query: question,
-          body: answerRecord(a),
+          body: { ...answerRecord(a), variant },
         });
         recordUsage(s, request, a.usage);
       };

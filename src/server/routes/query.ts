@@ -2,11 +2,11 @@
  * `POST /v1/search` and `POST /v1/ask` (JSON, or Server-Sent Events when asked for): the pipeline over HTTP
  * for the request's principal, each request recorded under a query id for its trace and feedback.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Principal } from '../../access/principal.js';
 import { isQuarryError } from '../../errors.js';
-import type { AskOptions, SearchOptions } from '../../pipeline/options.js';
+import type { AskOptions, SearchOptions, SearchResult } from '../../pipeline/options.js';
 import type { Answer } from '../../types.js';
 import { defineRoute } from '../route.js';
 import { AskRequest, AskResponse, type RetrievalOptions, SearchRequest, SearchResponse } from '../schemas.js';
@@ -42,7 +42,38 @@ export function answerRecord(a: Answer): Record<string, unknown> {
     hits: a.hits.map((h) => ({ rank: h.rank, docId: h.document.id, chunkId: h.chunk.id, score: h.score })),
     degraded: a.degraded,
     usage: a.usage,
+    // Citation validity as the variant summary counts it.
+    checks: {
+      unsupported: a.validation?.unsupported.length ?? 0,
+      unknownMarkers: a.validation?.unknownMarkers.length ?? 0,
+    },
   };
+}
+
+/** What a stored query record keeps of a search: its trace, hits and degradations. */
+export function searchRecord(r: SearchResult): Record<string, unknown> {
+  return {
+    trace: r.trace,
+    hits: r.hits.map((h) => ({ rank: h.rank, docId: h.document.id, chunkId: h.chunk.id, score: h.score })),
+    degraded: r.degraded,
+  };
+}
+
+/**
+ * The collection a query request names, resolved for its principal, and the A/B variant that answers it
+ * (announced in `x-quarry-variant` when a canary is configured).
+ */
+export function assigned(
+  s: ServerState,
+  principal: Principal,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  collection: string | undefined,
+) {
+  const { quarry: current, info } = s.collections.get(principal, collection);
+  const { variant, quarry } = s.variants.assign(principal, request, info.name, current);
+  if (s.variants.enabled) reply.header('x-quarry-variant', variant);
+  return { quarry, info, variant };
 }
 
 export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void {
@@ -58,29 +89,27 @@ export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void 
       body: SearchRequest,
       response: SearchResponse,
     },
-    async ({ body, principal, request }) => {
-      const { quarry, info } = s.collections.get(principal, body.collection);
+    async ({ body, principal, request, reply }) => {
+      const { quarry, info, variant } = assigned(s, principal, request, reply, body.collection);
       const queryId = s.records.newId();
       const options: SearchOptions = requestOptions(s, body, principal);
+      const t0 = performance.now();
       const result = await quarry.search(body.query, options);
+      s.variants.observe(variant, '/v1/search', (performance.now() - t0) / 1000);
       recordUsage(s, request, result.usage);
       s.records.save(principal, {
         id: queryId,
         collection: info.name,
         kind: 'search',
         query: body.query,
-        body: {
-          trace: result.trace,
-          hits: result.hits.map((h) => ({
-            rank: h.rank,
-            docId: h.document.id,
-            chunkId: h.chunk.id,
-            score: h.score,
-          })),
-          degraded: result.degraded,
-        },
+        body: { ...searchRecord(result), variant },
       });
-      return { queryId, ...result, trace: body.trace === true ? result.trace : undefined };
+      return {
+        queryId,
+        ...(s.variants.enabled ? { variant } : {}),
+        ...result,
+        trace: body.trace === true ? result.trace : undefined,
+      };
     },
   );
 
@@ -98,22 +127,29 @@ export function registerQueryRoutes(app: FastifyInstance, s: ServerState): void 
       streams: true,
     },
     async ({ body, principal, request, reply }) => {
-      const { quarry, info } = s.collections.get(principal, body.collection);
+      const { quarry, info, variant } = assigned(s, principal, request, reply, body.collection);
       const queryId = s.records.newId();
       const options: AskOptions = {
         ...requestOptions(s, body, principal),
         ...(body.jsonSchema === undefined ? {} : { jsonSchema: body.jsonSchema }),
       };
+      const t0 = performance.now();
       const finish = (answer: Answer) => {
+        s.variants.observe(variant, '/v1/ask', (performance.now() - t0) / 1000, answer);
         s.records.save(principal, {
           id: queryId,
           collection: info.name,
           kind: 'ask',
           query: body.question,
-          body: answerRecord(answer),
+          body: { ...answerRecord(answer), variant },
         });
         recordUsage(s, request, answer.usage);
-        return { queryId, ...answer, trace: body.trace === true ? answer.trace : undefined };
+        return {
+          queryId,
+          ...(s.variants.enabled ? { variant } : {}),
+          ...answer,
+          trace: body.trace === true ? answer.trace : undefined,
+        };
       };
       if (!wantsStream(request, body.stream)) return finish(await quarry.ask(body.question, options));
       return streamAsk(

@@ -87,6 +87,11 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       update.run(JSON.stringify(users ?? []), validLevel ? level : null, JSON.stringify(fields), r.key);
     }
   },
+  // 4: feedback given through the server names the query (its id) it was given on, so an export can tie a
+  // vote to that query's stored trace.
+  (db) => {
+    db.exec('ALTER TABLE feedback ADD COLUMN query_id TEXT;');
+  },
 ];
 
 /** `access_users` as ingest reads it (a list, or a comma-separated string), or undefined when not valid. */

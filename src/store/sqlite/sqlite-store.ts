@@ -397,22 +397,33 @@ export class SqliteStore implements DocumentStore {
   addFeedback(entry: Omit<FeedbackEntry, 'at'>): FeedbackEntry {
     const at = new Date().toISOString();
     this.db
-      .prepare('INSERT INTO feedback (at, query, doc_id, chunk_id, helpful) VALUES (?, ?, ?, ?, ?)')
-      .run(at, entry.query, entry.docId, entry.chunkId ?? null, entry.helpful ? 1 : 0);
+      .prepare(
+        'INSERT INTO feedback (at, query, doc_id, chunk_id, helpful, query_id) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(at, entry.query, entry.docId, entry.chunkId ?? null, entry.helpful ? 1 : 0, entry.queryId ?? null);
     return { ...entry, at };
   }
 
   listFeedback(): FeedbackEntry[] {
     return this.db
-      .prepare<[], { at: string; query: string; doc_id: string; chunk_id: number | null; helpful: number }>(
-        'SELECT at, query, doc_id, chunk_id, helpful FROM feedback ORDER BY id',
-      )
+      .prepare<
+        [],
+        {
+          at: string;
+          query: string;
+          doc_id: string;
+          chunk_id: number | null;
+          helpful: number;
+          query_id: string | null;
+        }
+      >('SELECT at, query, doc_id, chunk_id, helpful, query_id FROM feedback ORDER BY id')
       .all()
       .map((r) => ({
         query: r.query,
         docId: r.doc_id,
         ...(r.chunk_id === null ? {} : { chunkId: r.chunk_id }),
         helpful: r.helpful === 1,
+        ...(r.query_id === null ? {} : { queryId: r.query_id }),
         at: r.at,
       }));
   }

@@ -36,7 +36,11 @@ export type Scripted =
   /** Streams `after`, then the provider's in-stream error event (Anthropic `event: error`, OpenAI `data: {"error"}`). */
   | { kind: 'error-event'; after: string[]; errorType: string; message?: string }
   /** Destroys the socket before any response. */
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** This exact JSON body (e.g. a chat completion with `tool_calls`), written by the test in the wire format. */
+  | { kind: 'json'; body: unknown; status?: number }
+  /** These exact SSE `data:` payloads (JSON-encoded), then `data: [DONE]` unless `done: false`. */
+  | { kind: 'sse'; events: unknown[]; done?: boolean };
 
 export interface RecordedRequest {
   method: string;
@@ -189,6 +193,16 @@ function serve(
       return;
     case 'reset':
       res.socket?.destroy();
+      return;
+    case 'json':
+      sendJson(res, s.status ?? 200, s.body);
+      return;
+    case 'sse':
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.end(
+        s.events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join('') +
+          (s.done === false ? '' : 'data: [DONE]\n\n'),
+      );
       return;
     case 'malformed':
       openStream();
