@@ -23,6 +23,9 @@ function niceMax(v: number): number {
 
 const HOUR = 3_600_000;
 
+/** A tick value without needless digits: 2.5, 0.25, 120. */
+const round = (v: number) => String(Number(v.toFixed(Math.abs(v) < 10 ? 2 : 0)));
+
 /** A time label as precise as the span of the axis needs (seconds for runs minutes apart, days for weeks). */
 function timeLabel(t: number, span: number): string {
   const d = new Date(t);
@@ -51,7 +54,8 @@ export function LineChart(props: { series: Series[]; yMax?: number; title: strin
       ? (PAD.left + W - PAD.right) / 2
       : PAD.left + ((x - x0) / (x1 - x0)) * (W - PAD.left - PAD.right);
   const py = (y: number) => H - PAD.bottom - (y / yMax) * (H - PAD.top - PAD.bottom);
-  const yTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);
+  // Fifths of a "nice" maximum (1, 2, 2.5, 5 × 10ⁿ) fall on round values.
+  const yTicks = [0, 0.2, 0.4, 0.6, 0.8, 1].map((f) => f * yMax);
   const xTicks = x1 === x0 ? [x0] : [x0, (x0 + x1) / 2, x1];
   return (
     <figure class="chart" data-testid="line-chart">
@@ -61,7 +65,7 @@ export function LineChart(props: { series: Series[]; yMax?: number; title: strin
           <g key={t}>
             <line class="grid-line" x1={PAD.left} x2={W - PAD.right} y1={py(t)} y2={py(t)} />
             <text class="tick" x={PAD.left - 6} y={py(t) + 4} text-anchor="end">
-              {yMax <= 1 ? t.toFixed(2) : t.toFixed(0)}
+              {yMax <= 1 ? t.toFixed(1) : round(t)}
             </text>
           </g>
         ))}
@@ -147,7 +151,7 @@ export function Histogram(props: {
               height={H - PAD.bottom - py(c)}
             >
               <title>
-                {((i * hi) / bins).toFixed(0)}–{(((i + 1) * hi) / bins).toFixed(0)} {props.unit}: {c}
+                {round((i * hi) / bins)}–{round(((i + 1) * hi) / bins)} {props.unit}: {c}
               </title>
             </rect>
           ),
@@ -160,7 +164,7 @@ export function Histogram(props: {
             y={H - 8}
             text-anchor={f === 0 ? 'start' : f === 1 ? 'end' : 'middle'}
           >
-            {(f * hi).toFixed(0)} {props.unit}
+            {round(f * hi)} {props.unit}
           </text>
         ))}
         <text class="tick" x={PAD.left - 6} y={PAD.top + 8} text-anchor="end">
