@@ -429,14 +429,16 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       const { checkGate, formatGate, GATE_FAILED_EXIT } = await import('../eval/gate.js');
       const gate =
         gateSpec === undefined ? undefined : checkGate(gateSpec.baseline, report, gateSpec.tolerances);
-      if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(report, null, 2)}\n`);
+      // The per-query figures (asked for by --html) stay out of the saved report: a baseline needs the means.
+      const { perQuery: _perQuery, ...saved } = report;
+      if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(saved, null, 2)}\n`);
       if (typeof o.html === 'string') {
         const { renderEvalHtml } = await import('../eval/report-html.js');
         writeFileAtomic(o.html, renderEvalHtml(report, gate));
       }
       if (gate !== undefined && !gate.passed) process.exitCode = GATE_FAILED_EXIT;
       if (o.json) {
-        print(io.out, JSON.stringify(gate === undefined ? report : { ...report, gate }));
+        print(io.out, JSON.stringify(gate === undefined ? saved : { ...saved, gate }));
         return;
       }
       if (gate !== undefined)
@@ -517,7 +519,14 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
         onQueries: queryProgress(progress),
       });
       progress?.stop();
-      if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(report, null, 2)}\n`);
+      if (typeof o.out === 'string') {
+        // Each side's means and settings; the per-query figures went into the statistics and the HTML.
+        const side = ({ label, report: { perQuery: _p, ...r } }: typeof report.a) => ({ label, report: r });
+        writeFileAtomic(
+          o.out,
+          `${JSON.stringify({ ...report, a: side(report.a), b: side(report.b) }, null, 2)}\n`,
+        );
+      }
       if (typeof o.html === 'string') {
         const { renderCompareHtml } = await import('../eval/report-html.js');
         writeFileAtomic(o.html, renderCompareHtml(report));

@@ -9,16 +9,10 @@
 import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { Quarry } from '../pipeline/quarry.js';
 import { judgmentsFromVotes } from '../rerank/ltr/train.js';
+import type { FeedbackEntry } from '../store/types.js';
 
 export interface FeedbackExport {
-  feedback: Array<{
-    query: string;
-    docId: string;
-    chunkId?: number;
-    helpful: boolean;
-    queryId?: string;
-    at: string;
-  }>;
+  feedback: FeedbackEntry[];
   golden: Array<{
     query: string;
     relevant: Record<string, number>;

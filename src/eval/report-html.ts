@@ -10,6 +10,7 @@ import type { EvalReport } from './run-eval.js';
 import { primaryMetric } from './runs.js';
 
 const COLORS = ['#2563eb', '#ea580c'];
+const MAX_POINTS = 1500;
 
 function esc(s: unknown): string {
   return String(s).replace(
@@ -113,6 +114,10 @@ function scatter(
   diagonal: boolean,
 ): string {
   if (points.length === 0) return '<p>No per-query figures in this report.</p>';
+  // A large set is drawn as an even sample (every n-th query), so the page stays small.
+  const step = Math.ceil(points.length / MAX_POINTS);
+  const all = points.length;
+  points = step > 1 ? points.filter((_, i) => i % step === 0) : points;
   const w = 420;
   const h = 420;
   const pad = 46;
@@ -134,7 +139,7 @@ function scatter(
     diagonal
       ? `<line x1="${px(0)}" y1="${py(0)}" x2="${px(1)}" y2="${py(1)}" stroke="#bbb" stroke-dasharray="4"/>`
       : ''
-  }${dots}<text x="${w / 2}" y="${h - 10}" text-anchor="middle">${esc(xLabel)}</text><text x="14" y="${h / 2}" transform="rotate(-90 14 ${h / 2})" text-anchor="middle">${esc(yLabel)}</text><text x="${pad}" y="${h - pad + 14}" text-anchor="middle">${x0.toFixed(2)}</text><text x="${w - pad}" y="${h - pad + 14}" text-anchor="middle">${x1.toFixed(2)}</text><text x="${pad - 6}" y="${h - pad}" text-anchor="end">${y0.toFixed(2)}</text><text x="${pad - 6}" y="${pad + 4}" text-anchor="end">${y1.toFixed(2)}</text></svg>`;
+  }${dots}<text x="${w / 2}" y="${h - 10}" text-anchor="middle">${esc(xLabel)}${step > 1 ? ` (${points.length} of ${all} queries shown)` : ''}</text><text x="14" y="${h / 2}" transform="rotate(-90 14 ${h / 2})" text-anchor="middle">${esc(yLabel)}</text><text x="${pad}" y="${h - pad + 14}" text-anchor="middle">${x0.toFixed(2)}</text><text x="${w - pad}" y="${h - pad + 14}" text-anchor="middle">${x1.toFixed(2)}</text><text x="${pad - 6}" y="${h - pad}" text-anchor="end">${y0.toFixed(2)}</text><text x="${pad - 6}" y="${pad + 4}" text-anchor="end">${y1.toFixed(2)}</text></svg>`;
 }
 
 function gateTable(g: GateResult | undefined): string {

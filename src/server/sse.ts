@@ -5,7 +5,7 @@
  * and `closed` reports a client that went away so the pipeline can stop.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { describeError } from '../errors.js';
+import { describeError, isQuarryError } from '../errors.js';
 import type { ServerState } from './state.js';
 
 export interface SseStream {
@@ -81,6 +81,19 @@ export interface StreamProtocol {
   error(sse: SseStream, e: unknown, d: { code: string; message: string }): Promise<void>;
   /** The last frame (`done`, `[DONE]`). */
   end(sse: SseStream): Promise<void>;
+}
+
+/** Quarry's own streams (ask, upload progress): an `error` event with the error body's fields, then `done`. */
+export function quarryEvents(request: FastifyRequest): StreamProtocol {
+  return {
+    error: (x, err, d) =>
+      x.send('error', {
+        ...d,
+        requestId: request.id,
+        ...(isQuarryError(err) ? { details: err.details } : {}),
+      }),
+    end: (x) => x.send('done', {}),
+  };
 }
 
 /**

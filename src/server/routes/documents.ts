@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { isQuarryError, QuarryError } from '../../errors.js';
+import { QuarryError } from '../../errors.js';
 import type { IngestReport } from '../../ingest/ingest.js';
 import { ingestProgressEvent } from '../../ingest/progress.js';
 import type { ProgressEvent } from '../../observability/progress.js';
@@ -26,7 +26,7 @@ import {
   UploadQuery,
   UpsertDocumentsRequest,
 } from '../schemas.js';
-import { openSse, runStream, type StreamProtocol, wantsStream } from '../sse.js';
+import { openSse, quarryEvents, runStream, wantsStream } from '../sse.js';
 import type { ServerState } from '../state.js';
 
 /** Per-document status from an ingest report. */
@@ -179,15 +179,7 @@ export function registerDocumentRoutes(app: FastifyInstance, s: ServerState): vo
           return ingestResponse(await ingestStaged(), (p) => path.basename(p));
         // Streamed: the files are received (the request body is consumed); the ingest reports as it goes.
         const sse = openSse(reply);
-        const protocol: StreamProtocol = {
-          error: (x, err, d) =>
-            x.send('error', {
-              ...d,
-              requestId: request.id,
-              ...(isQuarryError(err) ? { details: err.details } : {}),
-            }),
-          end: (x) => x.send('done', {}),
-        };
+        const protocol = quarryEvents(request);
         await runStream(s, sse, protocol, async () => {
           const bytes = staged.reduce((n, f) => n + fs.statSync(f.tmp).size, 0);
           await sse.send('received', { files: staged.map((f) => f.name), bytes });

@@ -5,12 +5,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Principal } from '../../access/principal.js';
-import { isQuarryError } from '../../errors.js';
 import type { AskOptions, SearchOptions, SearchResult } from '../../pipeline/options.js';
 import type { Answer } from '../../types.js';
 import { defineRoute } from '../route.js';
 import { AskRequest, AskResponse, type RetrievalOptions, SearchRequest, SearchResponse } from '../schemas.js';
-import { openSse, runStream, type StreamProtocol, wantsStream } from '../sse.js';
+import { openSse, quarryEvents, runStream, wantsStream } from '../sse.js';
 import type { ServerState } from '../state.js';
 import { recordUsage } from './usage.js';
 
@@ -177,15 +176,7 @@ async function streamAsk(
   const sse = openSse(reply);
   const t0 = performance.now();
   let first = true;
-  const protocol: StreamProtocol = {
-    error: (x, err, d) =>
-      x.send('error', {
-        ...d,
-        requestId: request.id,
-        ...(isQuarryError(err) ? { details: err.details } : {}),
-      }),
-    end: (x) => x.send('done', {}),
-  };
+  const protocol = quarryEvents(request);
   await runStream(s, sse, protocol, async () => {
     await sse.send('meta', { queryId, requestId: request.id });
     for await (const e of start(sse.signal)) {
