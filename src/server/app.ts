@@ -34,6 +34,7 @@ import { registerEvalRoutes } from './routes/eval.js';
 import { extraRegistries, registerHealthRoutes } from './routes/health.js';
 import { registerMcpRoutes } from './routes/mcp.js';
 import { registerQueryRoutes } from './routes/query.js';
+import { registerUiRoutes } from './routes/ui.js';
 import { registerVariantRoutes } from './routes/variants.js';
 import type { ServerState } from './state.js';
 import { QueryRecords } from './traces.js';
@@ -250,5 +251,6 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   registerEvalRoutes(app, state);
   registerVariantRoutes(app, state);
   registerMcpRoutes(app, state);
+  registerUiRoutes(app);
   return { app, state, db };
 }

@@ -93,6 +93,7 @@ describe('the packed tarball', () => {
       'dist/rerank/ltr/default-model.json',
       'dist/embed/providers/onnx-worker.mjs',
       'dist/rerank/onnx-cross-encoder-worker.mjs',
+      'dist/ui/index.html',
     ])
       expect(files).toContain(f);
     expect(
