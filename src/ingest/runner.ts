@@ -65,7 +65,7 @@ export async function ingestPaths(
 ): Promise<IngestReport> {
   const started = performance.now();
   const errors: IngestFileError[] = [];
-  const { files, roots } = collectSources(inputs, errors);
+  const { files, roots } = collectSources(inputs, errors, opts.sourceRoot);
   const writer: BatchWriter = new BatchWriter(ctx, () => progress.emit());
   const progress = new ProgressTracker(opts.onProgress, files.length, started, () => writer);
   const run: PathsRun = {
@@ -125,7 +125,8 @@ async function ingestFile(run: PathsRun, task: FileTask, records: FileRecords): 
       return;
     }
   }
-  const parsed = await parseFile(task.abs, bytes, { maxBytes: max, records: opts.records });
+  // Named by its source in messages (relative to the ingest root), never by a server path.
+  const parsed = await parseFile(task.source, bytes, { maxBytes: max, records: opts.records });
   if (parsed.kind === 'records') return ingestRecords(run, task, parsed, records);
   writer.upserts.push(chunkFile(run, task, parsed, sha256(bytes, fingerprint)));
 }

@@ -20,14 +20,18 @@ export interface IngestSources {
 
 const SKIP_DIRS = new Set(['node_modules', '.git', '.quarry', '.hg', '.svn']);
 
-/** Sources are posix paths relative to the working directory (absolute outside it). */
-export function toSource(abs: string): string {
-  const rel = path.relative(process.cwd(), abs);
+/** Sources are posix paths relative to `base` (the working directory by default; absolute outside it). */
+export function toSource(abs: string, base: string = process.cwd()): string {
+  const rel = path.relative(base, abs);
   const chosen = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : abs;
   return chosen.split(path.sep).join('/');
 }
 
-export function collectSources(inputs: string[], errors: IngestFileError[]): IngestSources {
+export function collectSources(
+  inputs: string[],
+  errors: IngestFileError[],
+  base: string = process.cwd(),
+): IngestSources {
   const tasks: FileTask[] = [];
   const roots: string[] = [];
   for (const input of inputs) {
@@ -44,21 +48,21 @@ export function collectSources(inputs: string[], errors: IngestFileError[]): Ing
       continue;
     }
     if (st.isDirectory()) {
-      roots.push(toSource(abs));
-      walk(abs, tasks, errors);
-    } else tasks.push({ abs, source: toSource(abs) });
+      roots.push(toSource(abs, base));
+      walk(abs, tasks, errors, base);
+    } else tasks.push({ abs, source: toSource(abs, base) });
   }
   // The same file reached twice (a folder and a file in it, overlapping folders) is ingested once.
   return { files: [...new Map(tasks.map((t) => [t.abs, t])).values()], roots };
 }
 
-function walk(dir: string, out: FileTask[], errors: IngestFileError[]): void {
+function walk(dir: string, out: FileTask[], errors: IngestFileError[], base: string): void {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
   } catch (e) {
     errors.push({
-      path: toSource(dir),
+      path: toSource(dir, base),
       code: 'UNREADABLE_FILE',
       message: `Cannot read directory: ${(e as Error).message}`,
     });
@@ -69,7 +73,7 @@ function walk(dir: string, out: FileTask[], errors: IngestFileError[]): void {
     if (e.name.startsWith('.')) continue;
     const abs = path.join(dir, e.name);
     if (e.isDirectory()) {
-      if (!SKIP_DIRS.has(e.name)) walk(abs, out, errors);
-    } else if (e.isFile()) out.push({ abs, source: toSource(abs) });
+      if (!SKIP_DIRS.has(e.name)) walk(abs, out, errors, base);
+    } else if (e.isFile()) out.push({ abs, source: toSource(abs, base) });
   }
 }

@@ -21,6 +21,8 @@ export interface IngestOptions {
   accessGroups?: string[];
   fields?: Record<string, unknown>;
   onProgress?: (p: IngestProgress) => void;
+  /** Documents are named by their path relative to this folder (default: the working directory). */
+  sourceRoot?: string;
 }
 
 /**

@@ -310,6 +310,7 @@ export class QueryRunner {
             depth: r.depth,
             allowGroup,
             collapseDocuments: r.options.collapseDocuments,
+            storeStats: requestPrincipal(r.options).kind === 'trusted',
           },
           { bm25: engine.bm25, params: engine.lexical.bm25.params },
           ctx,

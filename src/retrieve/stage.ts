@@ -31,6 +31,12 @@ export interface Bm25StageInput {
   depth: number;
   allowGroup: GroupPredicate;
   collapseDocuments?: boolean | undefined;
+  /**
+   * Show counts taken over the whole store (document frequencies, chunks matched, chunks filtered out) in
+   * the trace: only for the store owner, since for anyone else they would reveal that documents they may
+   * not read contain the query's words.
+   */
+  storeStats: boolean;
 }
 
 export function retrieveBm25(
@@ -53,9 +59,9 @@ export function retrieveBm25(
       k: input.depth,
       params: deps.params,
       queryTerms: r.queryTerms,
-      termStats: r.stats.terms,
-      matchedChunks: r.stats.matched,
-      filteredOut: r.stats.filteredOut,
+      ...(input.storeStats
+        ? { termStats: r.stats.terms, matchedChunks: r.stats.matched, filteredOut: r.stats.filteredOut }
+        : { storeStats: 'withheld: counts over the whole store are shown to the store owner only' }),
       candidates: r.candidates.map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score) })),
     }),
   );

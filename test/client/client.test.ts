@@ -133,8 +133,11 @@ describe('QuarryClient', () => {
     const failed = result.documents.find((d) => d.status === 'failed');
     expect(failed).toMatchObject({ source: 'broken.pdf' });
     expect(failed?.message).toBeTruthy();
+    // Named relative to the collection: nothing of the server's file system reaches the client.
+    expect(result.documents.find((d) => d.status === 'added')?.id).toBe('uploads/lighthouse.md');
+    expect(JSON.stringify(events)).not.toContain(srv.store);
     const hits = await reader.search({ query: 'Ardnamurchan lighthouse keepers' });
-    expect(hits.hits[0]?.document.source).toMatch(/lighthouse\.md$/);
+    expect(hits.hits[0]?.document.source).toBe('uploads/lighthouse.md');
   });
 
   it('documents: list, get with text, delete; a reader cannot delete', async () => {

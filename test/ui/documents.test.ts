@@ -91,9 +91,13 @@ describe.skipIf(NO_BROWSER)('documents: upload → progress → searchable → d
     const again = await upload(page, ['lighthouse.md']);
     expect(again.map((r) => r.status)).toEqual(['unchanged']);
 
-    // The list was refreshed: the uploaded file is a document now.
+    // The list was refreshed: the uploaded file is a document now, named relative to the collection.
     const id = lighthouse!.name;
-    expect(await listed(page)).toContain(id);
+    expect(id).toBe('uploads/lighthouse.md');
+    await page.getByLabel('Source prefix').fill('uploads/');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => listed(page)).toEqual([id]);
+    await page.getByLabel('Source prefix').fill('');
     await page.getByLabel('Metadata filter').fill(JSON.stringify({ id }));
     await page.getByRole('button', { name: 'Filter' }).click();
     await expect.poll(() => listed(page)).toEqual([id]);

@@ -166,13 +166,17 @@ export function registerDocumentRoutes(app: FastifyInstance, s: ServerState): vo
               fs.renameSync(f.tmp, target);
               return target;
             });
+            // Named `uploads/<file>`, relative to the collection's store: no server path reaches a client.
             const result = await quarry.ingest(targets, {
               prune: false,
+              sourceRoot: path.dirname(dir),
               ...(onProgress === undefined ? {} : { onProgress: (p) => onProgress(ingestProgressEvent(p)) }),
             });
             // A new file that failed to ingest is not kept: uploads/ holds the sources of stored documents only.
-            for (const e of result.errors)
-              if (fresh.has(path.resolve(e.path))) fs.rmSync(path.resolve(e.path), { force: true });
+            for (const e of result.errors) {
+              const file = path.resolve(path.dirname(dir), e.path);
+              if (fresh.has(file)) fs.rmSync(file, { force: true });
+            }
             return result;
           });
         if (!wantsStream(request, query.stream === undefined ? undefined : query.stream === 'true'))
