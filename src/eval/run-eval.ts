@@ -449,6 +449,15 @@ async function evaluate(opts: EvalOptions, scratchDir: () => string): Promise<Ev
         });
         if (traced.trace !== undefined) w.trace = traced.trace;
       }
+      // So are the worst answers, asked again with a trace (the answer stages included), so each one the
+      // report lists opens in the trace view.
+      const byId = new Map(perQuery.map((q) => [q.id, q]));
+      for (const w of answers?.summary.worst ?? []) {
+        const q = byId.get(w.id);
+        if (q === undefined) continue;
+        const asked = await quarry.ask(q.text, { retriever, principal: TRUSTED_LOCAL, trace: true });
+        if (asked.trace !== undefined) q.trace = asked.trace;
+      }
       const runs = EvalRuns.open(opts.record, { create: true });
       try {
         const runId = runs.record(report, perQuery, opts.label === undefined ? {} : { label: opts.label });

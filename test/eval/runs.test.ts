@@ -72,6 +72,25 @@ describe('quarry eval --record', () => {
     }
   });
 
+  it('with --answers, the worst answers the report lists keep an ask trace too', async () => {
+    const set = path.join(tmp, 'set');
+    const store = path.join(tmp, 'answers');
+    const r = await runCli(['eval', set, '--answers', '--record', store, '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const worst: Array<{ id: string }> = report.answers.worst;
+    expect(worst.length).toBeGreaterThan(0);
+    const runs = EvalRuns.open(store, { readonly: true });
+    try {
+      for (const w of worst) {
+        const t = runs.trace(report.recorded.runId, w.id);
+        expect(t.trace.stages.map((s) => s.stage)).toContain('answer.extractive');
+      }
+    } finally {
+      runs.close();
+    }
+  });
+
   it('a store that never recorded a run reads as empty, and no file appears', () => {
     const store = path.join(tmp, 'empty');
     fs.mkdirSync(store);
