@@ -125,7 +125,12 @@ async function ingestFile(run: PathsRun, task: FileTask, records: FileRecords): 
       return;
     }
   }
-  const parsed = await parseFile(task.abs, bytes, { maxBytes: max, records: opts.records });
+  const { maxInflatedBytes, maxCompressionRatio } = ctx.config.ingest;
+  const parsed = await parseFile(task.abs, bytes, {
+    maxBytes: max,
+    records: opts.records,
+    zip: { maxInflatedBytes, maxCompressionRatio },
+  });
   if (parsed.kind === 'records') return ingestRecords(run, task, parsed, records);
   writer.upserts.push(chunkFile(run, task, parsed, sha256(bytes, fingerprint)));
 }
