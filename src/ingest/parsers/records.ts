@@ -4,6 +4,7 @@
  * (tags, access groups, dates) shared with front matter.
  */
 import { QuarryError } from '../../errors.js';
+import { exceedsDepth } from '../../json-depth.js';
 import type { ParsedDocument } from '../../types.js';
 import { decodeText, firstInvalidUtf8, normalizeNewlines, parseText } from './text.js';
 
@@ -76,6 +77,8 @@ const LIFTED = [
   'created_at',
   'updated_at',
 ] as const;
+/** Records and front matter nested deeper than this are refused (stored fields are walked recursively). */
+export const MAX_RECORD_DEPTH = 64;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -213,6 +216,9 @@ function toRecord(value: unknown, map: RecordFieldMap, where: Where): RecordResu
     error: recordError(code, where, what, id === undefined ? {} : { id }),
   });
   if (!isPlainObject(value)) return fail(`expected a JSON object, got ${describe(value)}`);
+  if (exceedsDepth(value, MAX_RECORD_DEPTH)) {
+    return fail(`the record is nested deeper than ${MAX_RECORD_DEPTH} levels`);
+  }
 
   const idKeys = list(map.id, DEFAULT_ID);
   const textKeys = list(map.text, ['text']);
@@ -280,6 +286,7 @@ function toRecord(value: unknown, map: RecordFieldMap, where: Where): RecordResu
  * instead of throwing so records can report it per record and documents can wrap it in their own error.
  */
 export function liftMeta(fields: Record<string, unknown>): SourceMeta | string {
+  if (exceedsDepth(fields, MAX_RECORD_DEPTH)) return `is nested deeper than ${MAX_RECORD_DEPTH} levels`;
   const rest: Record<string, unknown> = { ...fields };
   const meta: SourceMeta = { fields: rest };
   for (const key of LIFTED) {
