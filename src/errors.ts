@@ -12,6 +12,8 @@ export const ERRORS = {
   STORE_NOT_FOUND: { exit: 4, http: 404, message: 'Store not found' },
   STORE_OPEN: { exit: 5, http: 503, message: 'Cannot open the store' },
   STORE_SCHEMA: { exit: 5, http: 503, message: 'Store schema is newer than this version of Quarry' },
+  STORE_READONLY: { exit: 5, http: 503, message: 'The store is read-only' },
+  STORE_WRITE: { exit: 5, http: 503, message: 'Cannot write to the store' },
   STORE_CONFIG_MISMATCH: { exit: 5, http: 409, message: 'Store was created with different index settings' },
   PARSE_FAILED: { exit: 6, http: 422, message: 'Could not parse file' },
   UNSUPPORTED_FILE: { exit: 6, http: 415, message: 'Unsupported file type' },

@@ -23,6 +23,29 @@ import type {
 import { migrate, SCHEMA_VERSION } from './migrations.js';
 
 const DB_FILE = 'quarry.db';
+
+/**
+ * A write the file system or SQLite refused (read-only files or mount, disk full, I/O error) is a store
+ * problem (exit 5) naming the file, not an INTERNAL error; anything else is rethrown as is.
+ */
+function storeWriteError(e: unknown, file: string): unknown {
+  if (e instanceof QuarryError) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string') return e;
+  const why = (e as Error).message;
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+    return new QuarryError(
+      'STORE_READONLY',
+      `${file} cannot be written (${why}); check the permissions of the store directory and its files`,
+      { file, systemCode: code },
+      e,
+    );
+  }
+  if (/^SQLITE_(FULL|IOERR|CANTOPEN|CORRUPT|NOTADB)/.test(code) || code === 'ENOSPC' || code === 'EIO') {
+    return new QuarryError('STORE_WRITE', `${file}: ${why}`, { file, systemCode: code }, e);
+  }
+  return e;
+}
 const ARTIFACT_DIR = 'artifacts';
 
 interface DocumentRow {
@@ -263,7 +286,12 @@ export class SqliteStore implements DocumentStore {
       this.stmts.setMeta.run('index_version', String(version));
       return version;
     });
-    const indexVersion = run.immediate();
+    let indexVersion: number;
+    try {
+      indexVersion = run.immediate();
+    } catch (e) {
+      throw storeWriteError(e, this.file);
+    }
     return { results, indexVersion };
   }
 
@@ -551,7 +579,12 @@ export class SqliteStore implements DocumentStore {
   writeArtifact(name: string, data: Buffer | Uint8Array[]): void {
     const file = path.join(this.dir, ARTIFACT_DIR, name);
     const tmp = `${file}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, 'w');
+    } catch (e) {
+      throw storeWriteError(e, tmp);
+    }
     try {
       for (const part of Array.isArray(data) ? data : [data]) {
         let off = 0;
@@ -567,7 +600,11 @@ export class SqliteStore implements DocumentStore {
 
   checkpoint(): void {
     // TRUNCATE resets the WAL file to zero bytes, so a bulk ingest does not leave a log as large as the data.
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (e) {
+      throw storeWriteError(e, this.file);
+    }
   }
 
   close(): void {
