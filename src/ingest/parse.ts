@@ -96,6 +96,8 @@ export interface ParsedRecordsFile {
   format: 'json' | 'jsonl';
   docType: 'record';
   records: RecordResult[];
+  /** Blank JSONL lines skipped (not records, not errors). */
+  blankLines: number;
 }
 
 export type ParsedFile = ParsedDocumentFile | ParsedRecordsFile;
@@ -120,14 +122,15 @@ export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions)
   const format = known ?? sniff(path, bytes);
   try {
     if (format === 'json' || format === 'jsonl') {
+      const counts = { blankLines: 0 };
       const records =
         format === 'jsonl'
-          ? parseJsonLines(path, bytes, opts.maxBytes, opts.records)
-          : parseJsonFile(path, bytes, opts.maxBytes, opts.records);
+          ? parseJsonLines(path, bytes, opts.maxBytes, opts.records, counts)
+          : parseJsonFile(path, bytes, opts.maxBytes, opts.records, counts);
       if (records.length === 0) {
         throw new QuarryError('EMPTY_DOCUMENT', `${path} contains no records`, { file: path });
       }
-      return { kind: 'records', format, docType: 'record', records };
+      return { kind: 'records', format, docType: 'record', records, blankLines: counts.blankLines };
     }
 
     return await parseOneDocument(path, format, bytes, opts.zip);

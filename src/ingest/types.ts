@@ -21,6 +21,11 @@ export interface IngestOptions {
   accessGroups?: string[];
   fields?: Record<string, unknown>;
   onProgress?: (p: IngestProgress) => void;
+  /**
+   * Symbolic links met while walking a folder: skipped and reported in `skipped` (default), or followed to
+   * the file or folder they point at (each target once; a link cycle is not walked twice).
+   */
+  followSymlinks?: boolean;
 }
 
 /**
@@ -49,6 +54,12 @@ export interface IngestFileError {
   message: string;
 }
 
+/** Something met during an ingest and deliberately not read, with why. */
+export interface IngestSkipped {
+  path: string;
+  reason: string;
+}
+
 export interface IngestReport {
   files: number;
   added: number;
@@ -60,6 +71,10 @@ export interface IngestReport {
   durationMs: number;
   documents: { added: string[]; updated: string[]; unchanged: string[]; removed: string[] };
   errors: IngestFileError[];
+  /** Entries not read, with the reason (symbolic links not followed); present when there are any. */
+  skipped?: IngestSkipped[];
+  /** Blank lines skipped in JSONL files; present when there are any. */
+  blankLines?: number;
   indexVersion: number;
   /** PII values redacted per kind in the documents written (present when the context redacts). */
   redactions?: Record<string, number>;
