@@ -282,6 +282,8 @@ export class SqliteStore implements DocumentStore {
         results.push({ id, key: state.key, status: 'deleted', removedChunkIds: removed, addedChunks: [] });
       }
       for (const draft of batch.upserts) results.push(this.upsert(draft, now));
+      // A batch whose every document turned out unchanged wrote nothing: the index version stays.
+      if (results.every((r) => r.status === 'unchanged')) return this.indexVersion();
       const version = this.indexVersion() + 1;
       this.stmts.setMeta.run('index_version', String(version));
       return version;
@@ -297,6 +299,11 @@ export class SqliteStore implements DocumentStore {
 
   private upsert(draft: DocumentDraft, now: string): DocumentWriteResult {
     const state = this.stmts.docState.get(draft.id);
+    // The caller compared hashes before this transaction; another process may have stored the very same
+    // content since. Compared again here, under the write lock: the same content never makes a new version.
+    if (state !== undefined && state.hash === draft.hash) {
+      return { id: draft.id, key: state.key, status: 'unchanged', removedChunkIds: [], addedChunks: [] };
+    }
     const m = draft.meta;
     const row = {
       id: draft.id,
