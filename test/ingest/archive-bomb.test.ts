@@ -20,6 +20,8 @@ interface ZipPart {
   size: number;
   /** What the directory claims the content inflates to (defaults to the truth). */
   declared?: number;
+  /** Sizes in a ZIP64 extra field of the directory entry, 0xFFFFFFFF in the fixed fields (as some writers do). */
+  zip64?: boolean;
 }
 
 const CONTENT_TYPES = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -81,15 +83,23 @@ function zip(parts: ZipPart[]): Buffer {
     locals.push(local, name, p.data);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(45, 4);
+    central.writeUInt16LE(45, 6);
     central.writeUInt16LE(8, 10);
     central.writeUInt32LE(p.crc, 16);
-    central.writeUInt32LE(p.data.length, 20);
-    central.writeUInt32LE(size, 24);
+    central.writeUInt32LE(p.zip64 ? 0xffffffff : p.data.length, 20);
+    central.writeUInt32LE(p.zip64 ? 0xffffffff : size, 24);
     central.writeUInt16LE(name.length, 28);
+    const extra = Buffer.alloc(p.zip64 ? 20 : 0);
+    if (p.zip64) {
+      extra.writeUInt16LE(0x0001, 0);
+      extra.writeUInt16LE(16, 2);
+      extra.writeBigUInt64LE(BigInt(size), 4);
+      extra.writeBigUInt64LE(BigInt(p.data.length), 12);
+    }
+    central.writeUInt16LE(extra.length, 30);
     central.writeUInt32LE(offset, 42);
-    centrals.push(central, name);
+    centrals.push(central, name, extra);
     offset += 30 + name.length + p.data.length;
   }
   const directory = Buffer.concat(centrals);
@@ -102,9 +112,13 @@ function zip(parts: ZipPart[]): Buffer {
   return Buffer.concat([...locals, directory, end]);
 }
 
-async function docx(text: string, padding = 0, declared?: number): Promise<Buffer> {
+async function docx(text: string, padding = 0, declared?: number, zip64 = false): Promise<Buffer> {
   const doc = await paddedDocument(text, padding);
-  return zip([part('[Content_Types].xml', CONTENT_TYPES), part('_rels/.rels', RELS), { ...doc, declared }]);
+  return zip([
+    part('[Content_Types].xml', CONTENT_TYPES),
+    part('_rels/.rels', RELS),
+    { ...doc, declared, zip64 },
+  ]);
 }
 
 const LIMIT: ParseOptions = { maxBytes: 50 * 1024 * 1024 };
@@ -133,6 +147,17 @@ describe('zip bombs in DOCX files', () => {
     fs.writeFileSync(file, bytes);
     const parsed = await parseFile(file, bytes, LIMIT);
     expect(parsed.kind === 'document' && parsed.doc.text).toContain('Backups run nightly.');
+  });
+
+  it('sizes given in a ZIP64 extra field are read: a small DOCX parses, a bomb is refused at its true size', async () => {
+    const small = await docx('Ferries sail daily.', 10, undefined, true);
+    const file = path.join(dir, 'zip64.docx');
+    fs.writeFileSync(file, small);
+    const parsed = await parseFile(file, small, LIMIT);
+    expect(parsed.kind === 'document' && parsed.doc.text).toContain('Ferries sail daily.');
+    const e = await refusal('zip64-bomb.docx', await docx('Boom.', 64 * 1024 * 1024, undefined, true));
+    expect(e.code).toBe('ARCHIVE_BOMB');
+    expect(e.message).toMatch(/→ 671\d{5} bytes\), over the 100× limit/);
   });
 
   it('a DOCX whose document.xml inflates to 400 MiB is ARCHIVE_BOMB, refused before it is inflated', async () => {

@@ -113,14 +113,41 @@ function readCentralDirectory(path: string, format: string, bytes: Buffer): ZipE
       name: bytes.subarray(p + 46, p + 46 + nameLen).toString('utf8'),
       method: bytes.readUInt16LE(p + 10),
       compressed: bytes.readUInt32LE(p + 20),
-      // 0xFFFFFFFF means a ZIP64 size (≥ 4 GiB): over any budget, so it stays as is and is refused.
       inflated: bytes.readUInt32LE(p + 24),
       localOffset: bytes.readUInt32LE(p + 42),
     };
+    readZip64Sizes(bytes, p + 46 + nameLen, extraLen, entry);
     entries.push(entry);
     p += 46 + nameLen + extraLen + commentLen;
   }
   return entries;
+}
+
+/**
+ * Some writers put sizes in the ZIP64 extra field (0x0001), with 0xFFFFFFFF in the fixed fields; the extra
+ * holds, in order, only the fields that overflowed. Without the extra, 0xFFFFFFFF stays (over any budget).
+ */
+function readZip64Sizes(bytes: Buffer, start: number, length: number, entry: ZipEntry): void {
+  const MAX32 = 0xffffffff;
+  const end = Math.min(start + length, bytes.length);
+  for (let q = start; q + 4 <= end; ) {
+    const id = bytes.readUInt16LE(q);
+    const size = bytes.readUInt16LE(q + 2);
+    if (id === 0x0001) {
+      let f = q + 4;
+      const next = (): number | undefined => {
+        if (f + 8 > Math.min(q + 4 + size, end)) return undefined;
+        const v = Number(bytes.readBigUInt64LE(f));
+        f += 8;
+        return v;
+      };
+      if (entry.inflated === MAX32) entry.inflated = next() ?? MAX32;
+      if (entry.compressed === MAX32) entry.compressed = next() ?? MAX32;
+      if (entry.localOffset === MAX32) entry.localOffset = next() ?? MAX32;
+      return;
+    }
+    q += 4 + size;
+  }
 }
 
 function findEndOfCentralDirectory(bytes: Buffer): number {
