@@ -116,6 +116,8 @@ function formatIngest(r: IngestReport): string {
   ];
   for (const e of r.errors)
     lines.push(`  error ${e.code}: ${e.path}${e.record ? ` [${e.record}]` : ''}: ${e.message}`);
+  for (const s of r.skipped ?? []) lines.push(`  skipped ${s.path}: ${s.reason}`);
+  if (r.blankLines) lines.push(`  ${r.blankLines} blank JSONL line(s) skipped`);
   return lines.join('\n');
 }
 
@@ -207,6 +209,10 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
     .option('--tags <list>', 'comma-separated tags added to every document', list)
     .option('--access-groups <list>', 'comma-separated access groups for every document', list)
     .option('--no-prune', 'keep stored documents whose files disappeared from an ingested folder')
+    .option(
+      '--follow-symlinks',
+      'follow symbolic links inside ingested folders (default: skip them and list them as skipped)',
+    )
     .option('--progress', PROGRESS_HELP)
     .option(
       '--chunk-tokens <n>',
@@ -242,6 +248,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
           tags: o.tags as string[] | undefined,
           accessGroups: o.accessGroups as string[] | undefined,
           prune: o.prune as boolean,
+          followSymlinks: o.followSymlinks === true,
           onProgress: ingestProgress(progress),
         });
         progress?.stop();

@@ -54,6 +54,17 @@ export const IngestConfigSchema = z.object({
     .int()
     .min(1)
     .default(50 * 1024 * 1024),
+  /**
+   * Zip-based files (DOCX) whose entries inflate to more than this in total are refused with ARCHIVE_BOMB
+   * before the parser inflates them (the size limit above counts only compressed bytes).
+   */
+  maxInflatedBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(200 * 1024 * 1024),
+  /** A zip entry over 1 MiB that inflates more than this many times its compressed size is ARCHIVE_BOMB. */
+  maxCompressionRatio: z.number().min(1).default(100),
   /** Documents written per transaction. */
   batchSize: z.number().int().min(1).max(10_000).default(64),
   /** Files parsed concurrently. */

@@ -1,7 +1,7 @@
 /**
  * Stage "parse": one file's bytes (or one document given in memory) → a `ParsedDocument` with the metadata
  * its source carries. Picks the parser from the extension (or sniffs the bytes), enforces the input rules
- * (size, emptiness, binary, UTF-8) as QuarryErrors naming the file, and returns either one document or, for
+ * (size, inflated size of archives, emptiness, binary, UTF-8) as QuarryErrors naming the file, and returns either one document or, for
  * JSON/JSONL record files, one result per record.
  * Input: a path and its bytes (`readSource` reads them), or content and its format (`parseContent`).
  * Output: `ParsedFile`. Progress: none (the runner counts a record file's records once parsed). Degrades:
@@ -21,6 +21,7 @@ import {
   type SourceMeta,
 } from './parsers/records.js';
 import { decodeText, looksLikeText, parseText } from './parsers/text.js';
+import { checkZipArchive, DEFAULT_ZIP_LIMITS, type ZipLimits } from './parsers/zip-guard.js';
 
 export type {
   ParsedRecord,
@@ -74,6 +75,8 @@ export interface ParseOptions {
   maxBytes: number;
   /** Field mapping for JSON/JSONL records; BEIR defaults when absent. */
   records?: RecordFieldMap;
+  /** Decompression limits for zip-based formats (DOCX); `DEFAULT_ZIP_LIMITS` when absent. */
+  zip?: ZipLimits;
 }
 
 /** A file that is one document. */
@@ -93,13 +96,15 @@ export interface ParsedRecordsFile {
   format: 'json' | 'jsonl';
   docType: 'record';
   records: RecordResult[];
+  /** Blank JSONL lines skipped (not records, not errors). */
+  blankLines: number;
 }
 
 export type ParsedFile = ParsedDocumentFile | ParsedRecordsFile;
 
 /**
  * Parses one file's bytes. Throws QuarryError for a file-level failure (FILE_TOO_LARGE, EMPTY_DOCUMENT,
- * BINARY_FILE, INVALID_UTF8, PARSE_FAILED, UNSUPPORTED_FILE); record-level failures come back in `records`.
+ * BINARY_FILE, INVALID_UTF8, PARSE_FAILED, UNSUPPORTED_FILE, ARCHIVE_BOMB); record-level failures come back in `records`.
  */
 export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions): Promise<ParsedFile> {
   const known = formatForPath(path);
@@ -117,17 +122,18 @@ export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions)
   const format = known ?? sniff(path, bytes);
   try {
     if (format === 'json' || format === 'jsonl') {
+      const counts = { blankLines: 0 };
       const records =
         format === 'jsonl'
-          ? parseJsonLines(path, bytes, opts.maxBytes, opts.records)
-          : parseJsonFile(path, bytes, opts.maxBytes, opts.records);
+          ? parseJsonLines(path, bytes, opts.maxBytes, opts.records, counts)
+          : parseJsonFile(path, bytes, opts.maxBytes, opts.records, counts);
       if (records.length === 0) {
         throw new QuarryError('EMPTY_DOCUMENT', `${path} contains no records`, { file: path });
       }
-      return { kind: 'records', format, docType: 'record', records };
+      return { kind: 'records', format, docType: 'record', records, blankLines: counts.blankLines };
     }
 
-    return await parseOneDocument(path, format, bytes);
+    return await parseOneDocument(path, format, bytes, opts.zip);
   } catch (e) {
     if (isQuarryError(e)) throw e;
     // A parser library blowing up on malformed input is still a file problem, not a Quarry bug to crash on.
@@ -167,8 +173,9 @@ async function parseOneDocument(
   path: string,
   format: FileFormat,
   bytes: Buffer,
+  zip: ZipLimits = DEFAULT_ZIP_LIMITS,
 ): Promise<ParsedDocumentFile> {
-  const doc = await parseDocument(path, format, bytes);
+  const doc = await parseDocument(path, format, bytes, zip);
   if (!doc.blocks.some((b) => /\S/.test(doc.text.slice(b.start, b.end)))) {
     const hint = format === 'pdf' ? ' (a scanned PDF needs OCR first)' : '';
     throw new QuarryError('EMPTY_DOCUMENT', `${path} has no text after extraction${hint}`, { file: path });
@@ -180,7 +187,12 @@ async function parseOneDocument(
   return { kind: 'document', format, docType: DOC_TYPE[format], doc, meta };
 }
 
-async function parseDocument(path: string, format: FileFormat, bytes: Buffer): Promise<ParsedDocument> {
+async function parseDocument(
+  path: string,
+  format: FileFormat,
+  bytes: Buffer,
+  zip: ZipLimits,
+): Promise<ParsedDocument> {
   switch (format) {
     // Each format's parser library (micromark, cheerio, unpdf, mammoth) loads with the first file of that
     // format, so a process that never parses, or parses only text, does not pay for the others.
@@ -196,6 +208,8 @@ async function parseDocument(path: string, format: FileFormat, bytes: Buffer): P
     }
     case 'docx': {
       const { parseDocx } = await import('./parsers/docx.js');
+      // The guard refuses a decompression bomb before mammoth inflates a byte of it.
+      checkZipArchive(path, 'docx', bytes, zip);
       return parseDocx(path, bytes);
     }
     default:

@@ -43,6 +43,8 @@ interface PathsRun {
   /** Record id → the record file that supplied it in this run (ids must be unique across files too). */
   claimed: Map<string, string>;
   recordSources: Set<string>;
+  /** Blank JSONL lines skipped in this run. */
+  blankLines: number;
 }
 
 /** Run `fn` over items with at most `limit` in flight, preserving completion order via callbacks. */
@@ -65,7 +67,10 @@ export async function ingestPaths(
 ): Promise<IngestReport> {
   const started = performance.now();
   const errors: IngestFileError[] = [];
-  const { files, roots } = collectSources(inputs, errors, opts.sourceRoot);
+  const { files, roots, skipped } = collectSources(inputs, errors, {
+    followSymlinks: opts.followSymlinks,
+    base: opts.sourceRoot,
+  });
   const writer: BatchWriter = new BatchWriter(ctx, () => progress.emit());
   const progress = new ProgressTracker(opts.onProgress, files.length, started, () => writer);
   const run: PathsRun = {
@@ -78,6 +83,7 @@ export async function ingestPaths(
     seen: new Set(),
     claimed: new Map(),
     recordSources: new Set(),
+    blankLines: 0,
   };
   await pool(files, ctx.config.ingest.concurrency, (task) => ingestTask(run, task));
   if (opts.prune !== false) writer.deletes.push(...vanished(ctx.store, roots, run));
@@ -86,7 +92,10 @@ export async function ingestPaths(
     ctx.persist();
     ctx.store.checkpoint();
   }
-  return embedWritten(writer.report(files.length, errors, performance.now() - started), ctx.dense);
+  const report = writer.report(files.length, errors, performance.now() - started);
+  if (skipped.length > 0) report.skipped = skipped;
+  if (run.blankLines > 0) report.blankLines = run.blankLines;
+  return embedWritten(report, ctx.dense);
 }
 
 /** Documents that disappeared: only under folders we walked and record files we read. */
@@ -125,8 +134,13 @@ async function ingestFile(run: PathsRun, task: FileTask, records: FileRecords): 
       return;
     }
   }
+  const { maxInflatedBytes, maxCompressionRatio } = ctx.config.ingest;
   // Named by its source in messages (relative to the ingest root), never by a server path.
-  const parsed = await parseFile(task.source, bytes, { maxBytes: max, records: opts.records });
+  const parsed = await parseFile(task.source, bytes, {
+    maxBytes: max,
+    records: opts.records,
+    zip: { maxInflatedBytes, maxCompressionRatio },
+  });
   if (parsed.kind === 'records') return ingestRecords(run, task, parsed, records);
   writer.upserts.push(chunkFile(run, task, parsed, sha256(bytes, fingerprint)));
 }
@@ -153,6 +167,7 @@ async function ingestRecords(
 ): Promise<void> {
   const { ctx, writer, progress } = run;
   run.recordSources.add(task.source);
+  run.blankLines += parsed.blankLines;
   progress.recordsFound(records, parsed.records.length);
   const stored = ctx.store.documentStates(parsed.records.filter((r) => r.ok).map((r) => r.id));
   // A record that failed before its id was known may be one that is stored: keep everything stored from

@@ -23,6 +23,11 @@ export interface IngestOptions {
   onProgress?: (p: IngestProgress) => void;
   /** Documents are named by their path relative to this folder (default: the working directory). */
   sourceRoot?: string;
+  /**
+   * Symbolic links met while walking a folder: skipped and reported in `skipped` (default), or followed to
+   * the file or folder they point at (each target once; a link cycle is not walked twice).
+   */
+  followSymlinks?: boolean;
 }
 
 /**
@@ -51,6 +56,12 @@ export interface IngestFileError {
   message: string;
 }
 
+/** Something met during an ingest and deliberately not read, with why. */
+export interface IngestSkipped {
+  path: string;
+  reason: string;
+}
+
 export interface IngestReport {
   files: number;
   added: number;
@@ -62,6 +73,10 @@ export interface IngestReport {
   durationMs: number;
   documents: { added: string[]; updated: string[]; unchanged: string[]; removed: string[] };
   errors: IngestFileError[];
+  /** Entries not read, with the reason (symbolic links not followed); present when there are any. */
+  skipped?: IngestSkipped[];
+  /** Blank lines skipped in JSONL files; present when there are any. */
+  blankLines?: number;
   indexVersion: number;
   /** PII values redacted per kind in the documents written (present when the context redacts). */
   redactions?: Record<string, number>;

@@ -50,6 +50,7 @@ export class BatchWriter {
     for (const r of outcome.results) {
       if (r.status === 'added') this.added.push(r.id);
       else if (r.status === 'updated') this.updated.push(r.id);
+      else if (r.status === 'unchanged') this.unchanged.push(r.id);
       else this.removed.push(r.id);
       this.chunks += r.addedChunks.length;
     }

@@ -22,6 +22,7 @@ import type { LtrDeps } from '../rerank/ltr/features.js';
 import type { Reranker } from '../rerank/types.js';
 import { createBm25Retriever, type Retriever } from '../retrieve/bm25-retriever.js';
 import { DocumentCatalog } from '../retrieve/catalog.js';
+import { assertFilterDepth } from '../retrieve/filter.js';
 import type { DocumentStore, WriteOutcome } from '../store/types.js';
 import { configuredLlm, type QuarryComponents } from './components.js';
 import type { LlmAnswerDeps } from './llm-answer.js';
@@ -136,6 +137,8 @@ export class Engine {
   cacheKey(question: string, o: AskOptions, kind: 'ask' | 'search'): string | undefined {
     if (!this.caches.enabled(kind === 'ask' ? 'responses' : 'retrievals')) return undefined;
     if (o.cache === false || o.signal !== undefined) return undefined;
+    // The key hashes the filter recursively before retrieval validates it: refuse an absurdly deep one here.
+    if (o.filter !== undefined && typeof o.filter !== 'string') assertFilterDepth(o.filter);
     return responseCacheKey({
       kind,
       store: this.storeId(),

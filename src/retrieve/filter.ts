@@ -24,6 +24,7 @@
  *   against a date string operand does not match.
  */
 import { QuarryError } from '../errors.js';
+import { exceedsDepth } from '../json-depth.js';
 import type { DocumentMetadata } from '../types.js';
 
 /** The raw JSON form of a filter. */
@@ -341,6 +342,21 @@ function parse(input: unknown): Parsed {
   const node = parser.filterObject(value, '', 1);
   return { source: deepFreezeCopy(value) as Filter, node, fields: [...parser.fields] };
 }
+
+/**
+ * INVALID_FILTER when a filter nests objects/arrays far past any valid filter, checked without recursion,
+ * for callers that walk a filter recursively before it is parsed (the cache key hashes it). The parser has
+ * its own, tighter depth check with the offending path; this bound only keeps a 5,000-level filter from
+ * overflowing the stack on the way there.
+ */
+export function assertFilterDepth(value: unknown): void {
+  if (exceedsDepth(value, MAX_FILTER_WALK_DEPTH)) {
+    fail('', `filter is nested deeper than ${MAX_FILTER_DEPTH} levels`);
+  }
+}
+
+/** JSON levels: every filter level is an object and perhaps an operand array, well under this bound. */
+const MAX_FILTER_WALK_DEPTH = 256;
 
 /**
  * Validates a filter (an object, or a JSON string holding one) and returns it as a frozen deep copy.

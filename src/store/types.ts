@@ -58,7 +58,11 @@ export interface CatalogEntry {
   meta: DocumentMetadata;
 }
 
-export type WriteStatus = 'added' | 'updated' | 'deleted';
+/**
+ * `unchanged`: the draft's content hash equals the stored one when the write transaction looked (another
+ * process wrote the same content since the caller compared); nothing was written and the version stays.
+ */
+export type WriteStatus = 'added' | 'updated' | 'unchanged' | 'deleted';
 
 export interface DocumentWriteResult {
   id: string;

@@ -4,6 +4,7 @@
  * (tags, access groups, dates) shared with front matter.
  */
 import { QuarryError } from '../../errors.js';
+import { exceedsDepth } from '../../json-depth.js';
 import type { ParsedDocument } from '../../types.js';
 import { decodeText, firstInvalidUtf8, normalizeNewlines, parseText } from './text.js';
 
@@ -60,6 +61,11 @@ export interface RecordError {
 
 export type RecordResult = ParsedRecord | RecordError;
 
+/** What a record file held besides records: blank JSONL lines are skipped, and counted here. */
+export interface RecordFileCounts {
+  blankLines: number;
+}
+
 interface Where {
   path: string;
   index: number;
@@ -76,6 +82,8 @@ const LIFTED = [
   'created_at',
   'updated_at',
 ] as const;
+/** Records and front matter nested deeper than this are refused (stored fields are walked recursively). */
+export const MAX_RECORD_DEPTH = 64;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -87,6 +95,7 @@ export function parseJsonLines(
   bytes: Uint8Array,
   maxBytes: number,
   map: RecordFieldMap = {},
+  counts: RecordFileCounts = { blankLines: 0 },
 ): RecordResult[] {
   const nul = bytes.subarray(0, 8192).indexOf(0);
   if (nul !== -1) {
@@ -107,7 +116,10 @@ export function parseJsonLines(
     const raw = bytes.subarray(pos, end);
     pos = end + 1;
     lineNo++;
-    if (isBlank(raw)) continue;
+    if (isBlank(raw)) {
+      counts.blankLines++;
+      continue;
+    }
     const where: Where = { path, index: index++, line: lineNo };
     const fail = (
       code: 'FILE_TOO_LARGE' | 'BINARY_FILE' | 'INVALID_UTF8' | 'INVALID_RECORD',
@@ -156,13 +168,15 @@ export function parseJsonFile(
   bytes: Uint8Array,
   maxBytes: number,
   map: RecordFieldMap = {},
+  counts: RecordFileCounts = { blankLines: 0 },
 ): RecordResult[] {
   const text = decodeText(path, bytes);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    if (/^\s*\{/.test(text) && /\}\s*\n\s*\{/.test(text)) return parseJsonLines(path, bytes, maxBytes, map);
+    if (/^\s*\{/.test(text) && /\}\s*\n\s*\{/.test(text))
+      return parseJsonLines(path, bytes, maxBytes, map, counts);
     throw new QuarryError(
       'PARSE_FAILED',
       `${path} is not valid JSON (${e instanceof Error ? e.message : String(e)})`,
@@ -213,6 +227,9 @@ function toRecord(value: unknown, map: RecordFieldMap, where: Where): RecordResu
     error: recordError(code, where, what, id === undefined ? {} : { id }),
   });
   if (!isPlainObject(value)) return fail(`expected a JSON object, got ${describe(value)}`);
+  if (exceedsDepth(value, MAX_RECORD_DEPTH)) {
+    return fail(`the record is nested deeper than ${MAX_RECORD_DEPTH} levels`);
+  }
 
   const idKeys = list(map.id, DEFAULT_ID);
   const textKeys = list(map.text, ['text']);
@@ -243,11 +260,14 @@ function toRecord(value: unknown, map: RecordFieldMap, where: Where): RecordResu
   }
   const title =
     rawTitle === undefined || rawTitle === null ? '' : String(rawTitle).replace(/\s+/g, ' ').trim();
-  if (texts.length === 0 && !title) {
+  // A record without its text field is INVALID_RECORD even when it has a title (the documented contract):
+  // a wrong --text-field must not quietly index every record by its title alone.
+  if (texts.length === 0) {
     return fail(`no text field (looked for ${textKeys.map((k) => `"${k}"`).join(', ')})`, id);
   }
   let text = normalizeNewlines(texts.join('\n\n'));
-  // Some corpora (several BEIR sets) have title-only documents; index the title rather than lose them.
+  // Some corpora (several BEIR sets) have title-only documents, their text field present but empty; index
+  // the title rather than lose them.
   if (!text.trim()) text = title;
   if (!text.trim()) return fail('the text is empty', id, 'EMPTY_DOCUMENT');
 
@@ -280,6 +300,7 @@ function toRecord(value: unknown, map: RecordFieldMap, where: Where): RecordResu
  * instead of throwing so records can report it per record and documents can wrap it in their own error.
  */
 export function liftMeta(fields: Record<string, unknown>): SourceMeta | string {
+  if (exceedsDepth(fields, MAX_RECORD_DEPTH)) return `is nested deeper than ${MAX_RECORD_DEPTH} levels`;
   const rest: Record<string, unknown> = { ...fields };
   const meta: SourceMeta = { fields: rest };
   for (const key of LIFTED) {

@@ -23,6 +23,29 @@ import type {
 import { migrate, SCHEMA_VERSION } from './migrations.js';
 
 const DB_FILE = 'quarry.db';
+
+/**
+ * A write the file system or SQLite refused (read-only files or mount, disk full, I/O error) is a store
+ * problem (exit 5) naming the file, not an INTERNAL error; anything else is rethrown as is.
+ */
+function storeWriteError(e: unknown, file: string): unknown {
+  if (e instanceof QuarryError) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string') return e;
+  const why = (e as Error).message;
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+    return new QuarryError(
+      'STORE_READONLY',
+      `${file} cannot be written (${why}); check the permissions of the store directory and its files`,
+      { file, systemCode: code },
+      e,
+    );
+  }
+  if (/^SQLITE_(FULL|IOERR|CANTOPEN|CORRUPT|NOTADB)/.test(code) || code === 'ENOSPC' || code === 'EIO') {
+    return new QuarryError('STORE_WRITE', `${file}: ${why}`, { file, systemCode: code }, e);
+  }
+  return e;
+}
 const ARTIFACT_DIR = 'artifacts';
 
 interface DocumentRow {
@@ -259,16 +282,28 @@ export class SqliteStore implements DocumentStore {
         results.push({ id, key: state.key, status: 'deleted', removedChunkIds: removed, addedChunks: [] });
       }
       for (const draft of batch.upserts) results.push(this.upsert(draft, now));
+      // A batch whose every document turned out unchanged wrote nothing: the index version stays.
+      if (results.every((r) => r.status === 'unchanged')) return this.indexVersion();
       const version = this.indexVersion() + 1;
       this.stmts.setMeta.run('index_version', String(version));
       return version;
     });
-    const indexVersion = run.immediate();
+    let indexVersion: number;
+    try {
+      indexVersion = run.immediate();
+    } catch (e) {
+      throw storeWriteError(e, this.file);
+    }
     return { results, indexVersion };
   }
 
   private upsert(draft: DocumentDraft, now: string): DocumentWriteResult {
     const state = this.stmts.docState.get(draft.id);
+    // The caller compared hashes before this transaction; another process may have stored the very same
+    // content since. Compared again here, under the write lock: the same content never makes a new version.
+    if (state !== undefined && state.hash === draft.hash) {
+      return { id: draft.id, key: state.key, status: 'unchanged', removedChunkIds: [], addedChunks: [] };
+    }
     const m = draft.meta;
     const row = {
       id: draft.id,
@@ -551,7 +586,12 @@ export class SqliteStore implements DocumentStore {
   writeArtifact(name: string, data: Buffer | Uint8Array[]): void {
     const file = path.join(this.dir, ARTIFACT_DIR, name);
     const tmp = `${file}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, 'w');
+    } catch (e) {
+      throw storeWriteError(e, tmp);
+    }
     try {
       for (const part of Array.isArray(data) ? data : [data]) {
         let off = 0;
@@ -567,7 +607,11 @@ export class SqliteStore implements DocumentStore {
 
   checkpoint(): void {
     // TRUNCATE resets the WAL file to zero bytes, so a bulk ingest does not leave a log as large as the data.
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (e) {
+      throw storeWriteError(e, this.file);
+    }
   }
 
   close(): void {
