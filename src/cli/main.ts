@@ -486,6 +486,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       });
       progress?.stop();
       const { checkGate, formatGate, GATE_FAILED_EXIT } = await import('../eval/gate.js');
+      const { ANSWER_METRICS } = await import('../eval/answers.js');
       const gate =
         gateSpec === undefined ? undefined : checkGate(gateSpec.baseline, report, gateSpec.tolerances);
       // The per-query figures (asked for by --html) stay out of the saved report: a baseline needs the means.
@@ -530,7 +531,7 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
                   `; stage p50/p95 ms ${Object.entries(report.answers.stages_ms)
                     .map(([k, v]) => `${k} ${v.p50.toFixed(2)}/${v.p95.toFixed(2)}`)
                     .join(', ')}`,
-                answerMetricsLine(m),
+                answerMetricsLine(m, ANSWER_METRICS),
               ]
             : []),
           ...(report.unanswerable
@@ -911,27 +912,16 @@ const DENSE_STATE: Record<QuarryStats['dense'][number]['state'], (bytes: number)
   none: () => 'not built yet (built on the first dense query)',
 };
 
-/** Options search and ask share: what to retrieve with, for whom, and how to show it. */
-/** The answer metrics of an eval report, on one line (the ones the run measured). */
-function answerMetricsLine(m: Record<string, number>): string {
-  const names = [
-    'exact_match',
-    'token_f1',
-    'citation_precision',
-    'citation_recall',
-    'faithfulness',
-    'answer_relevance',
-    'abstention_rate',
-    'abstention_correct',
-    'abstention_correct_answerable',
-    'abstention_correct_unanswerable',
-  ];
+/** The answer metrics of an eval report, on one line (the ones the run measured; hit@1 is printed before). */
+function answerMetricsLine(m: Record<string, number>, names: readonly string[]): string {
+  const elsewhere = new Set(['answer_hit@1', 'confidence', 'tokens_per_query', 'cost_usd_per_query']);
   return names
-    .filter((n) => m[n] !== undefined)
+    .filter((n) => !elsewhere.has(n) && m[n] !== undefined)
     .map((n) => `${n} ${m[n]!.toFixed(4)}`)
     .join('  ');
 }
 
+/** Options search and ask share: what to retrieve with, for whom, and how to show it. */
 function withRetrieval(cmd: Command): Command {
   return cmd
     .option('--filter <json>', 'metadata filter, e.g. \'{"tags":{"$in":["guide"]}}\'')
