@@ -220,6 +220,17 @@ export const Citation = z
   })
   .passthrough();
 
+/** What validation found in an answer's sentences (the library's `AnswerValidationSummary`). */
+export const Validation = z.object({
+  policy: z.enum(['flag', 'remove']),
+  sentences: z.number(),
+  supported: z.number(),
+  unsupported: z.array(z.object({ text: z.string(), support: z.number(), markers: z.array(z.number()) })),
+  removed: z.number(),
+  unknownMarkers: z.array(z.number()),
+  critique: z.object({ verdict: z.string(), unsupported: z.array(z.string()) }).optional(),
+});
+
 export const AskResponse = z
   .object({
     queryId: z.string(),
@@ -230,7 +241,8 @@ export const AskResponse = z
     confidence: z.number(),
     answerer: z.string(),
     degraded: Degraded,
-    validation: z.record(z.string(), z.unknown()).optional(),
+    validation: Validation.optional(),
+    hits: z.array(Hit).describe('The passages the answer was built from'),
     usage: z.record(z.string(), z.unknown()).optional(),
   })
   .passthrough()

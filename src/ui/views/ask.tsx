@@ -8,7 +8,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { AskResponse, AskStreamEvent } from '../../client/index.js';
 import type { Session } from '../main.js';
-import { answerChunks, type ValidationSummary, validationOf } from '../types.js';
+import { answerChunks, type ValidationSummary } from '../types.js';
 
 type Degradation = AskResponse['degraded'][number];
 
@@ -41,14 +41,12 @@ export function reduce(s: AskState, e: AskStreamEvent): AskState {
       return { ...s, text: s.text + e.data.text, deltas: s.deltas + 1 };
     case 'reset':
       return { ...s, text: '', reset: e.data.reason };
-    case 'validation': {
-      const validation = validationOf(e.data);
-      return validation === undefined ? s : { ...s, validation };
-    }
+    case 'validation':
+      return { ...s, validation: e.data };
     case 'degraded':
       return { ...s, degraded: e.data };
     case 'answer': {
-      const validation = validationOf(e.data.validation) ?? s.validation;
+      const validation = e.data.validation ?? s.validation;
       return {
         ...s,
         answer: e.data,
