@@ -91,6 +91,24 @@ describe('upload limits', () => {
     expect(uploadsOnDisk()).toEqual(['canoe.md']);
   });
 
+  it('a failed replacement keeps the previous bytes on disk, matching the stored document', async () => {
+    const good = '# Kayak\n\nA kayak is paddled with a double-bladed paddle.\n';
+    const first = await upload([{ name: 'kayak.md', bytes: good }]);
+    expect(first.body.added).toBe(1);
+    // The same name again, now bytes no parser accepts (a NUL-filled "markdown" file).
+    const broken = await upload([{ name: 'kayak.md', bytes: new Uint8Array(2048) }]);
+    expect(broken.status).toBe(200);
+    expect(broken.body.failed).toBe(1);
+    expect(fs.readFileSync(path.join(t.store, 'uploads', 'kayak.md'), 'utf8')).toBe(good);
+    const doc = await t.call('GET', `/v1/documents/${encodeURIComponent('uploads/kayak.md')}`);
+    expect(doc.body.text).toContain('double-bladed paddle');
+    // And a later good replacement still updates it.
+    const better = good.replace('double-bladed', 'two-bladed');
+    const again = await upload([{ name: 'kayak.md', bytes: better }]);
+    expect(again.body.updated).toBe(1);
+    expect(fs.readFileSync(path.join(t.store, 'uploads', 'kayak.md'), 'utf8')).toBe(better);
+  });
+
   it('a multipart request without a file field is 400', async () => {
     const before = await documentIds();
     const r = await upload([], { collection: 'default' });

@@ -160,22 +160,41 @@ export function registerDocumentRoutes(app: FastifyInstance, s: ServerState): vo
         const ingestStaged = (onProgress?: (p: ProgressEvent) => void) =>
           s.collections.serialize(info.name, async () => {
             const fresh = new Set<string>();
+            // A file replacing one of the same name keeps the previous bytes aside until it is ingested.
+            const previous = new Map<string, string>();
             const targets = staged.map((f) => {
-              const target = path.join(dir, f.name);
-              if (!fs.existsSync(target)) fresh.add(path.resolve(target));
+              const target = path.resolve(dir, f.name);
+              if (!fs.existsSync(target)) fresh.add(target);
+              else {
+                const kept = path.join(stageDir, `previous-${previous.size}-${f.name}`);
+                fs.renameSync(target, kept);
+                previous.set(target, kept);
+              }
               fs.renameSync(f.tmp, target);
               return target;
             });
-            // Named `uploads/<file>`, relative to the collection's store: no server path reaches a client.
-            const result = await quarry.ingest(targets, {
-              prune: false,
-              sourceRoot: path.dirname(dir),
-              ...(onProgress === undefined ? {} : { onProgress: (p) => onProgress(ingestProgressEvent(p)) }),
-            });
-            // A new file that failed to ingest is not kept: uploads/ holds the sources of stored documents only.
+            let result: IngestReport;
+            try {
+              // Named `uploads/<file>`, relative to the collection's store: no server path reaches a client.
+              result = await quarry.ingest(targets, {
+                prune: false,
+                sourceRoot: path.dirname(dir),
+                ...(onProgress === undefined
+                  ? {}
+                  : { onProgress: (p) => onProgress(ingestProgressEvent(p)) }),
+              });
+            } catch (e) {
+              for (const [target, kept] of previous) fs.renameSync(kept, target);
+              for (const target of fresh) fs.rmSync(target, { force: true });
+              throw e;
+            }
+            // uploads/ holds the sources of stored documents only: a new file that failed is removed, and a
+            // failed replacement gives way to the previous bytes, which the stored document was made from.
             for (const e of result.errors) {
               const file = path.resolve(path.dirname(dir), e.path);
               if (fresh.has(file)) fs.rmSync(file, { force: true });
+              const kept = previous.get(file);
+              if (kept !== undefined) fs.renameSync(kept, file);
             }
             return result;
           });
