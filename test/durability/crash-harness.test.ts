@@ -66,6 +66,10 @@ interface Lane {
   kills: number;
   checks: number;
   verified: number;
+  /** Kills after which the store held the effect of the operation in flight (committed, not yet acknowledged). */
+  inFlightSeen: number;
+  /** Checks on disk that compared a current dense snapshot with the store. */
+  denseChecked: number;
 }
 
 /** The folder's files as they are on disk now (a killed run may have written some it never ingested). */
@@ -188,6 +192,8 @@ function verify(lane: Lane, acked: State, inFlight: State | undefined): void {
   const onDisk = checkStoreDir(lane.store);
   expect(onDisk.findings.filter((f) => f.severity === 'error')).toEqual([]);
   lane.checks++;
+  if (onDisk.counts.denseSnapshot !== null && !onDisk.findings.some((f) => f.code === 'DENSE_SNAPSHOT_STALE'))
+    lane.denseChecked++;
   const q = Quarry.open({ store: lane.store, create: false });
   try {
     // Opening rebuilt a stale BM25 snapshot; a stale dense one waits for the first dense query (a warning).
@@ -201,6 +207,7 @@ function verify(lane: Lane, acked: State, inFlight: State | undefined): void {
       chunksOf.set(c.docId, list);
     }
     const observed: State = new Map();
+    let sawInFlight = false;
     for (const d of q.store.listDocuments()) {
       const text = q.store.getDocument(d.id)!.text;
       const m = MARKER.exec(text);
@@ -227,7 +234,9 @@ function verify(lane: Lane, acked: State, inFlight: State | undefined): void {
       const alt = inFlight?.get(key) ?? null;
       expect([want, alt], `${key}: stored ${got}, acknowledged ${want}, in flight ${alt}`).toContain(got);
       if (want !== null && got === want) lane.verified++;
+      if (got !== want) sawInFlight = true;
     }
+    if (sawInFlight) lane.inFlightSeen++;
     lane.baseline = observed;
   } finally {
     q.close();
@@ -248,6 +257,8 @@ async function runLane(index: number): Promise<Lane> {
     kills: 0,
     checks: 0,
     verified: 0,
+    inFlightSeen: 0,
+    denseChecked: 0,
   };
   while (lane.kills < KILLS_PER_LANE && lane.runs < MAX_RUNS_PER_LANE) {
     const { ops, after } = makePlan(lane);
@@ -269,7 +280,8 @@ describe('SIGKILL at random points during ingest, delete and re-ingest', () => {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     console.log(
       `crash harness (seed ${SEED}): ${kills} kills in ${sum((l) => l.runs)} runs, ${sum((l) => l.checks)} checks passed, ` +
-        `${sum((l) => l.verified)} acknowledged documents verified, ${seconds} s`,
+        `${sum((l) => l.verified)} acknowledged documents verified, ${sum((l) => l.inFlightSeen)} kills with an ` +
+        `unacknowledged operation already committed, ${sum((l) => l.denseChecked)} checks of a current dense snapshot, ${seconds} s`,
     );
     expect(kills).toBeGreaterThanOrEqual(50);
     expect(sum((l) => l.verified)).toBeGreaterThan(kills);
