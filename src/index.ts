@@ -84,6 +84,12 @@ export {
   type TelemetryOptions,
 } from './observability/tracing.js';
 export { cachedUsage, UsageMeter, type UsageRecord } from './observability/usage.js';
+export {
+  type CheckCode,
+  type CheckFinding,
+  type CheckReport,
+  checkStoreDir,
+} from './pipeline/check.js';
 export type { LanguageModel, QuarryComponents } from './pipeline/components.js';
 export {
   type AskOptions,

@@ -784,6 +784,50 @@ export function buildProgram(io: { out: NodeJS.WritableStream; err: NodeJS.Writa
       }
     });
 
+  withCommon(program.command('check'))
+    .description('check the store and every index against it; exit 5 when a problem is found')
+    .option(
+      '--repair',
+      'rebuild the derived indexes (BM25, dense, catalog) from the store, remove orphan chunks, check again',
+    )
+    .action(async (o: CommonOpts & { repair?: boolean }) => {
+      const { checkStoreDir, CHECK_FAILED_EXIT } = await import('../pipeline/check.js');
+      const { resolveStoreDir } = await import('../pipeline/quarry.js');
+      const config = readConfigFile(o.config);
+      // Checked as it is on disk first: opening the store for a repair rebuilds a stale or damaged snapshot.
+      let report = checkStoreDir(resolveStoreDir(o.store), config);
+      if (o.repair === true) {
+        const before = report.findings;
+        const q = await openStore(o);
+        try {
+          report = { ...q.check({ repair: true }), before };
+        } finally {
+          q.close();
+        }
+      }
+      if (!report.ok) process.exitCode = CHECK_FAILED_EXIT;
+      if (o.json) {
+        print(io.out, JSON.stringify(report));
+        return;
+      }
+      const line = (f: (typeof report.findings)[number]) =>
+        `${f.severity} ${f.code} (${f.count}): ${f.message}${f.examples === undefined || f.examples.length === 0 ? '' : ` [${f.examples.join(', ')}]`}`;
+      const c = report.counts;
+      print(
+        io.out,
+        [
+          ...(report.before === undefined
+            ? []
+            : ['before repair:', ...report.before.map((f) => `  ${line(f)}`)]),
+          ...report.repaired.map((r) => `repaired: ${r}`),
+          ...report.findings.map(line),
+          `${report.ok ? 'ok' : 'FAILED'}: ${report.findings.filter((f) => f.severity === 'error').length} problems, ` +
+            `${report.findings.filter((f) => f.severity === 'warning').length} warnings; ${c.documents} documents, ${c.chunks} chunks, ` +
+            `BM25 snapshot ${c.bm25Snapshot ?? 'none'}, dense snapshot ${c.denseSnapshot ?? 'none'}`,
+        ].join('\n'),
+      );
+    });
+
   withPrincipal(withCommon(program.command('docs')))
     .description('list documents (or show one with --id)')
     .option('--id <id>', 'show one document with its text')

@@ -29,10 +29,12 @@ import {
 } from '../privacy/redact-output.js';
 import { piiAuditLog, type RestoreOptions, type RestoreResult, restorePii } from '../privacy/restore.js';
 import { normalizeQuery } from '../query/understand.js';
+import { DocumentCatalog } from '../retrieve/catalog.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, FeedbackEntry, ParentSection, WriteOutcome } from '../store/types.js';
 import type { Answer, StoredDocument } from '../types.js';
 import { AskRunner } from './ask.js';
+import { type CheckReport, checkStore } from './check.js';
 import { checkComponents } from './components.js';
 import type { Deadline } from './deadline.js';
 import { Engine } from './engine.js';
@@ -357,6 +359,43 @@ export class Quarry {
    */
   onCacheInvalidation(listener: (e: CacheInvalidation) => void): () => void {
     return this.engine.caches.onInvalidation(listener);
+  }
+
+  /**
+   * Check the store's integrity and every derived index against it (see ./check.ts); with `repair`, rebuild
+   * the BM25 and dense indexes and the catalog from the store, remove orphan chunks (reported), and check again.
+   * Documents are never deleted.
+   */
+  check(options: { repair?: boolean } = {}): CheckReport {
+    const { engine } = this;
+    if (!(engine.store instanceof SqliteStore))
+      throw new QuarryError('INVALID_ARGUMENT', 'check needs the embedded SQLite store', {});
+    const store = engine.store;
+    const targets = () => ({ store, lexical: engine.lexical, catalog: engine.catalog });
+    const first = checkStore(targets());
+    if (options.repair !== true) return first;
+    const repaired: string[] = [];
+    const orphans = store.removeOrphans();
+    if (orphans.length > 0)
+      repaired.push(`removed ${orphans.length} orphan chunks (${orphans.slice(0, 20).join(', ')})`);
+    engine.lexical.rebuild();
+    engine.lexical.persist();
+    repaired.push(`rebuilt the BM25 index from the store (${engine.lexical.bm25.size} chunks)`);
+    const hadDense =
+      first.counts.denseSnapshot !== null || first.findings.some((f) => f.code.startsWith('DENSE_'));
+    if (hadDense || engine.dense.ready) {
+      const built = engine.dense.rebuild();
+      repaired.push(
+        built
+          ? `rebuilt the dense index (${engine.dense.size} vectors)`
+          : 'the dense index cannot be built yet (too few chunks)',
+      );
+    }
+    engine.catalog = new DocumentCatalog(store.catalog());
+    repaired.push(`rebuilt the catalog (${engine.catalog.size} documents)`);
+    engine.caches.committed(store.indexVersion());
+    const after = checkStore(targets());
+    return { ...after, repaired, before: first.findings };
   }
 
   close(): void {

@@ -19,7 +19,7 @@ import {
 import type { VectorHit } from '../vector/types.js';
 
 const MODEL_ARTIFACT = 'local-embedder.model';
-const INDEX_ARTIFACT = 'dense.snapshot';
+export const INDEX_ARTIFACT = 'dense.snapshot';
 
 export interface DenseIndexOptions {
   embedder?: LocalEmbedderOptions;
@@ -164,9 +164,9 @@ export class DenseIndex {
    * Load the embedder and vectors (or train/build them) so the index matches the store. Returns false when the
    * store is too small to train on: dense retrieval then contributes nothing and hybrid falls back to BM25.
    */
-  ensure(): boolean {
+  ensure(fromStore = false): boolean {
     const storeVersion = this.store.indexVersion();
-    if (this.ready && this.version === storeVersion) return true;
+    if (!fromStore && this.ready && this.version === storeVersion) return true;
     if (this.embedderModel === undefined) {
       const bytes = this.store.readArtifact(MODEL_ARTIFACT);
       if (bytes !== undefined) {
@@ -192,7 +192,7 @@ export class DenseIndex {
       dimension: this.embedderModel.dimension,
       metric: 'cosine' as const,
     };
-    const buf = this.store.readArtifact(INDEX_ARTIFACT);
+    const buf = fromStore ? undefined : this.store.readArtifact(INDEX_ARTIFACT);
     const loaded =
       buf === undefined
         ? undefined
@@ -214,6 +214,11 @@ export class DenseIndex {
     this.version = storeVersion;
     if (this.loadedFrom === 'rebuild') this.persist();
     return true;
+  }
+
+  /** Rebuild the vectors from the store's chunks, ignoring the snapshot (`quarry check --repair`); persists them. */
+  rebuild(): boolean {
+    return this.ensure(true);
   }
 
   /** Mirror a committed write (only once built; an unbuilt index is built on first use). */

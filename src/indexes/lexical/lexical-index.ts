@@ -14,7 +14,7 @@ import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from 
 import { TypoNeighbourhood } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 
-const SNAPSHOT_NAME = 'bm25.snapshot';
+export const SNAPSHOT_NAME = 'bm25.snapshot';
 
 /**
  * `flat`: title and body in one field (Anserini's "flat" BEIR setting).

@@ -55,6 +55,22 @@ export function encodeSnapshot(index: Bm25Index, indexVersion: number, fingerpri
   return out;
 }
 
+/** A snapshot's index version and fingerprint, from its header alone; undefined when it has no valid header. */
+export function readSnapshotHeader(buf: Buffer): { indexVersion: number; fingerprint: string } | undefined {
+  try {
+    if (buf.byteLength < MAGIC.length + 4 || buf.toString('latin1', 0, MAGIC.length) !== MAGIC)
+      return undefined;
+    const headerLength = buf.readUInt32LE(MAGIC.length);
+    const offset = MAGIC.length + 4;
+    if (offset + headerLength > buf.byteLength) return undefined;
+    const header = JSON.parse(buf.toString('utf8', offset, offset + headerLength)) as Header;
+    if (typeof header.indexVersion !== 'number' || typeof header.fingerprint !== 'string') return undefined;
+    return { indexVersion: header.indexVersion, fingerprint: header.fingerprint };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Decode a snapshot; returns undefined when it is for another index version or other settings, or corrupt. */
 export function decodeSnapshot(
   buf: Buffer,

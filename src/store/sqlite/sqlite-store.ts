@@ -48,6 +48,28 @@ function storeWriteError(e: unknown, file: string): unknown {
 }
 const ARTIFACT_DIR = 'artifacts';
 
+/** The database's own findings for `quarry check` (see `SqliteStore.integrityReport`). */
+export interface StoreIntegrityReport {
+  /** Lines of `PRAGMA integrity_check` other than `ok`. */
+  integrity: string[];
+  /** Rows of `PRAGMA foreign_key_check`. */
+  foreignKeys: number;
+  orphanChunks: Array<{ chunkId: number; docKey: number }>;
+  orphanSections: number;
+  /** Documents with text but no chunk. */
+  emptyDocuments: string[];
+  badSpans: Array<{
+    docId: string;
+    chunkId: number;
+    start: number;
+    end: number;
+    length: number;
+    reason: 'outside' | 'text';
+  }>;
+  /** Documents, and chunks that belong to one. */
+  counts: { documents: number; chunks: number };
+}
+
 interface DocumentRow {
   key: number;
   id: string;
@@ -603,6 +625,87 @@ export class SqliteStore implements DocumentStore {
     }
     // rename is atomic: readers see the old snapshot or the new one, never a torn file.
     fs.renameSync(tmp, file);
+  }
+
+  /**
+   * What `quarry check` asks of the database itself: SQLite's own integrity and foreign-key checks, chunks and
+   * sections whose document is gone, documents with text but no chunks, and chunk spans that fall outside
+   * their document's text or whose text is not the text at that span. Read-only; bounded lists (`limit`).
+   */
+  integrityReport(limit = 100): StoreIntegrityReport {
+    const integrity = (this.db.pragma('integrity_check') as unknown[])
+      .map((r) => String(Object.values(r as Record<string, unknown>)[0]))
+      .filter((m: string) => m !== 'ok');
+    const foreignKeys = (this.db.pragma('foreign_key_check') as unknown[]).length;
+    const orphanChunks = this.db
+      .prepare<[], { id: number; doc_key: number }>(
+        'SELECT c.id, c.doc_key FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.key = c.doc_key) ORDER BY c.id',
+      )
+      .all()
+      .map((r) => ({ chunkId: r.id, docKey: r.doc_key }));
+    const orphanSections = this.db
+      .prepare<[], { n: number }>(
+        'SELECT count(*) AS n FROM sections s WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.key = s.doc_key)',
+      )
+      .get()!.n;
+    const emptyDocuments = this.db
+      .prepare<[], { id: string }>(
+        `SELECT d.id FROM documents d WHERE length(trim(d.text)) > 0
+         AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.doc_key = d.key) ORDER BY d.id`,
+      )
+      .all()
+      .map((r) => r.id);
+    const badSpans: StoreIntegrityReport['badSpans'] = [];
+    const chunksOf = this.db.prepare<[number], { id: number; start: number; end: number; text: string }>(
+      'SELECT id, start, "end" AS "end", text FROM chunks WHERE doc_key = ? ORDER BY ordinal',
+    );
+    const docs = this.db.prepare<[], { key: number; id: string; text: string }>(
+      'SELECT key, id, text FROM documents ORDER BY key',
+    );
+    for (const d of docs.iterate()) {
+      for (const c of chunksOf.all(d.key)) {
+        const inside = c.start >= 0 && c.start <= c.end && c.end <= d.text.length;
+        const reason = !inside ? 'outside' : d.text.slice(c.start, c.end) !== c.text ? 'text' : undefined;
+        if (reason !== undefined && badSpans.length < limit)
+          badSpans.push({
+            docId: d.id,
+            chunkId: c.id,
+            start: c.start,
+            end: c.end,
+            length: d.text.length,
+            reason,
+          });
+      }
+    }
+    const counts = {
+      documents: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM documents').get()!.n,
+      chunks: this.db
+        .prepare<[], { n: number }>(
+          'SELECT count(*) AS n FROM chunks c JOIN documents d ON d.key = c.doc_key',
+        )
+        .get()!.n,
+    };
+    return { integrity, foreignKeys, orphanChunks, orphanSections, emptyDocuments, badSpans, counts };
+  }
+
+  /** Remove chunks and sections whose document is gone (`quarry check --repair`); returns the chunk ids removed. */
+  removeOrphans(): number[] {
+    const run = this.db.transaction(() => {
+      const ids = this.db
+        .prepare<[], { id: number }>(
+          'SELECT id FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.key = c.doc_key)',
+        )
+        .all()
+        .map((r) => r.id);
+      this.db.exec(`DELETE FROM chunks WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.key = chunks.doc_key);
+        DELETE FROM sections WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.key = sections.doc_key);`);
+      return ids;
+    });
+    try {
+      return run.immediate();
+    } catch (e) {
+      throw storeWriteError(e, this.file);
+    }
   }
 
   checkpoint(): void {
