@@ -53,7 +53,8 @@ export function findUnknownKeys(schema: z.ZodType, input: unknown, prefix: strin
     const out: UnknownKey[] = [];
     const valid = Object.keys(def.shape);
     for (const [key, value] of Object.entries(input)) {
-      const child = def.shape[key];
+      // Own keys only: `__proto__` or `constructor` in a config file must be an unknown key, not Object's.
+      const child = Object.hasOwn(def.shape, key) ? def.shape[key] : undefined;
       if (child !== undefined) out.push(...findUnknownKeys(child, value, [...prefix, key]));
       else if (!open) {
         const near = nearestKey(key, valid);

@@ -143,7 +143,8 @@ export function registerDocumentRoutes(app: FastifyInstance, s: ServerState): vo
             if (part.fieldname === 'collection') collection = String(part.value);
             continue;
           }
-          const name = safeUploadName(part.filename);
+          // A part sent with an empty file name has none at run time (busboy), whatever its type says.
+          const name = safeUploadName(part.filename ?? '');
           const tmp = path.join(stageDir, `${staged.length}-${name}`);
           await fs.promises.writeFile(tmp, part.file);
           if (part.file.truncated)
