@@ -91,23 +91,36 @@ function finding(
 export const CHECK_FAILED_EXIT = 5;
 
 /**
+ * The store at `dir` and its BM25 index over it, as configured (the index not loaded yet): what
+ * `Quarry.open` and the on-disk check both start from.
+ */
+export function openStoreIndexes(
+  dir: string,
+  config: QuarryConfig,
+  create: boolean,
+): { store: SqliteStore; lexical: LexicalIndex } {
+  const store = SqliteStore.open(dir, {
+    create,
+    settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
+  });
+  const lexical = new LexicalIndex(
+    store,
+    config.analyzer,
+    config.bm25.fields,
+    { k1: config.bm25.k1, b: config.bm25.b, lengthNorm: config.bm25.lengthNorm },
+    { title: config.bm25.titleWeight, body: config.bm25.bodyWeight },
+  );
+  return { store, lexical };
+}
+
+/**
  * Check the store in `dir` as it is on disk, without loading its indexes (loading would rebuild a damaged or
  * stale snapshot and hide it). The store must exist (STORE_NOT_FOUND otherwise); nothing is written.
  */
 export function checkStoreDir(dir: string, configInput: QuarryConfigInput = {}): CheckReport {
   const config: QuarryConfig = resolveConfig(configInput);
-  const store = SqliteStore.open(dir, {
-    create: false,
-    settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
-  });
+  const { store, lexical } = openStoreIndexes(dir, config, false);
   try {
-    const lexical = new LexicalIndex(
-      store,
-      config.analyzer,
-      config.bm25.fields,
-      { k1: config.bm25.k1, b: config.bm25.b, lengthNorm: config.bm25.lengthNorm },
-      { title: config.bm25.titleWeight, body: config.bm25.bodyWeight },
-    );
     return checkStore({ store, lexical });
   } finally {
     store.close();

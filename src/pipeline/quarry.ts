@@ -13,7 +13,7 @@ import { QuarryError } from '../errors.js';
 import type { DenseIndex } from '../indexes/dense/dense-index.js';
 import type { DenseModels } from '../indexes/dense/dense-models.js';
 import type { DenseSyncReport } from '../indexes/dense/provider-dense-index.js';
-import { LexicalIndex } from '../indexes/lexical/lexical-index.js';
+import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import { type AddDocumentsOptions, addDocuments, type DocumentInput } from '../ingest/add-documents.js';
 import { type IngestOptions, type IngestReport, ingestPaths } from '../ingest/ingest.js';
 import { observeIngest } from '../observability/telemetry.js';
@@ -34,7 +34,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, FeedbackEntry, ParentSection, WriteOutcome } from '../store/types.js';
 import type { Answer, StoredDocument } from '../types.js';
 import { AskRunner } from './ask.js';
-import { type CheckReport, checkStore } from './check.js';
+import { type CheckReport, checkStore, openStoreIndexes } from './check.js';
 import { checkComponents } from './components.js';
 import type { Deadline } from './deadline.js';
 import { Engine } from './engine.js';
@@ -89,18 +89,8 @@ export class Quarry {
     const config = resolveConfig(options.config ?? {});
     const components = checkComponents(options.components);
     const dir = resolveStoreDir(options.store);
-    const store = SqliteStore.open(dir, {
-      create: options.create !== false,
-      settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
-    });
+    const { store, lexical } = openStoreIndexes(dir, config, options.create !== false);
     try {
-      const lexical = new LexicalIndex(
-        store,
-        config.analyzer,
-        config.bm25.fields,
-        { k1: config.bm25.k1, b: config.bm25.b, lengthNorm: config.bm25.lengthNorm },
-        { title: config.bm25.titleWeight, body: config.bm25.bodyWeight },
-      );
       lexical.open();
       // Opened now so a missing or wrong vault key fails here, not halfway through an ingest.
       const redactor = config.privacy.enabled ? createRedactor(config.privacy, { storeDir: dir }) : undefined;
