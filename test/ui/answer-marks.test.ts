@@ -5,33 +5,22 @@
  * struck through with the legend; an LLM stream that breaks after some text is reset on screen (the partial
  * text disappears, a notice says why) and the fallback answer replaces it.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
-import { startTestServer, type TestServer } from '../server/harness.js';
-import { launchBrowser, NO_BROWSER } from './browser.js';
-import { UI_HANDBOOK } from './corpus.js';
+import { type LlmUiRig, NO_BROWSER, startLlmUiRig } from './browser.js';
 
-let llm: FakeLlmServer;
-let t: TestServer;
-let browser: Browser;
+let llm: LlmUiRig['llm'];
+let t: LlmUiRig['t'];
+let browser: LlmUiRig['browser'];
+let rig: LlmUiRig | undefined;
 
 beforeAll(async () => {
   if (NO_BROWSER) return;
-  llm = await startFakeOpenAIChatServer();
-  t = await startTestServer({
-    docs: UI_HANDBOOK,
-    pipeline: {
-      validation: { unsupportedPolicy: 'remove' },
-      llm: { provider: 'openai', baseURL: llm.url, model: 'gpt-4o-mini', maxRetries: 0 },
-    },
-  });
-  browser = await launchBrowser();
+  rig = await startLlmUiRig({ validation: { unsupportedPolicy: 'remove' } });
+  ({ llm, t, browser } = rig);
 });
 afterAll(async () => {
-  await browser?.close();
-  await t?.close();
-  await llm?.close();
+  await rig?.close();
 });
 
 async function ask(page: Page, question: string): Promise<void> {

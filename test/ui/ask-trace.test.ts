@@ -5,12 +5,16 @@
  * marked, and the trace link shows the stages, the candidates with per-retriever scores and the context.
  * Runs under the helmet CSP with no console errors (a blocked script or style would be one).
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
-import { startTestServer, type TestServer } from '../server/harness.js';
-import { collectErrors, launchBrowser, NO_BROWSER, type PageGlobals, type PageNode } from './browser.js';
-import { UI_HANDBOOK } from './corpus.js';
+import {
+  collectErrors,
+  type LlmUiRig,
+  NO_BROWSER,
+  type PageGlobals,
+  type PageNode,
+  startLlmUiRig,
+} from './browser.js';
 
 const QUESTION = 'When does the ferry leave and what do tickets cost?';
 const DELTAS = [
@@ -19,27 +23,18 @@ const DELTAS = [
   'It is free on Sundays [2].',
 ];
 
-let llm: FakeLlmServer;
-let t: TestServer;
-let browser: Browser;
+let llm: LlmUiRig['llm'];
+let t: LlmUiRig['t'];
+let browser: LlmUiRig['browser'];
+let rig: LlmUiRig | undefined;
 
 beforeAll(async () => {
   if (NO_BROWSER) return;
-  llm = await startFakeOpenAIChatServer();
-  t = await startTestServer({
-    docs: UI_HANDBOOK,
-    pipeline: {
-      retrieval: { retriever: 'hybrid' },
-      rerank: { reranker: 'ltr' },
-      llm: { provider: 'openai', baseURL: llm.url, model: 'gpt-4o-mini', maxRetries: 0 },
-    },
-  });
-  browser = await launchBrowser();
+  rig = await startLlmUiRig({ retrieval: { retriever: 'hybrid' }, rerank: { reranker: 'ltr' } });
+  ({ llm, t, browser } = rig);
 });
 afterAll(async () => {
-  await browser?.close();
-  await t?.close();
-  await llm?.close();
+  await rig?.close();
 });
 
 async function ask(page: Page, question: string): Promise<void> {

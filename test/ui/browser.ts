@@ -6,6 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import type { QuarryConfigInput } from '../../src/config/config.js';
+import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
+import { startTestServer, type TestServer } from '../server/harness.js';
+import { UI_HANDBOOK } from './corpus.js';
 
 function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
@@ -81,4 +85,34 @@ export interface PageGlobals {
   MutationObserver: new (cb: () => void) => { observe(node: PageNode, opts: Record<string, boolean>): void };
   /** Set by the upload test: what the progress bar showed. */
   progressSeen: string[];
+}
+
+/** A browser, a fake OpenAI-compatible LLM and a real server over the UI handbook answering with that LLM. */
+export interface LlmUiRig {
+  llm: FakeLlmServer;
+  t: TestServer;
+  browser: Browser;
+  close(): Promise<void>;
+}
+
+export async function startLlmUiRig(pipeline: QuarryConfigInput = {}): Promise<LlmUiRig> {
+  const llm = await startFakeOpenAIChatServer();
+  const t = await startTestServer({
+    docs: UI_HANDBOOK,
+    pipeline: {
+      ...pipeline,
+      llm: { provider: 'openai', baseURL: llm.url, model: 'gpt-4o-mini', maxRetries: 0 },
+    },
+  });
+  const browser = await launchBrowser();
+  return {
+    llm,
+    t,
+    browser,
+    async close() {
+      await browser.close();
+      await t.close();
+      await llm.close();
+    },
+  };
 }
