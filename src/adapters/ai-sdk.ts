@@ -17,7 +17,7 @@ import { type Tool, tool } from 'ai';
 import { z } from 'zod';
 import type { Quarry } from '../pipeline/quarry.js';
 import { compileFilter } from '../retrieve/filter.js';
-import type { AdapterSearchOptions } from './citations.js';
+import type { AdapterSearchOptions, CitedSpan } from './citations.js';
 
 export type { AdapterSearchOptions } from './citations.js';
 
@@ -31,21 +31,14 @@ export interface QuarryToolsOptions extends AdapterSearchOptions {
 /** What the `search` tool hands the model. */
 export interface QuarrySearchToolOutput {
   query: string;
-  results: Array<{
-    /** 1-based rank. */
-    rank: number;
-    docId: string;
-    chunkId: number;
-    source: string;
-    title: string;
-    /** Headings above the passage, outermost first. */
-    sectionPath: string[];
-    /** The passage's span in its document's text (end exclusive). */
-    start: number;
-    end: number;
-    score: number;
-    text: string;
-  }>;
+  results: Array<
+    CitedSpan & {
+      /** 1-based rank. */
+      rank: number;
+      score: number;
+      text: string;
+    }
+  >;
   /** Stages that ran in a reduced form (e.g. dense retrieval unavailable), when any did. */
   degraded?: string[];
 }
@@ -59,18 +52,13 @@ export interface QuarryAskToolOutput {
   abstained: boolean;
   /** 0–1: how well the retrieved text covers the question. */
   confidence: number;
-  citations: Array<{
-    marker: number;
-    docId: string;
-    chunkId: number;
-    source: string;
-    title: string;
-    sectionPath: string[];
-    start: number;
-    end: number;
-    /** The cited text, exactly as it stands in the document. */
-    quote: string;
-  }>;
+  citations: Array<
+    CitedSpan & {
+      marker: number;
+      /** The cited text, exactly as it stands in the document. */
+      quote: string;
+    }
+  >;
 }
 
 const searchInput = z.object({

@@ -53,6 +53,12 @@ export interface ChunkCitation {
   updatedAt: string;
 }
 
+/** Where a passage stands: its document, chunk, source, title, section and span (what a citation shows). */
+export type CitedSpan = Pick<
+  ChunkCitation,
+  'docId' | 'chunkId' | 'source' | 'title' | 'sectionPath' | 'start' | 'end'
+>;
+
 export function citationOf(hit: SearchHit): ChunkCitation {
   const { chunk, document } = hit;
   return {
