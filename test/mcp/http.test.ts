@@ -10,14 +10,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DocumentInput } from '../../src/ingest/add-documents.js';
-import {
-  type AddDocumentToolOutput,
-  type AskToolOutput,
-  type DocumentToolOutput,
-  RESOURCE_PAGE,
-  type SearchToolOutput,
-} from '../../src/mcp/server.js';
+import { type DocumentToolOutput, RESOURCE_PAGE, type SearchToolOutput } from '../../src/mcp/server.js';
 import { HANDBOOK, startTestServer, type TestServer } from '../server/harness.js';
+import { call, errorCode, type ToolResult } from './tools.js';
 
 const FILLERS: DocumentInput[] = Array.from({ length: 130 }, (_, i) => ({
   id: `note-${String(i).padStart(3, '0')}`,
@@ -72,30 +67,6 @@ const INITIALIZE = {
   method: 'initialize',
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 };
-
-interface ToolOutputs {
-  search: SearchToolOutput;
-  ask: AskToolOutput;
-  get_document: DocumentToolOutput;
-  add_document: AddDocumentToolOutput;
-}
-
-interface ToolResult<T> {
-  isError?: boolean;
-  content: Array<{ type: string; text?: string; uri?: string }>;
-  structuredContent?: T;
-  _meta?: { 'quarry/error'?: { code: string; message: string } };
-}
-
-async function call<N extends keyof ToolOutputs>(
-  c: Client,
-  name: N,
-  args: Record<string, unknown>,
-): Promise<ToolResult<ToolOutputs[N]>> {
-  return (await c.callTool({ name, arguments: args })) as ToolResult<ToolOutputs[N]>;
-}
-
-const errorCode = (r: ToolResult<unknown>) => r._meta?.['quarry/error']?.code;
 
 async function allResources(c: Client): Promise<{ uris: string[]; pages: number; firstPage: number }> {
   const uris: string[] = [];

@@ -11,17 +11,13 @@ import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type {
-  AddDocumentToolOutput,
-  AskToolOutput,
-  DocumentToolOutput,
-  SearchToolOutput,
-} from '../../src/mcp/server.js';
+import type { SearchToolOutput } from '../../src/mcp/server.js';
 import { Quarry } from '../../src/pipeline/quarry.js';
 import { openServerDb } from '../../src/server/db.js';
 import { KeyStore } from '../../src/server/keys.js';
 import { REPO_ROOT, runCli } from '../cli/run-cli.js';
 import { HANDBOOK } from '../server/harness.js';
+import { call, type ToolResult } from './tools.js';
 
 let root: string;
 let store: string;
@@ -75,28 +71,6 @@ async function connect(args: string[], env: Record<string, string> = {}): Promis
   await client.connect(transport);
   open.push(client);
   return client;
-}
-
-interface ToolOutputs {
-  search: SearchToolOutput;
-  ask: AskToolOutput;
-  get_document: DocumentToolOutput;
-  add_document: AddDocumentToolOutput;
-}
-
-interface ToolResult<T> {
-  isError?: boolean;
-  content: Array<{ type: string; text?: string }>;
-  structuredContent?: T;
-  _meta?: { 'quarry/error'?: { code: string; message: string } };
-}
-
-async function call<N extends keyof ToolOutputs>(
-  c: Client,
-  name: N,
-  args: Record<string, unknown>,
-): Promise<ToolResult<ToolOutputs[N]>> {
-  return (await c.callTool({ name, arguments: args })) as ToolResult<ToolOutputs[N]>;
 }
 
 const toolNames = async (c: Client) => (await c.listTools()).tools.map((t) => t.name).sort();
