@@ -2,24 +2,19 @@
  * `quarry feedback export`: the votes recorded against a store (`quarry feedback`, `POST /v1/feedback`) as
  * training data: one JSONL line per vote in the format `quarry train-ranker --feedback` reads (with the
  * server's query id where the vote came through it, so the trace can be opened), and candidate golden-set
- * items — each query with the documents most of its votes called helpful, in the format
- * `train-ranker --golden` reads — marked as drafts for a person to review. Query text is exported as output
+ * items — each query with the documents most of its votes called helpful as its expected sources, in the
+ * golden-set format `quarry eval` reads (src/eval/golden.ts) — marked as drafts for a person to review. Query text is exported as output
  * redaction leaves it, and votes on documents that no longer exist are left out (counted).
  */
 import { TRUSTED_LOCAL } from '../access/principal.js';
 import type { Quarry } from '../pipeline/quarry.js';
 import { judgmentsFromVotes } from '../rerank/ltr/train.js';
 import type { FeedbackEntry } from '../store/types.js';
+import type { GoldenItemInput } from './golden.js';
 
 export interface FeedbackExport {
   feedback: FeedbackEntry[];
-  golden: Array<{
-    query: string;
-    relevant: Record<string, number>;
-    votes: number;
-    source: 'feedback';
-    draft: true;
-  }>;
+  golden: GoldenItemInput[];
   /** Votes left out because their document was deleted since. */
   skipped: number;
 }
@@ -49,17 +44,18 @@ export function exportFeedback(quarry: Quarry): FeedbackExport {
     }));
   const votes = new Map<string, number>();
   for (const f of feedback) votes.set(f.query, (votes.get(f.query) ?? 0) + 1);
-  const golden = [...judgmentsFromVotes(feedback)].flatMap(([query, docs]) => {
-    const relevant = Object.fromEntries([...docs].filter(([, g]) => g > 0));
-    return Object.keys(relevant).length === 0
+  const golden = [...judgmentsFromVotes(feedback)].flatMap(([query, docs], i): GoldenItemInput[] => {
+    const sources = [...docs].filter(([, g]) => g > 0).map(([doc]) => doc);
+    return sources.length === 0
       ? []
       : [
           {
-            query,
-            relevant,
-            votes: votes.get(query) ?? 0,
-            source: 'feedback' as const,
-            draft: true as const,
+            id: `feedback-${i + 1}`,
+            question: query,
+            sources,
+            tags: ['feedback'],
+            draft: true,
+            context: `${votes.get(query) ?? 0} feedback vote(s); add the expected answers when reviewing`,
           },
         ];
   });

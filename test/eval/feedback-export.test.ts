@@ -1,6 +1,6 @@
 /**
  * `quarry feedback export`: votes recorded by the CLI and through the library (with a server query id) come
- * out as train-ranker feedback lines and candidate golden items; votes on deleted documents are left out and
+ * out as train-ranker feedback lines and candidate items of the eval golden-set format; votes on deleted documents are left out and
  * counted; PII typed into a query is not exported (nor stored) as typed.
  */
 import fs from 'node:fs';
@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TRUSTED_LOCAL } from '../../src/access/principal.js';
+import { loadGoldenSet } from '../../src/eval/golden.js';
 import { Quarry } from '../../src/pipeline/quarry.js';
-import { readFeedback, readGoldenSet } from '../../src/rerank/ltr/train.js';
+import { readFeedback } from '../../src/rerank/ltr/train.js';
 import { runCli } from '../cli/run-cli.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-fbx-'));
@@ -79,15 +80,17 @@ describe('quarry feedback export', () => {
     });
     expect(lines.map((l) => l.docId)).toEqual(['refunds', 'ferry', 'refunds']);
     expect(fs.readFileSync(out, 'utf8')).not.toContain('jane.doe@example.com');
-    // Both files are what train-ranker reads.
+    // The votes are what train-ranker reads.
     expect(readFeedback(out).get('refund card')).toEqual(
       new Map([
         ['refunds', 1],
         ['ferry', 0],
       ]),
     );
-    const g = readGoldenSet(golden);
-    expect(g.get('refund card')).toEqual(new Map([['refunds', 1]]));
+    // Golden candidates are golden-set items `quarry eval` loads: the helpful documents as expected sources.
+    const g = await loadGoldenSet(golden);
+    const refund = g.items.find((it) => it.question === 'refund card');
+    expect(refund).toMatchObject({ sources: ['refunds'], answerable: true, draft: true, tags: ['feedback'] });
     expect(fs.readFileSync(golden, 'utf8')).toContain('"draft":true');
     // Nor is the raw address in the store itself.
     const reopened = Quarry.open({ store, config: JSON.parse(fs.readFileSync(config, 'utf8')) });
