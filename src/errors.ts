@@ -47,6 +47,7 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { exit: 2, http: 413, message: 'Request body too large' },
   REQUEST_TIMEOUT: { exit: 2, http: 504, message: 'Request timed out' },
   UNAVAILABLE: { exit: 5, http: 503, message: 'Service unavailable' },
+  OVERLOADED: { exit: 5, http: 503, message: 'Server over capacity' },
   CACHE_UNAVAILABLE: { exit: 11, http: 503, message: 'Cache backend unavailable' },
 } as const;
 

@@ -95,6 +95,16 @@ export function registerServerCommands(
       integer('--rate-limit', 1),
     )
     .option(
+      '--max-in-flight <n>',
+      'query requests (search, ask, chat, MCP) running at once before new ones queue, then get 503 OVERLOADED (default 4096) [env QUARRY_MAX_IN_FLIGHT]',
+      integer('--max-in-flight', 1),
+    )
+    .option(
+      '--max-event-loop-delay <ms>',
+      'refuse new work with 503 OVERLOADED while the event loop lags more than this; 0 turns it off (default 1000) [env QUARRY_MAX_EVENT_LOOP_DELAY_MS]',
+      integer('--max-event-loop-delay', 0),
+    )
+    .option(
       '--log-level <level>',
       'JSON log level: fatal|error|warn|info|debug|trace|silent (default info) [env QUARRY_LOG_LEVEL]',
     )
@@ -115,6 +125,16 @@ export function registerServerCommands(
           requestTimeoutMs: o.requestTimeout as number | undefined,
           ...(o.cors === undefined ? {} : { cors: { origins: o.cors as string[] } }),
           ...(o.rateLimit === undefined ? {} : { rateLimit: { perMinute: o.rateLimit as number } }),
+          ...(o.maxInFlight === undefined && o.maxEventLoopDelay === undefined
+            ? {}
+            : {
+                admission: {
+                  ...(o.maxInFlight === undefined ? {} : { queryInFlight: o.maxInFlight as number }),
+                  ...(o.maxEventLoopDelay === undefined
+                    ? {}
+                    : { maxEventLoopDelayMs: o.maxEventLoopDelay as number }),
+                },
+              }),
           logLevel: o.logLevel as never,
           ...(o.publicMetrics === true ? { publicMetrics: true } : {}),
           ...(o.otlpEndpoint === undefined ? {} : { telemetry: { otlpEndpoint: o.otlpEndpoint as string } }),

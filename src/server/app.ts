@@ -20,6 +20,7 @@ import { ANONYMOUS, TRUSTED_LOCAL } from '../access/principal.js';
 import type { QuarryConfigInput } from '../config/config.js';
 import { describeError, isQuarryError, QuarryError } from '../errors.js';
 import { enableMetrics, startHttpRequest } from '../observability/metrics.js';
+import { Admission } from './admission.js';
 import { Budgets } from './budgets.js';
 import { Collections } from './collections.js';
 import type { ServerConfig } from './config.js';
@@ -131,6 +132,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     streams: new Set(),
   };
 
+  const admission = new Admission(config.admission, metrics);
+  app.decorate('admission', admission);
   app.decorateRequest('principal', null as unknown as typeof ANONYMOUS);
   app.decorateRequest('apiKey', undefined);
   app.decorateRequest('httpDone', undefined);
@@ -187,6 +190,7 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
     if (status >= 500) request.log.error({ err: error, code: d.code }, 'request failed');
     else request.log.info({ code: d.code, message: d.message }, 'request refused');
     if (d.code === 'RATE_LIMITED' || d.code === 'BUDGET_EXCEEDED') reply.header('retry-after', '60');
+    if (d.code === 'OVERLOADED') reply.header('retry-after', String(config.admission.retryAfterSeconds));
     if (d.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
     return reply.code(status).send({
       error: {
@@ -234,6 +238,8 @@ export async function createApp(opts: AppOptions): Promise<QuarryServer> {
         },
       ),
   });
+  // After the auth hook (so a shed request still has its request id and metrics), before any work.
+  await admission.registerPressure(app);
   await app.register(multipart, {
     limits: {
       fileSize: config.upload.maxFileBytes,

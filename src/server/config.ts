@@ -44,6 +44,39 @@ export const ServerConfigSchema = z
       })
       .strict()
       .default({ perMinute: 600 }),
+    /**
+     * Load shedding (`src/server/admission.ts`): work past these bounds is refused with 503 OVERLOADED and a
+     * Retry-After instead of slowing every request down. A stream holds its query slot until it ends.
+     */
+    admission: z
+      .object({
+        /** Query requests (search, ask, chat, MCP) running at once, and how many more may wait. */
+        queryInFlight: z.number().int().min(1).max(1_000_000).default(4096),
+        queryQueue: z.number().int().min(0).max(1_000_000).default(256),
+        /** Ingest requests (document writes, uploads, deletes) running at once, and how many more may wait. */
+        ingestInFlight: z.number().int().min(1).max(10_000).default(4),
+        ingestQueue: z.number().int().min(0).max(100_000).default(64),
+        /** How long a queued request waits for a slot before it is refused. */
+        queueTimeoutMs: z.number().int().min(1).max(600_000).default(5_000),
+        /** Mean event-loop delay over one sample above which new work is refused (0: off). */
+        maxEventLoopDelayMs: z.number().int().min(0).max(600_000).default(1_000),
+        /** Share of V8's heap limit in use above which new work is refused (0: off). */
+        maxHeapFraction: z.number().min(0).max(1).default(0.9),
+        sampleIntervalMs: z.number().int().min(10).max(60_000).default(1_000),
+        retryAfterSeconds: z.number().int().min(1).max(3_600).default(2),
+      })
+      .strict()
+      .default({
+        queryInFlight: 4096,
+        queryQueue: 256,
+        ingestInFlight: 4,
+        ingestQueue: 64,
+        queueTimeoutMs: 5_000,
+        maxEventLoopDelayMs: 1_000,
+        maxHeapFraction: 0.9,
+        sampleIntervalMs: 1_000,
+        retryAfterSeconds: 2,
+      }),
     /** Query traces kept for `GET /v1/traces/{id}` and feedback (oldest dropped first). */
     traces: z
       .object({ keep: z.number().int().min(0).max(1_000_000).default(10_000) })
@@ -119,6 +152,12 @@ export const SERVER_ENV: Record<string, (v: string) => ServerConfigInput> = {
   }),
   QUARRY_RATE_LIMIT_PER_MINUTE: (v) => ({
     rateLimit: { perMinute: envNumber('QUARRY_RATE_LIMIT_PER_MINUTE', v) },
+  }),
+  QUARRY_MAX_IN_FLIGHT: (v) => ({
+    admission: { queryInFlight: envNumber('QUARRY_MAX_IN_FLIGHT', v) },
+  }),
+  QUARRY_MAX_EVENT_LOOP_DELAY_MS: (v) => ({
+    admission: { maxEventLoopDelayMs: envNumber('QUARRY_MAX_EVENT_LOOP_DELAY_MS', v) },
   }),
   QUARRY_LOG_LEVEL: (v) => ({ logLevel: v as ServerConfig['logLevel'] }),
   // The standard OpenTelemetry variables: the base endpoint gets the traces path, the traces one is used as is.

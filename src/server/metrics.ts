@@ -30,4 +30,22 @@ export class ServerMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10],
     registers: [this.registry],
   });
+  readonly shed = new client.Counter({
+    name: 'quarry_http_shed_total',
+    help: 'Requests refused with 503 OVERLOADED, by kind of work and reason (in_flight, queue_timeout, event_loop_delay, heap)',
+    labelNames: ['kind', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly inFlight = new client.Gauge({
+    name: 'quarry_admission_in_flight',
+    help: 'Requests holding a work slot, by kind (query, ingest)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly queued = new client.Gauge({
+    name: 'quarry_admission_queued',
+    help: 'Requests waiting for a work slot, by kind (query, ingest)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
 }

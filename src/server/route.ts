@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { hasScope, type Principal, type Scope } from '../access/principal.js';
 import { QuarryError } from '../errors.js';
 import { withRequestLabels } from '../observability/metrics.js';
+import type { Admission, WorkKind } from './admission.js';
 import { withHttpSpan } from './span.js';
 
 export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType> {
@@ -26,6 +27,8 @@ export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z
   streams?: boolean;
   /** Body is multipart/form-data (uploads): not parsed as JSON. */
   multipart?: boolean;
+  /** The kind of work the route does: it holds a slot of that kind while it runs, or is shed (`admission.ts`). */
+  work?: WorkKind;
 }
 
 export interface RouteInput<B, Q, P> {
@@ -42,6 +45,9 @@ export type AnyRouteSpec = RouteSpec<z.ZodType, z.ZodType, z.ZodType>;
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal;
+  }
+  interface FastifyInstance {
+    admission: Admission;
   }
 }
 
@@ -67,7 +73,7 @@ export function defineRoute<B extends z.ZodType, Q extends z.ZodType, P extends 
   app.route({
     method: spec.method,
     url: spec.url,
-    config: { scope: spec.scope },
+    config: { scope: spec.scope, ...(spec.work === undefined ? {} : { work: spec.work }) },
     handler: (request, reply) =>
       withHttpSpan(request, reply, async () => {
         if (spec.scope !== 'public' && !hasScope(request.principal, spec.scope))
@@ -95,7 +101,14 @@ export function defineRoute<B extends z.ZodType, Q extends z.ZodType, P extends 
                 () => handler(input),
               )
             : handler(input);
-        return run();
+        if (spec.work === undefined) return run();
+        // After validation and the scope check, so a refused or malformed request never takes a slot.
+        const release = await app.admission.enter(spec.work);
+        try {
+          return await run();
+        } finally {
+          release();
+        }
       }),
   });
 }

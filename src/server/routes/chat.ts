@@ -106,6 +106,7 @@ export function registerChatRoutes(app: FastifyInstance, s: ServerState): void {
       summary: 'Chat completion answered by Quarry with citations (OpenAI-compatible; streaming or not)',
       tag: 'openai',
       scope: 'query',
+      work: 'query',
       body: ChatCompletionRequest,
       response: ChatCompletionResponse,
       streams: true,

@@ -71,6 +71,7 @@ export function registerMcpRoutes(app: FastifyInstance, s: ServerState): void {
       summary: 'Model Context Protocol (Streamable HTTP, stateless): search, ask, documents as MCP tools',
       tag: 'mcp',
       scope: 'query',
+      work: 'query',
       body: McpRequest,
       response: McpResponse,
     },
