@@ -9,12 +9,13 @@
  *   node scripts/build.mjs && npx tsx bench/server-streams.ts [--connections 2000] [--tokens 20] \
  *     [--gap-ms 50] [--ttft-ms 1000] [--timeout-s 180] [--dataset ../shared/datasets/scifact]
  */
-import { type ChildProcess, execSync, spawn } from 'node:child_process';
+import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { Quarry } from '../src/pipeline/quarry.js';
+import { children, memoryOf, pct, repo, startChild, stopChildren } from './fixtures/processes.js';
 
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,7 +29,6 @@ const timeoutS = Number(arg('timeout-s', '180'));
 /** Write a V8 CPU profile of the server process into this folder (open it in Chrome DevTools). */
 const cpuProf = arg('cpu-prof', '');
 const dataset = path.resolve(arg('dataset', path.join(import.meta.dirname, '../../shared/datasets/scifact')));
-const repo = path.join(import.meta.dirname, '..');
 if (!fs.existsSync(path.join(dataset, 'corpus.jsonl'))) {
   console.log(`no dataset at ${dataset}; skipping`);
   process.exit(0);
@@ -38,7 +38,6 @@ if (!fs.existsSync(path.join(repo, 'dist'))) {
   process.exit(1);
 }
 
-const children: ChildProcess[] = [];
 const store = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-streams-'));
 const cleanup = () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -89,27 +88,6 @@ const questions = Array.from({ length: connections }, (_, i) => {
   return `${form(claims[i % claims.length]!)}${i >= claims.length * forms.length ? ` (${i})` : ''}`;
 });
 
-/** Spawn a node process and wait for its "listening on <url>" line (on `stream`). */
-async function startChild(
-  args: string[],
-  stream: 'stdout' | 'stderr',
-  env = {},
-): Promise<{ child: ChildProcess; url: string }> {
-  const script = args.find((a) => !a.startsWith('--'))!;
-  const child = spawn(process.execPath, args, { cwd: repo, env: { ...process.env, ...env } });
-  children.push(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child[stream]!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/[^ \n]+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.on('close', (code) => reject(new Error(`${script} exited (${code}): ${out}`)));
-  });
-  return { child, url };
-}
-
 const standin = await startChild(
   [
     'bench/fixtures/standin-llm.mjs',
@@ -155,12 +133,6 @@ server.child.on('exit', (code, sig) => {
   serverExit = `server exited (${code ?? sig}) during the run`;
 });
 
-/** Peak resident memory of a process: the kernel's high-water mark, cross-checked by sampling VmRSS. */
-function memoryOf(pid: number): { hwm: number; rss: number } {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? 0);
-  return { hwm: kb('VmHWM'), rss: kb('VmRSS') };
-}
 const peak = { server: 0, standin: 0, serverHwm: 0, standinHwm: 0 };
 const sampler = setInterval(() => {
   try {
@@ -270,11 +242,6 @@ const upstream = (await (await fetch(`${standin.url}/stats`)).json()) as {
 peak.serverHwm = Math.max(peak.serverHwm, memoryOf(server.child.pid!).hwm);
 peak.standinHwm = Math.max(peak.standinHwm, memoryOf(standin.child.pid!).hwm);
 
-const pct = (xs: number[], p: number) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const good = outcomes.filter((o) => o.ok);
 const bad = outcomes.filter((o) => !o.ok);
 const ttfts = good.map((o) => o.ttftMs!);
@@ -307,11 +274,6 @@ console.log(
   `\nnpx tsx bench/server-streams.ts --connections ${connections} --tokens ${tokens} --gap-ms ${gapMs} --ttft-ms ${ttftMs}`,
 );
 await agent.close();
-// A graceful stop first (the server drains and flushes), then nothing is left running.
-for (const c of children) c.kill('SIGTERM');
-await Promise.race([
-  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.on('exit', r)) : null))),
-  new Promise((r) => setTimeout(r, 10_000)),
-]);
+await stopChildren();
 cleanup();
 process.exit(bad.length > 0 || serverExit ? 1 : 0);
