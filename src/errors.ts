@@ -19,6 +19,8 @@ export const ERRORS = {
   UNSUPPORTED_FILE: { exit: 6, http: 415, message: 'Unsupported file type' },
   FILE_TOO_LARGE: { exit: 6, http: 413, message: 'File exceeds the size limit' },
   ARCHIVE_BOMB: { exit: 6, http: 422, message: 'Archive would inflate past the limits' },
+  PARSE_MEMORY_LIMIT: { exit: 6, http: 422, message: 'Parser exceeded its memory limit' },
+  PARSE_TIMEOUT: { exit: 6, http: 422, message: 'Parser exceeded its time limit' },
   EMPTY_DOCUMENT: { exit: 6, http: 422, message: 'Document has no text' },
   BINARY_FILE: { exit: 6, http: 415, message: 'File looks binary, not text' },
   INVALID_UTF8: { exit: 6, http: 422, message: 'File is not valid UTF-8' },

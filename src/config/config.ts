@@ -69,6 +69,16 @@ export const IngestConfigSchema = z.object({
   batchSize: z.number().int().min(1).max(10_000).default(64),
   /** Files parsed concurrently. */
   concurrency: z.number().int().min(1).max(64).default(4),
+  /**
+   * `worker`: PDF, DOCX, HTML and Markdown parse in worker threads with the memory and time limits below, so
+   * one hostile file fails alone (PARSE_MEMORY_LIMIT, PARSE_TIMEOUT) instead of taking the process down;
+   * `inline`: in-process (no limits; slightly faster for many small files).
+   */
+  parseIsolation: z.enum(['worker', 'inline']).default('worker'),
+  /** Heap per parse worker (MiB). */
+  parseMemoryMb: z.number().int().min(16).max(16_384).default(1024),
+  /** Longest one file may parse (ms). */
+  parseTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
 });
 
 export const AnswerConfigSchema = z.object({

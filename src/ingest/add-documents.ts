@@ -9,6 +9,7 @@
 import { ERRORS, QuarryError } from '../errors.js';
 import type { ParsedDocumentFile } from './parse.js';
 import { parseContent } from './parse.js';
+import { type IsolationLimits, isolationOf } from './parse-workers.js';
 import { liftMeta } from './parsers/records.js';
 import { ingestMemory, type MemorySource } from './runner.js';
 import type { IngestContext, IngestOptions, IngestReport } from './types.js';
@@ -83,12 +84,13 @@ export async function addDocuments(
       `addDocuments expects an array of documents, got ${kind(inputs)}`,
     );
   const maxBytes = ctx.config.ingest.maxFileBytes;
+  const { isolation } = isolationOf(ctx.config.ingest);
   const sources = checkInputs(inputs).map(
     (c, index): MemorySource => ({
       id: c.input.id,
       source: c.input.source ?? `memory:${c.input.id}`,
       hashParts: hashParts(c),
-      parse: () => parse(c, index, maxBytes),
+      parse: () => parse(c, index, maxBytes, isolation),
     }),
   );
   return ingestMemory(ctx, sources, opts, started);
@@ -106,7 +108,12 @@ function hashParts({ input, field, content }: CheckedInput): unknown[] {
   ];
 }
 
-async function parse(c: CheckedInput, index: number, maxBytes: number): Promise<ParsedDocumentFile> {
+async function parse(
+  c: CheckedInput,
+  index: number,
+  maxBytes: number,
+  isolation: IsolationLimits | undefined,
+): Promise<ParsedDocumentFile> {
   const { input, field, content } = c;
   const bytes = Buffer.from(content, 'utf8');
   if (bytes.length > maxBytes)
@@ -117,7 +124,7 @@ async function parse(c: CheckedInput, index: number, maxBytes: number): Promise<
     );
   let parsed: ParsedDocumentFile;
   try {
-    parsed = await parseContent(field, field, bytes);
+    parsed = await parseContent(field, field, bytes, isolation);
   } catch (e) {
     if (!(e instanceof QuarryError)) throw e;
     throw new QuarryError(

@@ -12,6 +12,8 @@ import fs from 'node:fs';
 import { extname } from 'node:path';
 import { isQuarryError, QuarryError } from '../errors.js';
 import type { ParsedDocument } from '../types.js';
+import { type IsolationLimits, ParseWorkers } from './parse-workers.js';
+import { type DocumentFormat, parseDocument } from './parsers/by-format.js';
 import {
   liftMeta,
   parseJsonFile,
@@ -20,8 +22,8 @@ import {
   type RecordResult,
   type SourceMeta,
 } from './parsers/records.js';
-import { decodeText, looksLikeText, parseText } from './parsers/text.js';
-import { checkZipArchive, DEFAULT_ZIP_LIMITS, type ZipLimits } from './parsers/zip-guard.js';
+import { looksLikeText } from './parsers/text.js';
+import { DEFAULT_ZIP_LIMITS, type ZipLimits } from './parsers/zip-guard.js';
 
 export type {
   ParsedRecord,
@@ -77,6 +79,8 @@ export interface ParseOptions {
   records?: RecordFieldMap;
   /** Decompression limits for zip-based formats (DOCX); `DEFAULT_ZIP_LIMITS` when absent. */
   zip?: ZipLimits;
+  /** Parse PDF, DOCX, HTML and Markdown in worker threads with these limits; in-process when absent. */
+  isolation?: IsolationLimits;
 }
 
 /** A file that is one document. */
@@ -133,7 +137,7 @@ export async function parseFile(path: string, bytes: Buffer, opts: ParseOptions)
       return { kind: 'records', format, docType: 'record', records, blankLines: counts.blankLines };
     }
 
-    return await parseOneDocument(path, format, bytes, opts.zip);
+    return await parseOneDocument(path, format, bytes, opts.zip, opts.isolation);
   } catch (e) {
     if (isQuarryError(e)) throw e;
     // A parser library blowing up on malformed input is still a file problem, not a Quarry bug to crash on.
@@ -155,9 +159,10 @@ export async function parseContent(
   label: string,
   format: 'markdown' | 'text' | 'html',
   bytes: Buffer,
+  isolation?: IsolationLimits,
 ): Promise<ParsedDocumentFile> {
   try {
-    return await parseOneDocument(label, format, bytes);
+    return await parseOneDocument(label, format, bytes, DEFAULT_ZIP_LIMITS, isolation);
   } catch (e) {
     if (isQuarryError(e)) throw e;
     throw new QuarryError(
@@ -169,13 +174,21 @@ export async function parseContent(
   }
 }
 
+/** The formats whose parsers run third-party code over hostile structure: isolated when limits are given. */
+const ISOLATED = new Set<FileFormat>(['pdf', 'docx', 'html', 'markdown']);
+
 async function parseOneDocument(
   path: string,
   format: FileFormat,
   bytes: Buffer,
   zip: ZipLimits = DEFAULT_ZIP_LIMITS,
+  isolation?: IsolationLimits,
 ): Promise<ParsedDocumentFile> {
-  const doc = await parseDocument(path, format, bytes, zip);
+  const f = format as DocumentFormat; // records never get here
+  const doc =
+    isolation !== undefined && ISOLATED.has(format)
+      ? await ParseWorkers.shared(isolation).run({ path, format: f, bytes: new Uint8Array(bytes), zip })
+      : await parseDocument(path, f, bytes, zip);
   if (!doc.blocks.some((b) => /\S/.test(doc.text.slice(b.start, b.end)))) {
     const hint = format === 'pdf' ? ' (a scanned PDF needs OCR first)' : '';
     throw new QuarryError('EMPTY_DOCUMENT', `${path} has no text after extraction${hint}`, { file: path });
@@ -185,59 +198,6 @@ async function parseOneDocument(
     throw new QuarryError('PARSE_FAILED', `${path}: front matter ${meta}`, { file: path, format });
   }
   return { kind: 'document', format, docType: DOC_TYPE[format], doc, meta };
-}
-
-async function parseDocument(
-  path: string,
-  format: FileFormat,
-  bytes: Buffer,
-  zip: ZipLimits,
-): Promise<ParsedDocument> {
-  switch (format) {
-    // Each format's parser library (micromark, cheerio, unpdf, mammoth) loads with the first file of that
-    // format, so a process that never parses, or parses only text, does not pay for the others.
-    case 'markdown': {
-      const { parseMarkdown } = await import('./parsers/markdown.js');
-      return parseMarkdown(decodeText(path, bytes));
-    }
-    case 'html':
-      return parseHtmlBytes(path, bytes, await import('./parsers/html.js'));
-    case 'pdf': {
-      const { parsePdf } = await import('./parsers/pdf.js');
-      return parsePdf(path, bytes);
-    }
-    case 'docx': {
-      const { parseDocx } = await import('./parsers/docx.js');
-      // The guard refuses a decompression bomb before mammoth inflates a byte of it.
-      checkZipArchive(path, 'docx', bytes, zip);
-      return parseDocx(path, bytes);
-    }
-    default:
-      return parseText(decodeText(path, bytes));
-  }
-}
-
-/** HTML may legitimately declare a legacy charset or be UTF-16; only undeclared non-UTF-8 is an error. */
-function parseHtmlBytes(
-  path: string,
-  bytes: Buffer,
-  { parseHtml, parseHtmlBuffer }: typeof import('./parsers/html.js'),
-): ParsedDocument {
-  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
-  if (utf16) return parseHtmlBuffer(bytes);
-  try {
-    return parseHtml(decodeText(path, bytes));
-  } catch (e) {
-    if (isQuarryError(e) && e.code === 'INVALID_UTF8' && declaresLegacyCharset(bytes))
-      return parseHtmlBuffer(bytes);
-    throw e;
-  }
-}
-
-function declaresLegacyCharset(bytes: Buffer): boolean {
-  const head = bytes.subarray(0, 4096).toString('latin1');
-  const m = /<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head);
-  return m !== null && !/^utf-?8$/i.test(m[1]!);
 }
 
 function sniff(path: string, bytes: Buffer): FileFormat {

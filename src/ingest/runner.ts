@@ -25,6 +25,7 @@ import {
   type RecordResult,
   readSource,
 } from './parse.js';
+import { isolationOf } from './parse-workers.js';
 import { type FileRecords, ProgressTracker } from './progress.js';
 import { collectSources, type FileTask } from './sources.js';
 import type { IngestContext, IngestFileError, IngestOptions, IngestReport } from './types.js';
@@ -140,6 +141,7 @@ async function ingestFile(run: PathsRun, task: FileTask, records: FileRecords): 
     maxBytes: max,
     records: opts.records,
     zip: { maxInflatedBytes, maxCompressionRatio },
+    ...isolationOf(ctx.config.ingest),
   });
   if (parsed.kind === 'records') return ingestRecords(run, task, parsed, records);
   writer.upserts.push(chunkFile(run, task, parsed, sha256(bytes, fingerprint)));

@@ -18,9 +18,7 @@ async function metricValue(t: TestServer, series: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(series.length).trim());
 }
 
-async function streamAsk(
-  t: TestServer,
-): Promise<{
+async function streamAsk(t: TestServer): Promise<{
   status: number;
   ms: number;
   retryAfter: string | null;
