@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Scripted } from '../generate/llm/fake-llm-server.js';
 import { type FakeLlmServer, startFakeOpenAIChatServer } from '../generate/llm/fake-openai-chat-server.js';
-import { HANDBOOK, startTestServer, type TestServer } from '../server/harness.js';
+import { HANDBOOK, parseSse, startTestServer, type TestServer } from '../server/harness.js';
 import { askJson, askSse, degradedTotal, timed } from './helpers.js';
 
 const MODEL = 'gpt-4o-mini';
@@ -151,6 +151,20 @@ const STREAM_FAULTS: FaultCase[] = [
     reason: /network error|ended before/,
     klass: 'error',
     partial: true,
+  },
+  {
+    name: 'an in-stream error event before any text',
+    script: times(3, { kind: 'error-event', after: [], errorType: 'server_error', message: 'overloaded' }),
+    requests: 3,
+    reason: /error in the stream \(server_error\): overloaded/,
+    klass: 'error',
+  },
+  {
+    name: '401 (a bad key: not retried, not held against the service)',
+    script: [{ kind: 'status', status: 401, message: 'Incorrect API key provided' }],
+    requests: 1,
+    reason: /HTTP 401/,
+    klass: 'error',
   },
   {
     name: 'the connection reset before any response',
@@ -337,6 +351,49 @@ describe('retries and the circuit breaker', () => {
     figures.push(
       `breaker | 3 failed calls (9 requests), open, probe | 12 + 1 probe | open: ${Math.round(open.ms)} | ${Math.round(performance.now() - t0)} (two asks)`,
     );
+  });
+});
+
+describe('bounded by the request budget, and the OpenAI-compatible route', () => {
+  it('an LLM slower than the request budget: cut at the budget, the upstream call cancelled', async () => {
+    sseFake.reset();
+    // Each attempt would wait 400 ms for headers, three attempts: longer than the 700 ms request budget.
+    sseFake.queue(...times(3, { kind: 'stall', beforeHeaders: true, ms: 10_000 }));
+    const { value: a, ms } = await timed(() => askJson(sseServer, QUESTION, { budgetMs: 700 }));
+    expect(a.status).toBe(200);
+    expect(a.body.answerer).toBe('extractive');
+    expect(a.body.degraded).toEqual([
+      { stage: 'answer.generate', reason: expect.stringMatching(/generation exceeded its \d+ ms budget/) },
+    ]);
+    expect(ms).toBeLessThan(1200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sseFake.requests.every((r) => r.clientClosed)).toBe(true);
+    figures.push(
+      `budget | 700 ms request budget, LLM silent | ${sseFake.requests.length} | ${Math.round(ms)} | —`,
+    );
+    await expectRecovered(sseServer, sseFake);
+  });
+
+  it('POST /v1/chat/completions streamed: a dropped LLM stream is replaced, degraded in the last chunk', async () => {
+    sseFake.reset();
+    sseFake.queue({ kind: 'disconnect', after: ['The ferry leaves '] });
+    const r = await sseServer.call('POST', '/v1/chat/completions', {
+      body: { model: 'quarry', stream: true, messages: [{ role: 'user', content: QUESTION }] },
+    });
+    expect(r.status).toBe(200);
+    const events = parseSse(String(r.body));
+    expect(events.at(-1)?.data).toBe('[DONE]');
+    const chunks = events.filter((e) => typeof e.data === 'object' && e.data !== null);
+    expect(chunks.some((e) => 'error' in e.data)).toBe(false);
+    const last = chunks.findLast((e) => e.data.quarry !== undefined)?.data.quarry;
+    expect(last).toMatchObject({ answerer: 'extractive', replaced: true });
+    expect(last.degraded).toEqual([
+      { stage: 'answer.generate', reason: expect.stringMatching(/LLM openai:gpt-4o-mini failed/) },
+    ]);
+    const text = chunks.map((e) => e.data.choices?.[0]?.delta?.content ?? '').join('');
+    expect(text).toContain('07:00');
+    expect(sseFake.requests).toHaveLength(1);
+    await expectRecovered(sseServer, sseFake);
   });
 });
 

@@ -175,3 +175,42 @@ describe('Redis that accepts connections and never answers', () => {
     );
   });
 });
+
+describe('Redis away when the server starts', () => {
+  it('the server starts and answers uncached, then uses Redis once it comes up', async () => {
+    const late = await TcpProxy.start(Number(new URL(REDIS_URL).port));
+    await late.stop();
+    const startPrefix = uniquePrefix();
+    const t = await startTestServer({
+      docs: HANDBOOK,
+      pipeline: {
+        cache: {
+          driver: 'redis',
+          redis: { url: `redis://127.0.0.1:${late.port}`, keyPrefix: startPrefix, timeoutMs: TIMEOUT_MS },
+        },
+      },
+    });
+    try {
+      const down = await search(t, 'ferry timetable');
+      expect(down.status).toBe(200);
+      expect(down.body.degraded).toEqual([{ stage: 'cache', reason: expect.stringMatching(/unreachable/) }]);
+      expect(down.ms).toBeLessThan(BOUND_MS);
+
+      await late.resume();
+      const t0 = performance.now();
+      await until(
+        () => search(t, 'refund policy'),
+        (s) => s.body.degraded.length === 0,
+      );
+      const recoverMs = performance.now() - t0;
+      expect((await redisKeys(startPrefix)).some((k) => k.startsWith(`${startPrefix}ret:`))).toBe(true);
+      figures.push(
+        `down at start | first search ${Math.round(down.ms)} ms, degraded | cached ${Math.round(recoverMs)} ms after Redis came up`,
+      );
+    } finally {
+      await t.close();
+      await late.close();
+      await redisKeys(startPrefix, true);
+    }
+  });
+});
