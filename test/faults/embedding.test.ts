@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../cli/run-cli.js';
 import { type Behaviour, FakeOpenAIServer } from '../embed/providers/fake-openai-server.js';
-import { HANDBOOK, startTestServer, type TestServer } from '../server/harness.js';
+import { HANDBOOK, parseSse, startTestServer, type TestServer } from '../server/harness.js';
 import { degradedTotal, timed } from './helpers.js';
 
 const TIMEOUT_MS = 400;
@@ -164,6 +164,9 @@ describe('an embedding service failing during ingest', () => {
     expect(r.body.error.message).toMatch(/the documents were written \(1 added, 0 updated, 0 removed\)/);
     expect(r.body.error.details.written).toEqual({ added: 1, updated: 0, removed: 0 });
     expect(fake.requests).toHaveLength(2);
+    expect(String((await t.call('GET', '/metrics')).body)).toMatch(
+      /quarry_http_errors_total\{code="EMBEDDING_FAILED"\} [1-9]/,
+    );
 
     // Stored whole: the document with its text, found by BM25, and the store passes `quarry check`.
     const got = await t.call('GET', '/v1/documents/lighthouse');
@@ -177,6 +180,15 @@ describe('an embedding service failing during ingest', () => {
     expect(JSON.parse(check.stdout).ok).toBe(true);
     const unembedded = await unembeddedChunks();
     expect(unembedded).toBeGreaterThan(0);
+
+    // Still failing: a hybrid search (which first tries to catch the dense index up) answers from BM25.
+    fake.reset(Array.from({ length: 10 }, () => '500' as const));
+    const during = await t.call('POST', '/v1/search', {
+      body: { query: 'lighthouse keepers on Islay', cache: false },
+    });
+    expect(during.status).toBe(200);
+    expect(during.body.hits[0].document.id).toBe('lighthouse');
+    expect(during.body.degraded).toEqual([{ stage: 'retrieve.dense', reason: expect.stringMatching(/500/) }]);
 
     // Back: the next hybrid search embeds the missing chunks first and finds the document by dense too.
     fake.reset();
@@ -193,6 +205,35 @@ describe('an embedding service failing during ingest', () => {
     figures.push(
       `ingest | 500 twice while embedding | 2 | ${Math.round(ms)} (502 EMBEDDING_FAILED, ${unembedded} chunk(s) waiting) | ${Math.round(backMs)}`,
     );
+  });
+});
+
+describe('an embedding service failing during a streamed upload', () => {
+  it('the stream ends with an EMBEDDING_FAILED error event, the file stored whole, then embedded', async () => {
+    fake.reset(['reset', 'reset']);
+    const form = new FormData();
+    form.append(
+      'file',
+      new Blob(['# Harbour dues\n\nHarbour dues at Port Ellen are paid at the pier office.']),
+      'harbour.md',
+    );
+    const res = await fetch(`${t.url}/v1/documents/upload?stream=true`, { method: 'POST', body: form });
+    expect(res.status).toBe(200);
+    const events = parseSse(await res.text());
+    const names = events.map((e) => e.event);
+    expect(names.at(-1)).toBe('done');
+    const error = events.find((e) => e.event === 'error')?.data;
+    expect(error).toMatchObject({ code: 'EMBEDDING_FAILED' });
+    expect(error.message).toMatch(/the documents were written \(1 added/);
+    expect(fake.requests).toHaveLength(2);
+    const check = await runCli(['check', '--store', t.store, '--json']);
+    expect(check.code, check.stderr).toBe(0);
+
+    fake.reset();
+    const back = await search('harbour dues Port Ellen pier');
+    expect(back.degraded).toEqual([]);
+    expect(back.hits[0]?.scores.dense).toBeDefined();
+    expect(await unembeddedChunks()).toBe(0);
   });
 });
 

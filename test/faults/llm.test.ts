@@ -200,6 +200,13 @@ const JSON_FAULTS: FaultCase[] = [
     klass: 'error',
   },
   {
+    name: 'JSON that is not a chat completion (no choices)',
+    script: [{ kind: 'json', body: { id: 'chatcmpl-fake', object: 'chat.completion', choices: [] } }],
+    requests: 1,
+    reason: /choices/,
+    klass: 'error',
+  },
+  {
     name: 'the connection dropped mid-body',
     script: times(3, { kind: 'raw', body: '{"id":"chatcmpl-fake","choices":[', cut: true }),
     requests: 3,
@@ -351,6 +358,33 @@ describe('retries and the circuit breaker', () => {
     figures.push(
       `breaker | 3 failed calls (9 requests), open, probe | 12 + 1 probe | open: ${Math.round(open.ms)} | ${Math.round(performance.now() - t0)} (two asks)`,
     );
+  });
+});
+
+describe('half-open under concurrent load', () => {
+  it('one probe reaches the LLM; the asks arriving meanwhile are answered extractively at once', async () => {
+    sseFake.reset();
+    sseFake.queue(...times(9, { kind: 'status', status: 500 }));
+    for (let i = 0; i < 3; i++) await askJson(sseServer, QUESTION);
+    expect(sseFake.requests).toHaveLength(9);
+    await new Promise((r) => setTimeout(r, COOLDOWN_MS + 50));
+
+    sseFake.reset();
+    // The probe's answer takes ~300 ms to stream, so the other asks arrive while it runs.
+    sseFake.respond = () => ({ ...(GOOD as Extract<Scripted, { kind: 'reply' }>), gapMs: 100 });
+    const probe = askJson(sseServer, QUESTION);
+    await new Promise((r) => setTimeout(r, 50));
+    const others = await Promise.all([askJson(sseServer, QUESTION), askJson(sseServer, QUESTION)]);
+    for (const o of others) {
+      expect(o.status).toBe(200);
+      expect(o.body.answerer).toBe('extractive');
+      expect(o.body.degraded[0].reason).toMatch(/a probe call is running/);
+    }
+    const p = await probe;
+    expect(p.body.answerer).toBe(PROVIDER);
+    expect(p.body.degraded).toEqual([]);
+    expect(sseFake.requests).toHaveLength(1);
+    await expectRecovered(sseServer, sseFake);
   });
 });
 
