@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../cli/run-cli.js';
 import { type Behaviour, FakeOpenAIServer } from '../embed/providers/fake-openai-server.js';
 import { HANDBOOK, parseSse, startTestServer, type TestServer } from '../server/harness.js';
-import { degradedTotal, timed } from './helpers.js';
+import { type Degradation, degradedTotal, timed } from './helpers.js';
 
 const TIMEOUT_MS = 400;
 let fake: FakeOpenAIServer;
@@ -55,7 +55,7 @@ async function search(query: string) {
   expect(r.status).toBe(200);
   return r.body as {
     hits: Array<{ document: { id: string }; scores: Record<string, unknown> }>;
-    degraded: any[];
+    degraded: Degradation[];
   };
 }
 

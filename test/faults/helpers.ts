@@ -15,6 +15,19 @@ export async function degradedTotal(t: TestServer, stage: string, reason: string
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
+export interface Degradation {
+  stage: string;
+  reason: string;
+}
+
+/** The fields of an `/v1/ask` answer these tests read. */
+export interface AnswerBody {
+  answerer: string;
+  text: string;
+  degraded: Degradation[];
+  fallback?: { from: string; reason: string };
+}
+
 export interface Timed<T> {
   value: T;
   ms: number;
@@ -31,9 +44,9 @@ export async function askJson(
   t: TestServer,
   question: string,
   extra: Record<string, unknown> = {},
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: AnswerBody }> {
   const r = await t.call('POST', '/v1/ask', { body: { question, cache: false, ...extra } });
-  return { status: r.status, body: r.body };
+  return { status: r.status, body: r.body as AnswerBody };
 }
 
 /** `POST /v1/ask` streamed: the SSE events by name, in order, and the final `answer` event's data. */
@@ -41,7 +54,7 @@ export async function askSse(
   t: TestServer,
   question: string,
   extra: Record<string, unknown> = {},
-): Promise<{ status: number; events: Array<{ event: string | undefined; data: any }>; answer: any }> {
+): Promise<{ status: number; events: ReturnType<typeof parseSse>; answer: AnswerBody | undefined }> {
   const r = await t.call('POST', '/v1/ask', { body: { question, cache: false, stream: true, ...extra } });
   const events = parseSse(String(r.body));
   return { status: r.status, events, answer: events.find((e) => e.event === 'answer')?.data };

@@ -42,7 +42,11 @@ afterAll(async () => {
   console.log(`Redis faults:\n${figures.join('\n')}`);
 });
 
-type Searched = { strategy?: string; degraded: Array<{ stage: string; reason: string }>; hits: any[] };
+type Searched = {
+  strategy?: string;
+  degraded: Array<{ stage: string; reason: string }>;
+  hits: Array<{ document: { id: string } }>;
+};
 
 async function search(t: TestServer, query: string): Promise<{ ms: number; status: number; body: Searched }> {
   const { value, ms } = await timed(() => t.call('POST', '/v1/search', { body: { query, k: 3 } }));
