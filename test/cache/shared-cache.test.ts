@@ -13,6 +13,7 @@ import { userPrincipal } from '../../src/access/principal.js';
 import type { QuarryConfigInput } from '../../src/config/config.js';
 import { Quarry, type SearchOptions } from '../../src/pipeline/quarry.js';
 import { FakeOpenAIServer } from '../embed/providers/fake-openai-server.js';
+import { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { Peer, REDIS_URL, redisKeys, uniquePrefix } from './peer.js';
 
 const dirs: string[] = [];
@@ -239,43 +240,5 @@ async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<void
   while (!(await check())) {
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** A TCP proxy to a local port that can be stopped (every connection cut) and resumed on the same port. */
-class TcpProxy {
-  private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
-  port = 0;
-
-  private constructor(private readonly target: number) {}
-
-  static async start(target: number): Promise<TcpProxy> {
-    const p = new TcpProxy(target);
-    await p.resume();
-    return p;
-  }
-
-  async resume(): Promise<void> {
-    this.server = net.createServer((client) => {
-      const upstream = net.connect(this.target, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => s.destroy());
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
-    this.port = (this.server.address() as net.AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((resolve) => this.server?.close(resolve));
-  }
-
-  close(): Promise<void> {
-    return this.stop();
   }
 }

@@ -40,7 +40,12 @@ export type Scripted =
   /** This exact JSON body (e.g. a chat completion with `tool_calls`), written by the test in the wire format. */
   | { kind: 'json'; body: unknown; status?: number }
   /** These exact SSE `data:` payloads (JSON-encoded), then `data: [DONE]` unless `done: false`. */
-  | { kind: 'sse'; events: unknown[]; done?: boolean };
+  | { kind: 'sse'; events: unknown[]; done?: boolean }
+  /**
+   * These exact bytes as a 200 body (e.g. JSON cut off halfway). With `cut`, the headers announce a longer
+   * body and the socket is destroyed after these bytes: a connection lost mid-response.
+   */
+  | { kind: 'raw'; body: string; contentType?: string; cut?: boolean };
 
 export interface RecordedRequest {
   method: string;
@@ -50,6 +55,8 @@ export interface RecordedRequest {
   scripted: Scripted;
   /** Set when the client went away before the response was finished. */
   clientClosed: boolean;
+  /** When the request arrived (performance.now()). */
+  at: number;
 }
 
 /** The wire format of one provider. */
@@ -136,6 +143,7 @@ export async function startFakeLlmServer(dialect: Dialect): Promise<FakeLlmServe
         body,
         scripted,
         clientClosed: false,
+        at: performance.now(),
       };
       requests.push(record);
       res.on('close', () => {
@@ -204,6 +212,20 @@ function serve(
           (s.done === false ? '' : 'data: [DONE]\n\n'),
       );
       return;
+    case 'raw': {
+      const length = Buffer.byteLength(s.body) + (s.cut ? 64 : 0);
+      res.writeHead(200, {
+        'content-type': s.contentType ?? 'application/json',
+        'content-length': String(length),
+      });
+      if (!s.cut) {
+        res.end(s.body);
+        return;
+      }
+      res.write(s.body);
+      later(30, () => res.socket?.destroy());
+      return;
+    }
     case 'malformed':
       openStream();
       for (const d of s.after) write(dialect.sseDelta(d, model));
