@@ -1,8 +1,8 @@
 /**
  * The LLM answer path as the runner composes it: assemble the hits into a context that fits the model's
- * window (src/assemble/stage.ts), build the prompt, generate (src/generate/stage.ts: streamed prose or
- * structured JSON), validate (src/validate/stage.ts: citations, support, confidence, optional
- * self-critique). A failure before a usable answer is raised as `LlmAnswerFailed`; the runner falls back
+ * window (src/assemble/stage.ts), guard it against prompt injection (src/generate/guard.ts), build the
+ * prompt, generate (src/generate/stage.ts: streamed prose or structured JSON), guard the answer's links,
+ * validate (src/validate/stage.ts: citations, support, confidence, optional self-critique). A failure before a usable answer is raised as `LlmAnswerFailed`; the runner falls back
  * to the extractive answerer.
  */
 import { assemble } from '../assemble/stage.js';
@@ -10,6 +10,7 @@ import { tokenizerFor } from '../assemble/tokenizer.js';
 import type { ContextWindow } from '../assemble/types.js';
 import type { QuarryConfig } from '../config/config.js';
 import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
+import { guardAnswer, guardPassages } from '../generate/guard.js';
 import { meteredLlm } from '../generate/llm/metered.js';
 import type { ChatMessage } from '../generate/llm/types.js';
 import { buildPrompt, DEFAULT_PROMPT_TEMPLATE, parsePromptTemplate } from '../generate/prompt.js';
@@ -58,7 +59,9 @@ export async function* answerWithLlm(
   const template = config.prompt === undefined ? DEFAULT_PROMPT_TEMPLATE : parsePromptTemplate(config.prompt);
   const tokenizer = deps.tokenizer ?? tokenizerFor(provider.model);
   const today = new Date();
-  const context = assemble(question, hits, today, { ...deps, config, provider, tokenizer, template }, ctx);
+  const assembled = assemble(question, hits, today, { ...deps, config, provider, tokenizer, template }, ctx);
+  // Sources that read like instructions to the model are a guard event (and left out under `drop`).
+  const { context } = guardPassages(assembled, config.guard, ctx);
   yield {
     type: 'context',
     sources: context.sources.length,
@@ -76,8 +79,10 @@ export async function* answerWithLlm(
     budget.slice('generate'),
     ctx,
   );
+  // A link that would carry data to a URL no source names is removed before validation sees the text.
+  const guarded = guardAnswer(generated.text, context.sources, config.guard, ctx);
   const validated = validateProse(
-    generated.text,
+    guarded.text,
     context,
     generated.unknownMarkers,
     config.validation,
