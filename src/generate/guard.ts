@@ -110,7 +110,7 @@ const PATTERNS: Pattern[] = [
   { kind: 'prompt_leak', re: /\b(?:repeat|print) (?:the|all) (?:words|text) above\b/i },
   {
     kind: 'prompt_leak',
-    re: /\b(?:révèle|affiche|montre|zeige|verrate|gib|revela|muestra|mostra|rivela)\w*\s+(?:moi\s+|mir\s+)?(?:ton|votre|le|deinen|den|ihren|tu|el|il|o|seu)\s+(?:prompt|Systemprompt|Prompt|instructions|Anweisungen|instrucciones|istruzioni|instruções)/i,
+    re: /\b(?:révèle|affiche|montre|zeige|verrate|gib|revela|muestra|mostra|rivela)\w*(?:[-\s]+(?:moi|mir|me))?\s+(?:ton|votre|le|deinen|den|ihren|tu|el|il|o|seu)\s+(?:prompt|Systemprompt|Prompt|instructions|Anweisungen|instrucciones|istruzioni|instruções)/i,
   },
   // Exfiltration: images or links that would carry data out, or instructions to build one.
   { kind: 'exfiltration', re: /!\[[^\]\n]{0,200}\]\(\s*<?https?:\/\/[^)\s]*\?[^)\s]*=/i },
