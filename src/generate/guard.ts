@@ -47,7 +47,8 @@ interface Pattern {
 // Languages: English, French, German, Spanish, Italian, Portuguese, Dutch, Russian, Chinese, Japanese.
 const PREVIOUS =
   '(?:previous|prior|preceding|above|earlier|foregoing|former|original|initial|system|all(?: the| your)?|any|your)';
-const RULES = '(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|context|constraints)';
+const RULES =
+  '(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|context|constraints)';
 const PATTERNS: Pattern[] = [
   {
     kind: 'override',
@@ -77,14 +78,20 @@ const PATTERNS: Pattern[] = [
     kind: 'override',
     re: /(?:игнорируй(?:те)?|забудь(?:те)?|не обращай(?:те)? внимания на)\s+(?:все\s+)?(?:предыдущие|прежние|вышеуказанные)\s+(?:инструкции|указания|правила)/i,
   },
-  { kind: 'override', re: /(?:忽略|无视|忘记|忽视)(?:掉)?(?:之前|以上|上面|前面|先前|所有)(?:的)?(?:所有)?(?:指令|指示|说明|规则|提示)/ },
+  {
+    kind: 'override',
+    re: /(?:忽略|无视|忘记|忽视)(?:掉)?(?:之前|以上|上面|前面|先前|所有)(?:的)?(?:所有)?(?:指令|指示|说明|规则|提示)/,
+  },
   { kind: 'override', re: /(?:以前|前|上記|これまで)の(?:すべての)?(?:指示|命令|ルール)を(?:無視|忘れ)/ },
   // Fake turns: a line that opens a system / assistant / developer message, or chat-template tokens.
   {
     kind: 'role',
     re: /(?:^|\n)\s*(?:#{1,6}\s*|\*\*)?(?:system|assistant|developer)(?:\s+(?:prompt|message|override|note))?\s*(?:\*\*)?\s*:\s*\S/i,
   },
-  { kind: 'role', re: /<\|(?:im_start|im_end|system|assistant|user|begin_of_text|start_header_id|eot_id)\|>/i },
+  {
+    kind: 'role',
+    re: /<\|(?:im_start|im_end|system|assistant|user|begin_of_text|start_header_id|eot_id)\|>/i,
+  },
   { kind: 'role', re: /\[\/?INST\]|<<\/?SYS>>|<\/?(?:start_of_turn|end_of_turn)>/ },
   { kind: 'role', re: /<\/?\s*(?:system|instructions|source|sources)\s*(?:\s[^>]*)?>/i },
   // Persona switches.

@@ -154,9 +154,7 @@ describe('guardAnswer', () => {
       ['https://evil.example/x?leak=1', false],
       ['https://evil.example/i?c=secret', true],
     ]);
-    expect(r.text).toBe(
-      'Refunds take five days [1]. status See the form. Or [link removed]. [link removed]',
-    );
+    expect(r.text).toBe('Refunds take five days [1]. status See the form. Or [link removed]. [link removed]');
     expect(r.text).not.toContain('evil.example');
     const stage = c.trace.report().stages.find((s) => s.stage === 'guard.answer')!;
     expect(stage.detail).toMatchObject({ policy: 'strip', events: 4, stripped: true });
