@@ -99,7 +99,11 @@ const PATTERNS: Pattern[] = [
     kind: 'persona',
     re: /\byou are (?:now|no longer)\s+(?:a|an|the|my|in|called|named|free|DAN|unrestricted|jailbroken)\b/i,
   },
-  { kind: 'persona', re: /\bfrom now on,?\s+(?:you\s+(?:are|will|must|shall|should)|act|respond|answer)\b/i },
+  // "From now on you should pay more" is prose (a quote in SQuAD); a persona switch tells the model how to behave.
+  {
+    kind: 'persona',
+    re: /\bfrom now on,?\s+(?:you\s+(?:are|will|must|shall)\s+(?:be|act|respond|answer|reply|only|always|never|ignore|pretend|speak|talk)\b|(?:act|respond|answer|reply|speak)\s+(?:as|only|in|like)\b)/i,
+  },
   { kind: 'persona', re: /\b(?:pretend|imagine) (?:that )?you are (?:a|an|no longer)\b/i },
   { kind: 'persona', re: /\b(?:DAN|developer|god|jailbreak) mode\b/i },
   {

@@ -63,6 +63,7 @@ describe('detectInjection', () => {
       'Proteins act as a barrier; the assistant professor ignored the outlier.',
       'See https://example.org/docs?page=2 for the full table.',
       'Operating system: Ubuntu 22.04 is supported.',
+      "It's only fair that, from now on, you should pay more for oil.",
       'Les instructions de montage sont dans la boîte.',
       'Die Anweisungen finden Sie im Handbuch.',
       'The prompt was repeated to the participants after the break.',
