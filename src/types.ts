@@ -286,6 +286,8 @@ export type StageName =
   | 'answer.extractive'
   | 'answer.validate'
   | 'answer.critique'
+  | 'guard.passages'
+  | 'guard.answer'
   | 'privacy.redact';
 
 export interface StageReport {

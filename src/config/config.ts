@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ContextConfigSchema } from '../assemble/context.js';
 import { QuarryError } from '../errors.js';
+import { GuardConfigSchema } from '../generate/guard.js';
 import { LlmConfigSchema, PriceSchema } from '../generate/llm/create.js';
 import { PromptTemplateSchema, parsePromptTemplate } from '../generate/prompt.js';
 import {
@@ -280,6 +281,8 @@ export const QuarryConfigSchema = z.object({
   }).default({ ...ValidationConfigSchema.parse({}), critique: false }),
   /** PII detection and redaction at ingest (before anything is stored) and/or on answers. Off by default. */
   privacy: PrivacyConfigSchema.default(PrivacyConfigSchema.parse({})),
+  /** Prompt-injection guard of LLM answers: sources that look like instructions, exfiltration links. */
+  guard: GuardConfigSchema.default(GuardConfigSchema.parse({})),
 });
 
 export type QuarryConfig = z.infer<typeof QuarryConfigSchema>;

@@ -16,9 +16,20 @@ export type RequestOperation = 'search' | 'ask' | 'ingest';
 export type RequestStatus = 'ok' | 'degraded' | 'error';
 /**
  * Guard events: PII redacted from text leaving Quarry, citations naming no source of the context (a model
- * citing what it was not shown), unsupported sentences flagged or removed by validation.
+ * citing what it was not shown), unsupported sentences flagged or removed by validation; sources that look
+ * like a prompt injection, by kind (src/generate/guard.ts), and links in answers that would carry data to a
+ * URL no source names (`answer_exfiltration`).
  */
-export type GuardEvent = 'pii_redaction' | 'unknown_citation' | 'unsupported_sentence';
+export type GuardEvent =
+  | 'pii_redaction'
+  | 'unknown_citation'
+  | 'unsupported_sentence'
+  | 'injection_override'
+  | 'injection_role'
+  | 'injection_persona'
+  | 'injection_prompt_leak'
+  | 'injection_exfiltration'
+  | 'answer_exfiltration';
 
 /** Who a request is for, as the server knows it; put on token and cost series. */
 export interface RequestLabels {
@@ -104,7 +115,7 @@ function createMetrics(registry: Registry) {
     }),
     guard: new Counter({
       name: 'quarry_guard_events_total',
-      help: 'Guard events: PII redactions, citations of unknown sources, unsupported sentences',
+      help: 'Guard events: PII redactions, citations of unknown sources, unsupported sentences, prompt injections, exfiltration links',
       labelNames: ['kind'] as const,
       registers,
     }),

@@ -37,6 +37,8 @@ export type SpanName =
   | 'quarry.generate.extractive'
   | 'quarry.validate'
   | 'quarry.critique'
+  | 'quarry.guard.passages'
+  | 'quarry.guard.answer'
   | 'quarry.redact';
 
 /** The span of each trace stage: a new StageName does not compile until it has one. */
@@ -60,6 +62,8 @@ export const STAGE_SPANS: Readonly<Record<StageName, SpanName>> = {
   'answer.extractive': 'quarry.generate.extractive',
   'answer.validate': 'quarry.validate',
   'answer.critique': 'quarry.critique',
+  'guard.passages': 'quarry.guard.passages',
+  'guard.answer': 'quarry.guard.answer',
   'privacy.redact': 'quarry.redact',
 };
 

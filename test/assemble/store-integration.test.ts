@@ -96,7 +96,7 @@ describe('assembleContext on a real SQLite store', () => {
     expect(top.date).toBe(hits[0]!.document.updated_at);
     const prompt = buildPrompt(DEFAULT_PROMPT_TEMPLATE, question, window);
     expect(tokenizerFor('gpt-4o').countMessages(prompt)).toBeLessThanOrEqual(4096 - 512);
-    expect(prompt[1]!.content).toContain(`[1] Chunking (`);
+    expect(prompt[1]!.content).toContain(`<source id="1" title="Chunking"`);
   });
 
   it('under a tight budget with an estimated tokenizer, keeps the best source, drops the rest and fits', async () => {

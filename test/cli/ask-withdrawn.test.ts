@@ -20,7 +20,7 @@ let server: FakeLlmServer;
 /** The source number the prompt gives the chunking page (which says chunks are 256 tokens). */
 function chunkSource(body: Record<string, unknown>): string {
   const user = (body.messages as Array<{ role: string; content: string }>)[1]!.content;
-  return /\[(\d+)\][^\n]*\n[^[]*256 tokens/.exec(user)?.[1] ?? '1';
+  return /<source id="(\d+)"[^>]*>\n[^<]*256 tokens/.exec(user)?.[1] ?? '1';
 }
 
 beforeAll(async () => {

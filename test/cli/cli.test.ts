@@ -463,7 +463,7 @@ describe('quarry ask with an LLM', () => {
       );
       server.respond = (body) => {
         const user = (body.messages as Array<{ role: string; content: string }>)[1]!.content;
-        const n = /\[(\d+)\][^\n]*\n[^[]*256 tokens/.exec(user)?.[1] ?? '1';
+        const n = /<source id="(\d+)"[^>]*>\n[^<]*256 tokens/.exec(user)?.[1] ?? '1';
         return {
           kind: 'reply',
           deltas: ['By default Quarry splits ', 'documents into chunks ', `of 256 tokens [${n}].`],

@@ -37,11 +37,8 @@ function sourcesOf(body: Record<string, unknown>): Map<number, string> {
   const messages = body.messages as Array<{ role: string; content: string }>;
   const user = messages.find((m) => m.role === 'user')!.content;
   const out = new Map<number, string>();
-  const blocks = user.split(/\n\n(?=\[\d+\] )/);
-  for (const b of blocks) {
-    const m = /^(?:Sources:\n\n)?\[(\d+)\] [^\n]*\n([\s\S]*)$/.exec(b);
-    if (m) out.set(Number(m[1]), m[2]!.replace(/\n\nQuestion: [\s\S]*$/, ''));
-  }
+  for (const m of user.matchAll(/<source id="(\d+)"[^>]*>\n([\s\S]*?)\n<\/source>/g))
+    out.set(Number(m[1]), m[2]!);
   return out;
 }
 
@@ -107,12 +104,12 @@ describe('ask with an LLM (OpenAI-compatible wire protocol)', () => {
     expect(answer.usage).toMatchObject({ inputTokens: 900, outputTokens: deltas.length });
     expect(answer.usage!.costUsd).toBeCloseTo((900 * 0.15 + deltas.length * 0.6) / 1e6, 12);
 
-    // The prompt carries the rules, numbered sources with metadata, and the question; it fits the window.
+    // The prompt carries the rules, delimited numbered sources with metadata, and the question; it fits the window.
     const body = env.server.requests[0]!.body;
     const messages = body.messages as ChatMessage[];
     expect(messages[0]!.content).toContain("I don't have enough information");
     expect(messages[1]!.content).toMatch(
-      /^Sources:\n\n\[1\] .+ \(samples\/docs\/.+; section: .+; updated \d{4}-\d\d-\d\d; version 1\)/,
+      /^Sources:\n\n<source id="1" title=".+" origin="samples\/docs\/.+" section=".+" updated="\d{4}-\d\d-\d\d" version="1">\n/,
     );
     expect(messages[1]!.content).toContain('Question: What is the default chunk size?');
     expect(body.max_tokens).toBe(200);

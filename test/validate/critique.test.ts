@@ -52,9 +52,11 @@ describe('critiqueAnswer', () => {
     expect(body.response_format).toEqual({ type: 'json_object' });
     const user = body.messages[1]!.content;
     expect(user).toContain(
-      `[1] Storage and durability (docs/storage-and-durability.md)\n${sources[0]!.text}`,
+      `<source id="1" title="Storage and durability (docs/storage-and-durability.md)">\n${sources[0]!.text}\n</source>`,
     );
-    expect(user).toContain(`[2] Chunking (docs/chunking.md)\n${sources[1]!.text}`);
+    expect(user).toContain(
+      `<source id="2" title="Chunking (docs/chunking.md)">\n${sources[1]!.text}\n</source>`,
+    );
     expect(user).toContain(`Question: ${question}`);
     expect(user).toContain('S2: Consecutive chunks overlap by 32 tokens [2].');
     expect(user).not.toContain('S5');

@@ -1,6 +1,9 @@
 /**
  * HTML → ParsedDocument (also the back half of DOCX, via mammoth's HTML). Extracts readable text block by
- * block, drops chrome (scripts, styles, navigation), turns h1–h6 into the section tree and <meta> into fields.
+ * block, drops chrome (scripts, styles, navigation) and text hidden from readers (the `hidden` attribute,
+ * `aria-hidden`, inline `display:none`, `visibility:hidden`, `font-size:0`, `opacity:0`, white on white) —
+ * the classic carrier of prompt injections a person reviewing the page never sees — turns h1–h6 into the
+ * section tree and <meta> into fields.
  */
 import * as cheerio from 'cheerio';
 import type { ParsedDocument } from '../../types.js';
@@ -11,7 +14,30 @@ interface DomNode {
   type: string;
   name?: string;
   data?: string;
+  attribs?: Record<string, string>;
   children?: DomNode[];
+}
+
+/** Inline styles that make an element's text invisible (stylesheets are not evaluated). */
+const HIDING_STYLE =
+  /(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|font-size\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important)?\s*(?:;|$)|opacity\s*:\s*0(?:\.0+)?\s*(?:!important)?\s*(?:;|$))/i;
+const WHITE = /^(?:#fff(?:fff)?|white|rgba?\(\s*255\s*,\s*255\s*,\s*255\s*(?:,\s*1(?:\.0+)?\s*)?\))$/i;
+
+/** An element whose content a reader does not see (the element and everything under it is dropped). */
+function hiddenFromReaders(node: DomNode): boolean {
+  const a = node.attribs;
+  if (a === undefined) return false;
+  if ('hidden' in a) return true;
+  if ((a['aria-hidden'] ?? '').trim().toLowerCase() === 'true') return true;
+  const style = a.style;
+  if (style === undefined) return false;
+  if (HIDING_STYLE.test(style)) return true;
+  // White text on a white background, both set on the element itself.
+  const decl = (prop: string): string | undefined =>
+    new RegExp(`(?:^|;)\\s*${prop}\\s*:\\s*([^;!]+)`, 'i').exec(style)?.[1]?.trim();
+  const color = decl('color');
+  const background = decl('background-color') ?? decl('background');
+  return color !== undefined && background !== undefined && WHITE.test(color) && WHITE.test(background);
 }
 
 /** Never rendered as reading text. `svg`/`canvas` hold icon labels and drawing code, not prose. */
@@ -97,7 +123,7 @@ function extract($: cheerio.CheerioAPI): ParsedDocument {
     }
     if (node.type !== 'tag' && node.type !== 'root') return; // comments, scripts, styles, directives
     const name = node.name?.toLowerCase() ?? '';
-    if (DROP.has(name)) return;
+    if (DROP.has(name) || hiddenFromReaders(node)) return;
     if (name === 'br') {
       inline.push('\n');
       return;
@@ -161,7 +187,7 @@ function lines(node: DomNode): string {
     if (n.type === 'text') parts.push(collapse(n.data));
     if (n.type !== 'tag') return;
     const name = n.name?.toLowerCase() ?? '';
-    if (DROP.has(name)) return;
+    if (DROP.has(name) || hiddenFromReaders(n)) return;
     if (name === 'br') {
       parts.push('\n');
       return;
@@ -181,7 +207,7 @@ function preText(node: DomNode): string {
   const walk = (n: DomNode): void => {
     if (n.type === 'text') parts.push(n.data ?? '');
     else if (n.type === 'tag' && n.name === 'br') parts.push('\n');
-    else if (n.type === 'tag' && !DROP.has(n.name ?? '')) n.children?.forEach(walk);
+    else if (n.type === 'tag' && !DROP.has(n.name ?? '') && !hiddenFromReaders(n)) n.children?.forEach(walk);
   };
   node.children?.forEach(walk);
   return parts
@@ -194,13 +220,13 @@ function preText(node: DomNode): string {
 function tableText(node: DomNode): string {
   const rows: string[] = [];
   const visit = (n: DomNode): void => {
-    if (n.type !== 'tag') return;
+    if (n.type !== 'tag' || hiddenFromReaders(n)) return;
     const name = n.name?.toLowerCase() ?? '';
     if (name === 'caption') {
       rows.push(oneLine(lines(n)));
     } else if (name === 'tr') {
       const cells = (n.children ?? [])
-        .filter((c) => c.type === 'tag' && (c.name === 'td' || c.name === 'th'))
+        .filter((c) => c.type === 'tag' && (c.name === 'td' || c.name === 'th') && !hiddenFromReaders(c))
         .map((c) => oneLine(lines(c)));
       if (cells.some(Boolean)) rows.push(cells.join(' | '));
     } else if (name === 'thead' || name === 'tbody' || name === 'tfoot') {
