@@ -738,11 +738,12 @@ function eqSql(e: Elem, o: Scalar): Sql {
   return sql`(${e.t} = 'text' AND (${e.v} = ${o} COLLATE BINARY OR ${dateKeySql(e.v)} = ${k}))`;
 }
 
-function listSql(values: readonly unknown[]): Sql {
-  return joinSql(
-    values.map((v) => sql`${v}`),
-    ', ',
-  );
+/**
+ * A value list as one bound JSON array read back by `json_each`: one parameter however long the list, so a
+ * `$in` of 100,000 ids stays under SQLite's variable limit (one parameter per element broke past ~32k).
+ */
+function listSql(values: readonly (string | number)[]): Sql {
+  return sql`SELECT value FROM json_each(${JSON.stringify(values)})`;
 }
 
 function inSql(e: Elem, values: readonly Scalar[]): Sql {
@@ -856,8 +857,7 @@ const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * table (`id, source, title, created_at, updated_at, version, doc_type, security_level`, JSON-text `tags`,
  * `access_groups`, `access_users`,
  * `fields`), with the same semantics as `matches` (needs SQLite ≥ 3.42 for `unixepoch(…, 'subsec')`).
- * Values and JSON paths are always bound parameters (a `$in` list costs one or two parameters per element, so
- * lists beyond ~16k elements exceed SQLite's default variable limit). One known difference: SQLite orders strings by UTF-8 bytes
+ * Values and JSON paths are always bound parameters (a `$in` list is one JSON parameter, however long). One known difference: SQLite orders strings by UTF-8 bytes
  * (code point order), JS by UTF-16 code units; they disagree only when comparing a character above U+FFFF with
  * one in U+E000–U+FFFF via $gt/$gte/$lt/$lte.
  */

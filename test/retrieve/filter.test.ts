@@ -342,6 +342,23 @@ describe('filter parity: SQL (SQLite JSON1) vs compiled predicate', () => {
     expect(params).toEqual(['$."team"', "x' OR '1'='1", '$."owner"."name"', 'Ana']);
   });
 
+  it('a $in / $nin of 100,000 values is one parameter and matches like matches() (was: too many SQL variables)', () => {
+    const ids = Array.from({ length: 100_000 }, (_, i) => `id-${i}`);
+    const teams = [...ids, 'search'];
+    const numbers = [...Array.from({ length: 100_000 }, (_, i) => i + 1000), 2];
+    for (const filter of [
+      { team: { $in: teams } },
+      { team: { $nin: teams } },
+      { version: { $in: numbers } },
+      { id: { $in: [...ids, 'd03', 'd07'] } },
+    ]) {
+      const { params } = filterToSql(filter, 'sqlite');
+      expect(params.length).toBeLessThan(10);
+      expect(sqlIdsIn(db, filter)).toEqual(jsIds(filter));
+    }
+    expect(sqlIdsIn(db, { id: { $in: [...ids, 'd03', 'd07'] } })).toEqual(['d03', 'd07']);
+  });
+
   it('renders {} as an always-true expression', () => {
     expect(filterToSql({}, 'sqlite')).toEqual({ where: '1', params: [] });
   });
