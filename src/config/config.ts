@@ -68,8 +68,19 @@ export const IngestConfigSchema = z.object({
   maxCompressionRatio: z.number().min(1).default(100),
   /** Documents written per transaction. */
   batchSize: z.number().int().min(1).max(10_000).default(64),
+  /** A batch is also written once its documents hold this many characters (bounds memory for big files). */
+  batchMaxChars: z.number().int().min(1).default(16_000_000),
   /** Files parsed concurrently. */
   concurrency: z.number().int().min(1).max(64).default(4),
+  /**
+   * Bytes of files being parsed and chunked at once: a file waits while others of this total are in flight
+   * (one larger than this runs alone), so peak memory follows the largest file, not `concurrency` of them.
+   */
+  maxInFlightBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(64 * 1024 * 1024),
   /**
    * `worker`: PDF, DOCX, HTML and Markdown parse in worker threads with the memory and time limits below, so
    * one hostile file fails alone (PARSE_MEMORY_LIMIT, PARSE_TIMEOUT) instead of taking the process down;

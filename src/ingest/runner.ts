@@ -10,6 +10,7 @@
  * Files run `ingest.concurrency` at a time; documents given in memory (src/ingest/add-documents.ts) are all
  * parsed and chunked before anything is written.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { describeError } from '../errors.js';
 import type { DocumentStore } from '../store/types.js';
@@ -48,16 +49,46 @@ interface PathsRun {
   blankLines: number;
 }
 
-/** Run `fn` over items with at most `limit` in flight, preserving completion order via callbacks. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
+/**
+ * Run `fn` over the files with at most `limit` in flight and at most `maxBytes` of them (by size on disk) at
+ * once; a file larger than `maxBytes` runs alone. Files start in order.
+ */
+export async function pool(
+  items: FileTask[],
+  limit: number,
+  maxBytes: number,
+  fn: (item: FileTask) => Promise<void>,
+): Promise<void> {
+  const sizeOf = (t: FileTask) => {
+    try {
+      return fs.statSync(t.abs).size;
+    } catch {
+      return 0; // unreadable: reading it reports the error
     }
+  };
+  let next = 0;
+  let running = 0;
+  let bytes = 0;
+  await new Promise<void>((resolve, reject) => {
+    const launch = (): void => {
+      while (next < items.length && running < limit) {
+        const item = items[next]!;
+        const size = sizeOf(item);
+        if (running > 0 && bytes + size > maxBytes) break;
+        next++;
+        running++;
+        bytes += size;
+        fn(item).then(() => {
+          running--;
+          bytes -= size;
+          if (next >= items.length && running === 0) resolve();
+          else launch();
+        }, reject);
+      }
+    };
+    if (items.length === 0) resolve();
+    else launch();
   });
-  await Promise.all(workers);
 }
 
 /** Ingest files and folders: every stage in order, then the report (and the dense catch-up). */
@@ -86,7 +117,8 @@ export async function ingestPaths(
     recordSources: new Set(),
     blankLines: 0,
   };
-  await pool(files, ctx.config.ingest.concurrency, (task) => ingestTask(run, task));
+  const { concurrency, maxInFlightBytes } = ctx.config.ingest;
+  await pool(files, concurrency, maxInFlightBytes, (task) => ingestTask(run, task));
   if (opts.prune !== false) writer.deletes.push(...vanished(ctx.store, roots, run));
   await writer.flush();
   if (writer.wrote) {

@@ -34,8 +34,16 @@ export class BatchWriter {
     return this.added.length + this.updated.length;
   }
 
+  /**
+   * Commits when the batch is full by count (`ingest.batchSize`) or by text (`ingest.batchMaxChars`): a few
+   * very large documents must not wait in memory for 63 more.
+   */
   async maybeFlush(): Promise<void> {
-    if (this.upserts.length >= this.ctx.config.ingest.batchSize) await this.flush();
+    const { batchSize, batchMaxChars } = this.ctx.config.ingest;
+    if (this.upserts.length >= batchSize) return this.flush();
+    let chars = 0;
+    for (const d of this.upserts) chars += d.text.length;
+    if (chars >= batchMaxChars) await this.flush();
   }
 
   async flush(): Promise<void> {
