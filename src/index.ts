@@ -121,4 +121,22 @@ export {
 export type { FusionWeightsDecision } from './query/fusion-weights.js';
 export type { Reranker, RerankRequest, RerankScore, RerankUsage } from './rerank/types.js';
 export { compileFilter, type Filter } from './retrieve/filter.js';
+/**
+ * The store contract: implement `DocumentStore` and pass the object as `components.store` to keep documents,
+ * sections and chunks somewhere other than the embedded SQLite store (`test/conformance/store.ts` is its suite).
+ */
+export type {
+  CatalogEntry,
+  DocumentListOptions,
+  DocumentState,
+  DocumentStore,
+  DocumentWriteResult,
+  FeedbackEntry,
+  ParentSection,
+  StoreIndexSettings,
+  StoreStats,
+  WriteBatch,
+  WriteOutcome,
+  WriteStatus,
+} from './store/types.js';
 export type * from './types.js';

@@ -12,6 +12,7 @@ import { decodeSnapshot, readSnapshotHeader } from '../indexes/lexical/snapshot.
 import { deserializeVectorIndex } from '../indexes/vector/auto-index.js';
 import type { DocumentCatalog } from '../retrieve/catalog.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { DocumentStore } from '../store/types.js';
 
 /** Stable finding codes; `error` findings fail the check (exit 5), `warning` ones do not. */
 export type CheckCode =
@@ -103,14 +104,18 @@ export function openStoreIndexes(
     create,
     settings: { analyzer: { ...config.analyzer }, fields: config.bm25.fields },
   });
-  const lexical = new LexicalIndex(
+  return { store, lexical: lexicalIndexFor(store, config) };
+}
+
+/** The BM25 index over `store` as configured (not loaded yet); any DocumentStore, the SQLite one or a user's. */
+export function lexicalIndexFor(store: DocumentStore, config: QuarryConfig): LexicalIndex {
+  return new LexicalIndex(
     store,
     config.analyzer,
     config.bm25.fields,
     { k1: config.bm25.k1, b: config.bm25.b, lengthNorm: config.bm25.lengthNorm },
     { title: config.bm25.titleWeight, body: config.bm25.bodyWeight },
   );
-  return { store, lexical };
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Components as objects: a library user hands Quarry their own embedder, reranker, LLM or tokenizer (any
+ * Components as objects: a library user hands Quarry their own embedder, reranker, LLM, tokenizer or store (any
  * object implementing the published interface) instead of choosing a built-in by configuration. Checked
  * here, at the boundary, so a missing method is an error at `createQuarry`, not halfway through a query.
  */
@@ -8,6 +8,7 @@ import { QuarryError } from '../errors.js';
 import { type ConfiguredLlmProvider, contextWindowFor } from '../generate/llm/create.js';
 import type { LlmProvider } from '../generate/llm/types.js';
 import type { Reranker } from '../rerank/types.js';
+import type { DocumentStore } from '../store/types.js';
 import type { Tokenizer } from '../types.js';
 
 /** An LLM object, optionally saying how large its context window is and how much output to reserve. */
@@ -23,7 +24,9 @@ export interface LanguageModel extends LlmProvider {
  * the dense model `custom` (first, so the default; use it with `retrieval.retriever: 'dense' | 'hybrid'`),
  * the reranker reorders every search unless a request names another (`reranker: 'none'` turns it off), the
  * LLM writes answers (and serves query rewriting, LLM reranking and self-critique), the tokenizer measures
- * chunks and the answer's context budget. Quarry never closes them: they belong to the caller.
+ * chunks and the answer's context budget, the store holds documents, sections and chunks instead of the
+ * embedded SQLite one (every index is rebuilt from it, and snapshots go to its artifacts). Quarry never
+ * closes them: they belong to the caller.
  *
  * @example
  * const quarry = await createQuarry({
@@ -37,13 +40,43 @@ export interface QuarryComponents {
   reranker?: Reranker;
   llm?: LanguageModel;
   tokenizer?: Tokenizer;
+  /**
+   * Replaces the embedded SQLite store (then `store`, the directory, is not given). Its `dir` is where Quarry
+   * keeps side files (the embedding cache of remote models, the PII vault) and, with `stats().createdAt`, the
+   * store's identity in shared cache keys. `quarry check` needs the SQLite store.
+   */
+  store?: DocumentStore;
 }
+
+/** The DocumentStore methods Quarry calls (`readArtifactHead` is optional). */
+const STORE_METHODS = [
+  'indexVersion',
+  'documentStates',
+  'documentsUnderSource',
+  'write',
+  'getChunks',
+  'getParentSection',
+  'addFeedback',
+  'listFeedback',
+  'sectionChunks',
+  'getDocument',
+  'listDocuments',
+  'countDocuments',
+  'catalog',
+  'iterateChunks',
+  'stats',
+  'readArtifact',
+  'writeArtifact',
+  'checkpoint',
+  'close',
+];
 
 const REQUIRED: Record<keyof QuarryComponents, { props: string[]; methods: string[] }> = {
   embedder: { props: ['id', 'dimension'], methods: ['embed'] },
   reranker: { props: ['id'], methods: ['rerank'] },
   llm: { props: ['id', 'model'], methods: ['stream', 'complete'] },
   tokenizer: { props: ['id'], methods: ['count'] },
+  store: { props: ['dir', 'settings'], methods: STORE_METHODS },
 };
 
 /** Throws INVALID_ARGUMENT naming the component and what it lacks; returns the components unchanged. */
@@ -52,7 +85,7 @@ export function checkComponents(components: QuarryComponents | undefined): Quarr
   if (components === null || typeof components !== 'object')
     throw new QuarryError(
       'INVALID_ARGUMENT',
-      'components must be an object { embedder, reranker, llm, tokenizer }',
+      'components must be an object { embedder, reranker, llm, tokenizer, store }',
     );
   for (const key of Object.keys(components)) {
     const spec = REQUIRED[key as keyof QuarryComponents];
@@ -76,8 +109,10 @@ export function checkComponents(components: QuarryComponents | undefined): Quarr
         component: key,
         missing,
       });
-    if (typeof obj.id !== 'string' || obj.id === '')
-      throw new QuarryError('INVALID_ARGUMENT', `components.${key}.id must be a non-empty string`, {
+    // A store is known by its directory, the others by their model id.
+    const idProp = key === 'store' ? 'dir' : 'id';
+    if (typeof obj[idProp] !== 'string' || obj[idProp] === '')
+      throw new QuarryError('INVALID_ARGUMENT', `components.${key}.${idProp} must be a non-empty string`, {
         component: key,
       });
   }

@@ -264,6 +264,7 @@ export class Engine {
     void this.denseModels.close();
     this.redactor?.close();
     this.caches.close();
-    this.store.close();
+    // A store passed as components.store belongs to the caller, like every supplied component.
+    if (this.components.store === undefined) this.store.close();
   }
 }

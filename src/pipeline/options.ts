@@ -17,12 +17,15 @@ import type { AccessScope, Degradation, RequestUsage, SearchHit, TraceReport } f
 import type { QuarryComponents } from './components.js';
 
 export interface QuarryOptions {
-  /** Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. */
+  /**
+   * Store directory. Default: `$QUARRY_STORE`, else `.quarry` in the working directory. Not given with
+   * `components.store` (your own DocumentStore object).
+   */
   store?: string;
   config?: QuarryConfigInput;
   /** `false`: open an existing store only; a path without one throws STORE_NOT_FOUND. Default true (create). */
   create?: boolean;
-  /** Your own embedder, reranker, LLM or tokenizer objects, used instead of the configured built-ins. */
+  /** Your own embedder, reranker, LLM, tokenizer or store objects, used instead of the configured built-ins. */
   components?: QuarryComponents;
 }
 

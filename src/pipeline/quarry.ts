@@ -34,7 +34,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { DocumentStore, FeedbackEntry, ParentSection, WriteOutcome } from '../store/types.js';
 import type { Answer, StoredDocument } from '../types.js';
 import { AskRunner } from './ask.js';
-import { type CheckReport, checkStore, openStoreIndexes } from './check.js';
+import { type CheckReport, checkStore, lexicalIndexFor, openStoreIndexes } from './check.js';
 import { checkComponents } from './components.js';
 import type { Deadline } from './deadline.js';
 import { Engine } from './engine.js';
@@ -88,15 +88,16 @@ export class Quarry {
   static open(options: QuarryOptions = {}): Quarry {
     const config = resolveConfig(options.config ?? {});
     const components = checkComponents(options.components);
-    const dir = resolveStoreDir(options.store);
-    const { store, lexical } = openStoreIndexes(dir, config, options.create !== false);
+    const { store, lexical } = openStore(options, config, components.store);
+    const dir = store.dir;
     try {
       lexical.open();
       // Opened now so a missing or wrong vault key fails here, not halfway through an ingest.
       const redactor = config.privacy.enabled ? createRedactor(config.privacy, { storeDir: dir }) : undefined;
       return new Quarry(new Engine(config, store, lexical, redactor, components));
     } catch (e) {
-      store.close();
+      // A supplied store belongs to the caller: left open, as Quarry found it.
+      if (components.store === undefined) store.close();
       throw e;
     }
   }
@@ -358,8 +359,15 @@ export class Quarry {
    */
   check(options: { repair?: boolean } = {}): CheckReport {
     const { engine } = this;
+    // The check reads SQLite's own integrity report and repair deletes orphan rows with SQL: neither is
+    // part of the DocumentStore contract, so a supplied store cannot be checked this way.
     if (!(engine.store instanceof SqliteStore))
-      throw new QuarryError('INVALID_ARGUMENT', 'check needs the embedded SQLite store', {});
+      throw new QuarryError(
+        'INVALID_ARGUMENT',
+        `check needs the embedded SQLite store; this Quarry was opened with components.store (${engine.store.dir}), ` +
+          'whose integrity its implementation has to check',
+        { store: engine.store.dir },
+      );
     const store = engine.store;
     const targets = () => ({ store, lexical: engine.lexical, catalog: engine.catalog });
     const first = checkStore(targets());
@@ -407,6 +415,26 @@ export class Quarry {
       ...(engine.components.tokenizer === undefined ? {} : { tokenizer: engine.components.tokenizer }),
     };
   }
+}
+
+/**
+ * The store a Quarry opens over: the supplied object (its BM25 index built from it), else the embedded SQLite
+ * store at `options.store`. Giving both is ambiguous, so it is refused.
+ */
+function openStore(
+  options: QuarryOptions,
+  config: QuarryConfig,
+  supplied: DocumentStore | undefined,
+): { store: DocumentStore; lexical: LexicalIndex } {
+  if (supplied === undefined)
+    return openStoreIndexes(resolveStoreDir(options.store), config, options.create !== false);
+  if (options.store !== undefined)
+    throw new QuarryError(
+      'INVALID_ARGUMENT',
+      'give store (a directory for the embedded store) or components.store (your own store), not both',
+      { field: 'store' },
+    );
+  return { store: supplied, lexical: lexicalIndexFor(supplied, config) };
 }
 
 /** Open a Quarry instance (library entry point). */
