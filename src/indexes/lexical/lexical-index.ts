@@ -9,7 +9,7 @@ import type { Vocabulary } from '../../query/understand.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer, TOKENIZER_REVISION } from './analyzer.js';
-import type { GroupPredicate } from './bm25-index.js';
+import type { GroupPredicate, VisibleStatistics } from './bm25-index.js';
 import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
 import { TypoNeighbourhood } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
@@ -129,7 +129,7 @@ export class LexicalIndex {
    * The body vocabulary for typo correction. An unknown term's one-edit neighbourhood is probed by hash and
    * confirmed in the index's own dictionary (see `TypoNeighbourhood`): no deletion index to build or hold.
    */
-  vocabulary(allowGroup?: GroupPredicate): Vocabulary {
+  vocabulary(allowGroup?: GroupPredicate, statistics?: VisibleStatistics): Vocabulary {
     const field = this.layout === 'flat' ? 'contents' : 'body';
     const index = this.index;
     const dict = index.dictionary(field);
@@ -141,11 +141,15 @@ export class LexicalIndex {
     // A search that may return only some documents (a principal's, a filter's) must not be corrected towards
     // a word found only in the others: that would reveal a hidden document's words. A term counts as known
     // only if one document the search may return holds it (one single-term lookup, for the few terms asked).
+    // The frequency correction ranks candidates by is the caller's visible one, like BM25's (see
+    // `VisibleStatistics`): a hidden document's words must not tip a correction either.
+    const frequency =
+      statistics === undefined ? df : (t: string) => index.visibleDocumentFrequency(field, t, statistics);
     const known =
       allowGroup === undefined
-        ? df
+        ? frequency
         : (t: string) => {
-            const n = df(t);
+            const n = frequency(t);
             if (n === 0) return 0;
             return index.search({ [field]: [t] }, { k: 1, allowGroup }).length > 0 ? n : 0;
           };
