@@ -145,7 +145,8 @@ export class DocumentCatalog {
     for (const k of this.restricted) if (!reader(this.byKey.get(k)!)) hiddenGroups.add(k);
     const found = hiddenGroups.size === 0 ? null : { key, hiddenGroups };
     this.hiddenSets.set(key, found);
-    if (this.hiddenSets.size > VISIBILITY_CACHE_SIZE) this.hiddenSets.delete(this.hiddenSets.keys().next().value!);
+    if (this.hiddenSets.size > VISIBILITY_CACHE_SIZE)
+      this.hiddenSets.delete(this.hiddenSets.keys().next().value!);
     return found ?? undefined;
   }
 }
