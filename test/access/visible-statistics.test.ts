@@ -61,7 +61,7 @@ async function scores(q: Quarry, query: string, principal: Principal): Promise<A
 
 function expectSameScores(a: Array<[string, number]>, b: Array<[string, number]>): void {
   expect(a.map(([id]) => id)).toEqual(b.map(([id]) => id));
-  a.forEach(([, s], i) => expect(Math.abs(s - b[i]![1])).toBeLessThan(1e-9));
+  for (const [i, [, s]] of a.entries()) expect(Math.abs(s - b[i]![1])).toBeLessThan(1e-9);
 }
 
 function differs(a: Array<[string, number]>, b: Array<[string, number]>): boolean {
@@ -190,7 +190,7 @@ describe('Bm25Index with visible statistics', () => {
     const seen = full.search(q, { k: 10, statistics: hidden });
     const expected = only.search(q, { k: 10 });
     expect(seen.map((s) => s.chunkId)).toEqual(expected.map((s) => s.chunkId));
-    seen.forEach((s, i) => expect(Math.abs(s.score - expected[i]!.score)).toBeLessThan(1e-12));
+    for (const [i, s] of seen.entries()) expect(Math.abs(s.score - expected[i]!.score)).toBeLessThan(1e-12);
     // Nothing hidden (an empty set) is the store-wide path, bit for bit.
     expect(full.search(q, { k: 10, statistics: { key: 'none', hiddenGroups: new Set() } })).toEqual(
       full.search(q, { k: 10 }),
@@ -202,7 +202,8 @@ describe('Bm25Index with visible statistics', () => {
     expect(full.generation).toBeGreaterThan(before);
     const after = full.search(q, { k: 10, statistics: hidden });
     const expectedAfter = only.search(q, { k: 10 });
-    after.forEach((s, i) => expect(Math.abs(s.score - expectedAfter[i]!.score)).toBeLessThan(1e-12));
+    for (const [i, s] of after.entries())
+      expect(Math.abs(s.score - expectedAfter[i]!.score)).toBeLessThan(1e-12);
     expect(full.visibleDocumentFrequency('contents', 'a', hidden)).toBe(2);
     expect(full.documentFrequency('contents', 'a')).toBe(4);
   });
