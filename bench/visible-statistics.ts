@@ -3,12 +3,13 @@
  * store-wide ones (`'store'`), on scifact with a share of its documents restricted to one group. Prints
  * figures; it is not a test.
  *
- *   npx tsx bench/visible-statistics.ts [--restricted 0.2] [--seconds 3] [--writes 10]
+ *   npx tsx bench/visible-statistics.ts [--restricted 0.2] [--seconds 1] [--rounds 3] [--writes 10]
  *
  * Through the public `search()` (BM25, top-10, one chunk per document, no result cache), single-threaded:
  * q/s for the owner (reads everything: the store-wide fast path) and for a principal the restricted
  * documents are hidden from, in each mode; the first search after a write (when the hidden set's view is
- * rebuilt) against the next one; and the owner's nDCG@10, which must not move.
+ * rebuilt) against the next one; and the owner's nDCG@10, which must not move. The four (mode, caller) pairs
+ * take turns in rounds, so load from other processes hits them alike.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,8 +26,9 @@ const opt = (name: string, dflt: string): string => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
 };
 const RESTRICTED = Number(opt('restricted', '0.2'));
-const SECONDS = Number(opt('seconds', '3'));
+const SECONDS = Number(opt('seconds', '1'));
 const WRITES = Number(opt('writes', '10'));
+const ROUNDS = Number(opt('rounds', '3'));
 const scifactDir = path.resolve(import.meta.dirname, '../../shared/datasets/scifact');
 
 if (!fs.existsSync(path.join(scifactDir, 'corpus.jsonl'))) {
@@ -37,13 +39,8 @@ if (!fs.existsSync(path.join(scifactDir, 'corpus.jsonl'))) {
 const OUTSIDER = userPrincipal({ userId: 'olga', groups: ['staff'] });
 const SEARCH = { retriever: 'bm25', k: 10, collapseDocuments: true, cache: false } as const;
 
-async function timeQueries(
-  q: Quarry,
-  queries: string[],
-  principal: Principal,
-): Promise<{ qps: number; p50: number; p99: number }> {
-  for (const text of queries.slice(0, 20)) await q.search(text, { ...SEARCH, principal }); // warm-up
-  const lat: number[] = [];
+/** Latencies of one turn of `seconds` over the query set, appended to `lat`. */
+async function turn(q: Quarry, queries: string[], principal: Principal, lat: number[]): Promise<void> {
   const t0 = performance.now();
   while (performance.now() - t0 < SECONDS * 1000) {
     for (const text of queries) {
@@ -52,8 +49,6 @@ async function timeQueries(
       lat.push(performance.now() - s);
     }
   }
-  const l = latencySummary(lat);
-  return { qps: lat.length / ((performance.now() - t0) / 1000), p50: l.p50, p99: l.p99 };
 }
 
 async function ndcg(
@@ -126,24 +121,37 @@ console.log(
       .join(' ')}`,
 );
 
-const rows: string[] = [];
-const figures: Record<
-  string,
-  { owner: number; outsider: number; ndcg: number; write: { first: number; next: number } }
-> = {};
-for (const statistics of ['store', 'visible'] as const) {
-  const q = Quarry.open({ store, config: { bm25: { statistics } } });
-  const owner = await timeQueries(q, texts, TRUSTED_LOCAL);
-  const outsider = await timeQueries(q, texts, OUTSIDER);
-  const ownerNdcg = await ndcg(q, data.queries, qrels, TRUSTED_LOCAL);
-  const outsiderNdcg = await ndcg(q, data.queries, qrels, OUTSIDER);
-  const write = await afterWrite(q, texts[0]!, OUTSIDER);
-  figures[statistics] = { owner: owner.qps, outsider: outsider.qps, ndcg: ownerNdcg, write };
-  rows.push(
-    `| ${statistics} | owner | ${owner.qps.toFixed(0)} | ${owner.p50.toFixed(2)} | ${owner.p99.toFixed(2)} | ${ownerNdcg.toFixed(4)} | |`,
-    `| ${statistics} | principal without "lab" | ${outsider.qps.toFixed(0)} | ${outsider.p50.toFixed(2)} | ` +
-      `${outsider.p99.toFixed(2)} | ${outsiderNdcg.toFixed(4)} | ${write.first.toFixed(2)} / ${write.next.toFixed(2)} |`,
-  );
+const MODES = ['store', 'visible'] as const;
+const CALLERS = [
+  ['owner', TRUSTED_LOCAL],
+  ['principal without "lab"', OUTSIDER],
+] as const;
+const open = (statistics: 'store' | 'visible'): Quarry =>
+  Quarry.open({ store, config: { bm25: { statistics } } });
+const lat = new Map<string, number[]>();
+const nd = new Map<string, number>();
+{
+  const instances = MODES.map(open);
+  for (const [m, q] of instances.entries())
+    for (const [name, who] of CALLERS) {
+      for (const text of texts.slice(0, 20)) await q.search(text, { ...SEARCH, principal: who }); // warm-up
+      nd.set(`${MODES[m]} ${name}`, await ndcg(q, data.queries, qrels, who));
+    }
+  for (let r = 0; r < ROUNDS; r++)
+    for (const [m, q] of instances.entries())
+      for (const [name, who] of CALLERS) {
+        const key = `${MODES[m]} ${name}`;
+        if (!lat.has(key)) lat.set(key, []);
+        const t0 = performance.now();
+        await turn(q, texts, who, lat.get(key)!);
+        lat.set(`${key} ms`, [...(lat.get(`${key} ms`) ?? []), performance.now() - t0]);
+      }
+  for (const q of instances) q.close();
+}
+const writes = new Map<string, { first: number; next: number }>();
+for (const mode of MODES) {
+  const q = open(mode);
+  writes.set(mode, await afterWrite(q, texts[0]!, OUTSIDER));
   q.close();
 }
 fs.rmSync(store, { recursive: true, force: true });
@@ -151,14 +159,29 @@ fs.rmSync(store, { recursive: true, force: true });
 console.log(
   '\n| statistics | caller | q/s | p50 ms | p99 ms | nDCG@10 | search after a write: first / next ms (median) |',
 );
-console.log('|---|---|---|---|---|---|---|');
-for (const r of rows) console.log(r);
-const v = figures.visible!;
-const s = figures.store!;
+console.log('|---|---|---:|---:|---:|---:|---:|');
+const qps = new Map<string, number>();
+for (const mode of MODES)
+  for (const [name] of CALLERS) {
+    const key = `${mode} ${name}`;
+    const l = lat.get(key)!;
+    const ms = lat.get(`${key} ms`)!.reduce((a, b) => a + b, 0);
+    qps.set(key, l.length / (ms / 1000));
+    const sum = latencySummary(l);
+    const w =
+      name === 'owner' ? '' : `${writes.get(mode)!.first.toFixed(2)} / ${writes.get(mode)!.next.toFixed(2)}`;
+    console.log(
+      `| ${mode} | ${name} | ${qps.get(key)!.toFixed(0)} | ${sum.p50.toFixed(3)} | ${sum.p99.toFixed(3)} | ` +
+        `${nd.get(key)!.toFixed(4)} | ${w} |`,
+    );
+  }
+const ownerStore = nd.get('store owner')!;
+const ownerVisible = nd.get('visible owner')!;
 console.log(
-  `\nowner nDCG@10 ${s.ndcg.toFixed(4)} (store) vs ${v.ndcg.toFixed(4)} (visible): ${s.ndcg === v.ndcg ? 'unchanged' : 'CHANGED'}; ` +
-    `principal with hidden documents: ${((100 * v.outsider) / s.outsider).toFixed(0)} % of the store-mode q/s; ` +
-    `load after: ${os
+  `\nowner nDCG@10 ${ownerStore.toFixed(4)} (store) vs ${ownerVisible.toFixed(4)} (visible): ` +
+    `${ownerStore === ownerVisible ? 'unchanged' : 'CHANGED'}; principal with hidden documents: ` +
+    `${((100 * qps.get('visible principal without "lab"')!) / qps.get('store principal without "lab"')!).toFixed(0)} % ` +
+    `of the store-mode q/s; load after: ${os
       .loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}`,

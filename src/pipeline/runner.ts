@@ -358,8 +358,7 @@ export class QueryRunner {
       vocabulary: (allowGroup?: (group: number) => boolean, statistics?: VisibleStatistics) =>
         engine.lexical.vocabulary(allowGroup, statistics),
       predicate: engine.catalog.predicate.bind(engine.catalog),
-      statistics: (principal: Principal) =>
-        engine.config.bm25.statistics === 'visible' ? engine.catalog.visibility(principal) : undefined,
+      statistics: (principal: Principal) => engine.statistics(principal),
     };
   }
 

@@ -119,6 +119,21 @@ describe('BM25 statistics over the documents a caller may read', () => {
     store.close();
   });
 
+  it("weigh the extractive answer's sentences with the caller's statistics too", async () => {
+    const withHidden = open('visible');
+    await withHidden.addDocuments([...PUBLIC, ...HIDDEN]);
+    const without = open('visible');
+    await without.addDocuments(PUBLIC);
+    for (const query of QUERIES) {
+      const seen = await withHidden.ask(query, { principal: OUTSIDER, cache: false });
+      const expected = await without.ask(query, { principal: TRUSTED_LOCAL, cache: false });
+      expect(seen.text).toBe(expected.text);
+      expect(seen.citations.map((c) => c.docId)).toEqual(expected.citations.map((c) => c.docId));
+    }
+    withHidden.close();
+    without.close();
+  });
+
   it('hold for query expansion (RM3) and exact matching too', async () => {
     const withHidden = open('visible', true);
     await withHidden.addDocuments([...PUBLIC, ...HIDDEN]);

@@ -615,6 +615,13 @@ export class Bm25Index {
     return df;
   }
 
+  /** idf of `term` in `field` over the chunks `statistics`' caller may read (store-wide when nothing is hidden). */
+  visibleIdf(field: string, term: string, statistics: VisibleStatistics | undefined): number {
+    const view = this.view(statistics);
+    const df = this.visibleDocumentFrequency(field, term, statistics);
+    return this.idf(df, view?.liveCount ?? this.liveCount);
+  }
+
   /**
    * Live document frequency of `term` in `field` as `statistics`' caller sees it (store-wide when nothing is
    * hidden from it).

@@ -119,9 +119,13 @@ export class LexicalIndex {
     this.store.writeArtifact(SNAPSHOT_NAME, encodeSnapshot(this.index, this.version, this.fingerprint));
   }
 
-  /** idf of an analyzed term in the body text (what sentence scoring weighs terms by). */
-  idf(term: string): number {
+  /**
+   * idf of an analyzed term in the body text (what sentence scoring weighs terms by); with `statistics`, over
+   * the documents its caller may read.
+   */
+  idf(term: string, statistics?: VisibleStatistics): number {
     const field = this.layout === 'flat' ? 'contents' : 'body';
+    if (statistics !== undefined) return this.index.visibleIdf(field, term, statistics);
     return this.index.idf(this.index.documentFrequency(field, term));
   }
 
