@@ -579,11 +579,21 @@ export class Bm25Index {
     const groups = this.groups;
     let liveCount = this.liveCount;
     const totals = this.fieldPostings.map((fp) => fp.totalLength);
+    const lengths = this.fieldPostings.map((fp) => fp.lengths);
+    // Chunks of one document are contiguous mostly: remember the last group's verdict.
+    let lastGroup = -1;
+    let lastHidden = false;
     for (let d = 0; d < this.count; d++) {
-      if (visible[d] === 0 || !hidden.has(groups[d]!)) continue;
+      if (visible[d] === 0) continue;
+      const g = groups[d]!;
+      if (g !== lastGroup) {
+        lastGroup = g;
+        lastHidden = hidden.has(g);
+      }
+      if (!lastHidden) continue;
       visible[d] = 0;
       liveCount--;
-      for (let f = 0; f < totals.length; f++) totals[f]! -= this.fieldPostings[f]!.lengths[d]!;
+      for (let f = 0; f < totals.length; f++) totals[f]! -= lengths[f]![d]!;
     }
     const view: StatisticsView = {
       generation: this.mutations,

@@ -147,15 +147,17 @@ export class LexicalIndex {
     // only if one document the search may return holds it (one single-term lookup, for the few terms asked).
     // The frequency correction ranks candidates by is the caller's visible one, like BM25's (see
     // `VisibleStatistics`): a hidden document's words must not tip a correction either.
-    const frequency =
-      statistics === undefined ? df : (t: string) => index.visibleDocumentFrequency(field, t, statistics);
+    // Cheapest test first: the store-wide df (a lookup), then whether a returnable document holds the term,
+    // and only then its visible df (a pass over its postings, cached per hidden set).
+    const frequency = (t: string, n: number): number =>
+      statistics === undefined ? n : index.visibleDocumentFrequency(field, t, statistics);
     const known =
       allowGroup === undefined
-        ? frequency
+        ? (t: string) => frequency(t, df(t))
         : (t: string) => {
-            const n = frequency(t);
+            const n = df(t);
             if (n === 0) return 0;
-            return index.search({ [field]: [t] }, { k: 1, allowGroup }).length > 0 ? n : 0;
+            return index.search({ [field]: [t] }, { k: 1, allowGroup }).length > 0 ? frequency(t, n) : 0;
           };
     return {
       df: known,
