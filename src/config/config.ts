@@ -46,6 +46,12 @@ export const Bm25ConfigSchema = z.object({
   fields: z.enum(['flat', 'multifield']).default('flat'),
   titleWeight: z.number().min(0).max(10).default(1),
   bodyWeight: z.number().min(0).max(10).default(1),
+  /**
+   * `visible`: N, document frequencies and avgdl are taken over the documents the caller may read, so a
+   * hidden document cannot shift the scores (or typo corrections) anyone else sees. `store`: over the
+   * whole store, for everyone (the scores before this option; faster for callers with hidden documents).
+   */
+  statistics: z.enum(['visible', 'store']).default('visible'),
 });
 
 export const IngestConfigSchema = z.object({

@@ -4,6 +4,7 @@
  * response cache. An LLM that fails falls back to the extractive answerer, with an `answer.generate`
  * degradation on the answer.
  */
+import type { Principal } from '../access/principal.js';
 import { requestPrincipal } from '../access/visibility.js';
 import { QuarryError } from '../errors.js';
 import type { ConfiguredLlmProvider } from '../generate/llm/create.js';
@@ -84,7 +85,8 @@ export class AskRunner {
       answerLlm === undefined
         ? {}
         : yield* this.generate(question, hits, answerLlm, options, ctx, deadline, redaction !== undefined);
-    let answer: Answered = generated.answer ?? this.answerExtractively(question, hits, ctx);
+    let answer: Answered =
+      generated.answer ?? this.answerExtractively(question, hits, ctx, requestPrincipal(options));
     if (generated.fallback !== undefined) answer = { ...answer, fallback: generated.fallback };
     const raw: Omit<Answer, 'hits'> = {
       question,
@@ -188,15 +190,22 @@ export class AskRunner {
   }
 
   /** The embedded default answerer: quotes the best-covering sentences, every citation checked verbatim. */
-  private answerExtractively(question: string, hits: SearchHit[], ctx: RequestContext): Answered {
+  private answerExtractively(
+    question: string,
+    hits: SearchHit[],
+    ctx: RequestContext,
+    principal: Principal,
+  ): Answered {
     const cfg = this.engine.config.answer;
     const lexical = this.engine.lexical;
+    // Sentence weights from the caller's visible statistics: a hidden document must not tip which sentence is quoted.
+    const statistics = this.engine.statistics(principal);
     ctx.trace.contextUsed(() => hits.slice(0, cfg.topChunks).reduce((n, h) => n + h.chunk.tokenCount, 0));
     const result = generateExtractive(
       question,
       hits,
       cfg,
-      { analyze: (t) => lexical.analyzer.analyze(t), idf: (t) => lexical.idf(t), countTokens },
+      { analyze: (t) => lexical.analyzer.analyze(t), idf: (t) => lexical.idf(t, statistics), countTokens },
       ctx,
     );
     checkExtractive(

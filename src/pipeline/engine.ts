@@ -15,6 +15,7 @@ import { type ConfiguredLlmProvider, createLlmProvider, type LlmConfig } from '.
 import { type PriceTable, priceTable } from '../generate/llm/pricing.js';
 import { DenseIndex } from '../indexes/dense/dense-index.js';
 import { DenseModels } from '../indexes/dense/dense-models.js';
+import type { VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import type { Redactor } from '../privacy/redact.js';
 import { createReranker, type RerankerDeps, type RerankerName } from '../rerank/create.js';
@@ -215,6 +216,15 @@ export class Engine {
   }
 
   /**
+   * What BM25 statistics leave out for `principal` (`bm25.statistics: 'visible'`): the documents it may not
+   * read, so they shift neither its scores nor the term weights its answer is built with. Undefined =
+   * store-wide statistics (nothing hidden from it, or `'store'`). Call `ensureFresh` first.
+   */
+  statistics(principal: Principal): VisibleStatistics | undefined {
+    return this.config.bm25.statistics === 'visible' ? this.catalog.visibility(principal) : undefined;
+  }
+
+  /**
    * Whether `principal` may read the document with this id; an absent document is unreadable. Call
    * `ensureFresh` first: the catalog is what decides.
    */
@@ -229,9 +239,10 @@ export class Engine {
    * section's chunks of a document it may not read are not there, so no such text reaches the context.
    */
   llmDeps(principal: Principal): LlmAnswerDeps {
+    const statistics = this.statistics(principal);
     return {
       analyze: (t) => this.lexical.analyzer.analyze(t),
-      idf: (t) => this.lexical.idf(t),
+      idf: (t) => this.lexical.idf(t, statistics),
       getParentSection: (id) => {
         const section = this.store.getParentSection(id);
         return section !== undefined && this.readableDocument(section.docId, principal) ? section : undefined;

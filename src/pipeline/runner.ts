@@ -9,6 +9,7 @@
  * request context it traces and reports degradations into. `ask` (./ask.ts) continues from search with
  * assemble context → generate → validate.
  */
+import type { Principal } from '../access/principal.js';
 import { requestPrincipal } from '../access/visibility.js';
 import { loadHits } from '../assemble/hits.js';
 import type { EmbeddingUsage } from '../embed/types.js';
@@ -17,6 +18,7 @@ import { applyFreshnessStage, freshnessOn, fuseLists, fuseQueries } from '../fus
 import { meteredLlm } from '../generate/llm/metered.js';
 import { costUsd } from '../generate/llm/pricing.js';
 import type { PendingQueryVector } from '../indexes/dense/dense-models.js';
+import type { VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import { countTokens } from '../ingest/tokens.js';
 import { Trace } from '../observability/trace.js';
 import { cachedUsage } from '../observability/usage.js';
@@ -287,7 +289,7 @@ export class QueryRunner {
     ctx: RequestContext,
   ): Generator<'dense', { lexical?: LexicalList; dense?: LexicalList; exact?: LexicalList }, void> {
     const { engine, config } = this;
-    const { plan, allowGroup } = understood;
+    const { plan, allowGroup, statistics } = understood;
     const dense = engine.denseModels;
     const use =
       r.retriever === 'bm25'
@@ -310,7 +312,10 @@ export class QueryRunner {
             depth: r.depth,
             allowGroup,
             collapseDocuments: r.options.collapseDocuments,
-            storeStats: requestPrincipal(r.options).kind === 'trusted',
+            statistics,
+            // Visible statistics are the caller's own to see; store-wide ones only the owner's.
+            storeStats:
+              config.bm25.statistics === 'visible' || requestPrincipal(r.options).kind === 'trusted',
           },
           { bm25: engine.bm25, params: engine.lexical.bm25.params },
           ctx,
@@ -325,7 +330,7 @@ export class QueryRunner {
     const routed = plan.entities.filter((e) => e.exact);
     const exact =
       routed.length > 0 && lexical !== undefined
-        ? retrieveExact(routed, { depth: r.depth, allowGroup }, deps, ctx)
+        ? retrieveExact(routed, { depth: r.depth, allowGroup, statistics }, deps, ctx)
         : undefined;
     return { lexical, dense: denseHits, exact };
   }
@@ -350,8 +355,10 @@ export class QueryRunner {
       config: engine.config.query,
       intentWeights: engine.config.retrieval.intentWeights,
       analyze: (t: string) => engine.lexical.analyzer.analyze(t),
-      vocabulary: (allowGroup?: (group: number) => boolean) => engine.lexical.vocabulary(allowGroup),
+      vocabulary: (allowGroup?: (group: number) => boolean, statistics?: VisibleStatistics) =>
+        engine.lexical.vocabulary(allowGroup, statistics),
       predicate: engine.catalog.predicate.bind(engine.catalog),
+      statistics: (principal: Principal) => engine.statistics(principal),
     };
   }
 

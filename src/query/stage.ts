@@ -9,6 +9,7 @@
 import type { Principal } from '../access/principal.js';
 import type { QuarryConfig } from '../config/config.js';
 import type { LlmProvider } from '../generate/llm/types.js';
+import type { VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { Retriever } from '../retrieve/bm25-retriever.js';
 import { type CompiledFilter, compileFilter } from '../retrieve/filter.js';
 import type { StageBudget, StageContext } from '../stage.js';
@@ -33,7 +34,7 @@ export interface UnderstandDeps {
   intentWeights: boolean;
   analyze(text: string): string[];
   /** The corpus vocabulary; with `allowGroup`, only words of the documents the search may return. */
-  vocabulary(allowGroup?: (group: number) => boolean): Vocabulary;
+  vocabulary(allowGroup?: (group: number) => boolean, statistics?: VisibleStatistics): Vocabulary;
   /**
    * The catalog's group predicate for a compiled filter and principal (fails closed on unknown documents).
    * Undefined = every document passes (no filter, and nothing is hidden from this principal).
@@ -42,12 +43,19 @@ export interface UnderstandDeps {
     filter: CompiledFilter | undefined,
     principal: Principal,
   ): ((group: number) => boolean) | undefined;
+  /**
+   * The documents hidden from `principal`, for BM25 statistics over what it may read; undefined = score
+   * with the whole store's (nothing hidden, or `bm25.statistics: 'store'`).
+   */
+  statistics(principal: Principal): VisibleStatistics | undefined;
 }
 
 export interface Understood {
   plan: QueryPlan;
   /** Which documents (index groups) may be returned; undefined = all. */
   allowGroup: ((group: number) => boolean) | undefined;
+  /** What BM25 leaves out of its statistics for this caller; undefined = store-wide statistics. */
+  statistics: VisibleStatistics | undefined;
 }
 
 export function understand(input: UnderstandInput, deps: UnderstandDeps, ctx: StageContext): Understood {
@@ -58,17 +66,18 @@ export function understand(input: UnderstandInput, deps: UnderstandDeps, ctx: St
     (f) => ({ filter: f?.source ?? null, principal: input.principal.kind }),
   );
   const allowGroup = deps.predicate(filter, input.principal);
+  const statistics = deps.statistics(input.principal);
   const plan = trace.stage(
     'query.analyze',
     () =>
       understandQuery(
         input.query,
-        { analyze: deps.analyze, vocabulary: deps.vocabulary(allowGroup) },
+        { analyze: deps.analyze, vocabulary: deps.vocabulary(allowGroup, statistics) },
         { ...deps.config, typos: input.typos ?? deps.config.typos },
       ),
     (p) => queryPlanDetail(p, deps.intentWeights),
   );
-  return { plan, allowGroup };
+  return { plan, allowGroup, statistics };
 }
 
 export interface ExpandDeps {
@@ -89,8 +98,8 @@ export function expand(
   return ctx.trace.stage(
     'query.expand',
     () => {
-      const { plan, allowGroup } = understood;
-      const first = deps.bm25.retrieve({ query, terms: plan.terms, k: cfg.prfDocs, allowGroup });
+      const { plan, allowGroup, statistics } = understood;
+      const first = deps.bm25.retrieve({ query, terms: plan.terms, k: cfg.prfDocs, allowGroup, statistics });
       const chunks = deps.getChunks(first.candidates.map((c) => c.chunkId));
       const feedback = first.candidates.map((c) => {
         const chunk = chunks.get(c.chunkId);

@@ -3,7 +3,7 @@
  * top-k chunks that pass the document predicate. Dense and hybrid retrievers will sit beside it behind the
  * same `Retriever` shape.
  */
-import type { SearchStats } from '../indexes/lexical/bm25-index.js';
+import type { SearchStats, VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import type { Candidate } from '../types.js';
 
@@ -17,6 +17,8 @@ export interface RetrieveRequest {
   allowGroup?: (group: number) => boolean;
   /** One chunk per document (its best), for document-level ranking such as BEIR evaluation. */
   collapseDocuments?: boolean;
+  /** The documents hidden from the caller, left out of BM25's statistics (`bm25.statistics: 'visible'`). */
+  statistics?: VisibleStatistics | undefined;
 }
 
 export interface RetrieveResult {
@@ -43,6 +45,7 @@ export function createBm25Retriever(lexical: LexicalIndex): Retriever {
           k: req.k,
           allowGroup: req.allowGroup,
           collapseGroups: req.collapseDocuments,
+          statistics: req.statistics,
           ...(req.weights === undefined
             ? {}
             : { termWeights: Object.fromEntries(Object.keys(terms).map((f) => [f, req.weights!])) }),

@@ -4,7 +4,8 @@
  * inside top-k selection, so a filtered search still returns k results when k documents match.
  */
 import type { Principal } from '../access/principal.js';
-import { isRestricted, readerFor } from '../access/visibility.js';
+import { isRestricted, readerFor, readGrant } from '../access/visibility.js';
+import type { VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { CatalogEntry, WriteOutcome } from '../store/types.js';
 import type { DocumentMetadata } from '../types.js';
 import type { CompiledFilter } from './filter.js';
@@ -14,6 +15,15 @@ export type CatalogDocument = DocumentMetadata & { id: string };
 /** Most documents name no users: they share one empty list instead of holding one each. */
 const NO_USERS: string[] = Object.freeze([]) as unknown as string[];
 
+/**
+ * Catalog generations are numbered across instances: the engine replaces its catalog after another process
+ * wrote, and a fresh one must not hand out the visibility keys of the one it replaced.
+ */
+let generations = 0;
+
+/** Hidden sets kept per catalog generation (one per distinct grant in recent use). */
+const VISIBILITY_CACHE_SIZE = 16;
+
 export class DocumentCatalog {
   private readonly byKey = new Map<number, CatalogDocument>();
   /**
@@ -21,8 +31,12 @@ export class DocumentCatalog {
    * without this a corpus ingested from one file holds its path (and its batch's timestamps) once per document.
    */
   private readonly shared = new Map<string, string>();
-  /** Documents with any access restriction: while there are none, non-trusted callers need no predicate. */
-  private restricted = 0;
+  /** Keys of documents with any access restriction: only these can be hidden from anyone. */
+  private readonly restricted = new Set<number>();
+  /** Bumped by every write applied: a visibility key names the hidden set of one generation. */
+  private generation = ++generations;
+  /** Hidden sets by visibility key (null: nothing hidden), least recently used first. */
+  private readonly hiddenSets = new Map<string, VisibleStatistics | null>();
 
   constructor(entries: Iterable<CatalogEntry> = []) {
     for (const e of entries) this.set(e.key, this.entry(e.meta, e.id));
@@ -31,13 +45,13 @@ export class DocumentCatalog {
   private set(key: number, doc: CatalogDocument): void {
     this.remove(key);
     this.byKey.set(key, doc);
-    if (isRestricted(doc)) this.restricted++;
+    if (isRestricted(doc)) this.restricted.add(key);
   }
 
   private remove(key: number): void {
     const old = this.byKey.get(key);
     if (old === undefined) return;
-    if (isRestricted(old)) this.restricted--;
+    this.restricted.delete(key);
     this.byKey.delete(key);
   }
 
@@ -70,6 +84,8 @@ export class DocumentCatalog {
   }
 
   apply(outcome: WriteOutcome): void {
+    this.generation = ++generations;
+    this.hiddenSets.clear();
     for (const r of outcome.results) {
       if (r.status === 'deleted') this.remove(r.key);
       else if (r.meta !== undefined) this.set(r.key, this.entry(r.meta, r.id));
@@ -91,7 +107,7 @@ export class DocumentCatalog {
     filter: CompiledFilter | undefined,
     principal: Principal,
   ): ((key: number) => boolean) | undefined {
-    const everything = principal.kind === 'trusted' || this.restricted === 0;
+    const everything = principal.kind === 'trusted' || this.restricted.size === 0;
     if (filter === undefined && everything) return undefined;
     const reader = everything ? undefined : readerFor(principal);
     return (key) => {
@@ -100,5 +116,37 @@ export class DocumentCatalog {
       if (reader !== undefined && !reader(doc)) return false;
       return filter === undefined || filter.matches(doc);
     };
+  }
+
+  /**
+   * The documents hidden from `principal`, for BM25 statistics over what it may read (see
+   * `VisibleStatistics`). Only restricted documents can be hidden, so this is one pass over those, done once
+   * per grant and catalog generation. Undefined when nothing is hidden (the trusted caller, a store without
+   * restrictions, a grant that reads every restricted document): store-wide statistics are then the visible
+   * ones. The key is the generation and the grant, so principals that read the same documents share it.
+   */
+  visibility(principal: Principal): VisibleStatistics | undefined {
+    const grant = readGrant(principal);
+    if (grant === undefined || this.restricted.size === 0) return undefined;
+    const key = JSON.stringify([
+      this.generation,
+      grant.userId ?? null,
+      [...grant.groups].sort(),
+      grant.clearance,
+    ]);
+    const known = this.hiddenSets.get(key);
+    if (known !== undefined) {
+      this.hiddenSets.delete(key);
+      this.hiddenSets.set(key, known);
+      return known ?? undefined;
+    }
+    const reader = readerFor(principal);
+    const hiddenGroups = new Set<number>();
+    for (const k of this.restricted) if (!reader(this.byKey.get(k)!)) hiddenGroups.add(k);
+    const found = hiddenGroups.size === 0 ? null : { key, hiddenGroups };
+    this.hiddenSets.set(key, found);
+    if (this.hiddenSets.size > VISIBILITY_CACHE_SIZE)
+      this.hiddenSets.delete(this.hiddenSets.keys().next().value!);
+    return found ?? undefined;
   }
 }

@@ -3,6 +3,7 @@
  * path) verbatim, case-insensitively. BM25 on the entity's terms proposes candidates; the chunk text decides.
  * Query understanding chooses which entities are routed here; the pipeline promotes or fuses the result.
  */
+import type { VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { StoredChunk } from '../types.js';
 import type { Retriever } from './bm25-retriever.js';
 
@@ -26,12 +27,13 @@ export function retrieveExactMatches(
   texts: string[],
   depth: number,
   allowGroup: ((g: number) => boolean) | undefined,
+  statistics?: VisibleStatistics,
 ): ExactCandidate[] {
   const out = new Map<number, { chunkId: number; group: number; score: number }>();
   for (const text of texts) {
     const terms = deps.analyze(text);
     if (terms.length === 0) continue;
-    const found = deps.bm25.retrieve({ query: text, terms, k: depth, allowGroup }).candidates;
+    const found = deps.bm25.retrieve({ query: text, terms, k: depth, allowGroup, statistics }).candidates;
     const chunks = deps.loadChunks(found.map((c) => c.chunkId));
     const needle = text.toLowerCase();
     for (const c of found) {

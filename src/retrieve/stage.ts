@@ -8,7 +8,7 @@
  * other retrievers answer alone.
  */
 import type { DenseModels, DenseUse, PendingQueryVector } from '../indexes/dense/dense-models.js';
-import type { Bm25Params } from '../indexes/lexical/bm25-index.js';
+import type { Bm25Params, VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { QueryEntity } from '../query/understand.js';
 import type { StageContext } from '../stage.js';
 import type { Candidate, StoredChunk } from '../types.js';
@@ -31,10 +31,13 @@ export interface Bm25StageInput {
   depth: number;
   allowGroup: GroupPredicate;
   collapseDocuments?: boolean | undefined;
+  /** Documents hidden from the caller, left out of the statistics (and the counts the trace shows). */
+  statistics?: VisibleStatistics | undefined;
   /**
-   * Show counts taken over the whole store (document frequencies, chunks matched, chunks filtered out) in
-   * the trace: only for the store owner, since for anyone else they would reveal that documents they may
-   * not read contain the query's words.
+   * Show the counts BM25 scored with (document frequencies, N, avgdl, chunks matched, chunks filtered out)
+   * in the trace. True for the store owner, and for anyone when the statistics are the caller's visible ones;
+   * false for others under `bm25.statistics: 'store'`, where they would reveal that documents they may not
+   * read contain the query's words.
    */
   storeStats: boolean;
 }
@@ -54,13 +57,21 @@ export function retrieveBm25(
         k: input.depth,
         allowGroup: input.allowGroup,
         collapseDocuments: input.collapseDocuments,
+        statistics: input.statistics,
       }),
     (r) => ({
       k: input.depth,
       params: deps.params,
       queryTerms: r.queryTerms,
       ...(input.storeStats
-        ? { termStats: r.stats.terms, matchedChunks: r.stats.matched, filteredOut: r.stats.filteredOut }
+        ? {
+            statistics: r.stats.statistics,
+            documents: r.stats.documents,
+            averageLengths: r.stats.averageLengths,
+            termStats: r.stats.terms,
+            matchedChunks: r.stats.matched,
+            filteredOut: r.stats.filteredOut,
+          }
         : { storeStats: 'withheld: counts over the whole store are shown to the store owner only' }),
       candidates: r.candidates.map((c) => ({ chunkId: c.chunkId, rank: c.rank, score: round(c.score) })),
     }),
@@ -131,7 +142,7 @@ export function retrieveDense(
 /** Chunks that contain a routed entity (error code, quoted phrase…) verbatim. */
 export function retrieveExact(
   entities: QueryEntity[],
-  input: { depth: number; allowGroup: GroupPredicate },
+  input: { depth: number; allowGroup: GroupPredicate; statistics?: VisibleStatistics | undefined },
   deps: {
     bm25: Retriever;
     analyze(text: string): string[];
@@ -147,6 +158,7 @@ export function retrieveExact(
         entities.map((e) => e.text),
         input.depth,
         input.allowGroup,
+        input.statistics,
       ),
     (x) => ({
       entities,

@@ -41,6 +41,17 @@ export interface ScoredChunk {
 /** Decides per document group whether its chunks may be returned (metadata filter ∧ access scope). */
 export type GroupPredicate = (group: number) => boolean;
 
+/**
+ * The documents a caller may not read, for BM25 statistics: with them counted, N, document frequencies and
+ * the average length would let a caller measure how often hidden documents use a term (a score side
+ * channel). `key` names the hidden set; equal keys must mean equal sets (the index caches per key).
+ */
+export interface VisibleStatistics {
+  key: string;
+  /** Document groups hidden from the caller: left out of N, df and avgdl (and never scored). */
+  hiddenGroups: ReadonlySet<number>;
+}
+
 export interface SearchOptions {
   k: number;
   /**
@@ -51,6 +62,8 @@ export interface SearchOptions {
   allowGroup?: GroupPredicate;
   /** Collapse to the best chunk per group (a document scores by its best chunk). */
   collapseGroups?: boolean;
+  /** Score with statistics over the documents the caller may read; absent = over the whole index. */
+  statistics?: VisibleStatistics | undefined;
 }
 
 export interface SearchStats {
@@ -60,7 +73,34 @@ export interface SearchStats {
   matched: number;
   /** Matched chunks rejected by the group predicate. */
   filteredOut: number;
+  /** The N the idf used: live chunks, or only the caller's visible ones. */
+  documents?: number;
+  /** avgdl per field the scores used. */
+  averageLengths?: Record<string, number>;
+  /** Whether documents hidden from the caller were left out of the statistics. */
+  statistics?: 'visible' | 'store';
 }
+
+/** One field's statistics over the chunks a caller may read. */
+interface VisibleFieldStats {
+  totalLength: number;
+  avgdl: number;
+  normCache: Float64Array;
+  /** Visible document frequency per term id, filled as queries ask for terms. */
+  df: Map<number, number>;
+}
+
+/** BM25 statistics for one hidden set at one index generation. */
+interface StatisticsView {
+  generation: number;
+  /** 1 for chunks alive and visible to the caller; stands in for `alive` while scoring. */
+  visible: Uint8Array;
+  liveCount: number;
+  fields: VisibleFieldStats[];
+}
+
+/** Hidden sets whose statistics are kept: one per distinct group combination in recent use. */
+const VIEW_CACHE_SIZE = 16;
 
 const INITIAL_CAPACITY = 1024;
 
@@ -280,6 +320,19 @@ function heapPopTop(h: Heap): void {
   siftDown(h, 0, h.score[h.size]!, h.doc[h.size]!, null, null);
 }
 
+/** avgdl as scoring uses it: 1 for an empty index or field (never a division by zero). */
+function meanLength(totalLength: number, liveCount: number): number {
+  return liveCount > 0 ? totalLength / liveCount || 1 : 1;
+}
+
+/** k1·(1 − b + b·len/avgdl) for each of the 256 Lucene length bytes. */
+function fillNorms(out: Float64Array, params: Bm25Params, totalLength: number, liveCount: number): void {
+  const { k1, b } = params;
+  const avgdl = liveCount > 0 ? totalLength / liveCount : 1;
+  const safeAvg = avgdl > 0 ? avgdl : 1;
+  for (let i = 0; i < 256; i++) out[i] = k1 * (1 - b + (b * LENGTH_TABLE[i]!) / safeAvg);
+}
+
 function binarySearch(a: Uint32Array, from: number, to: number, x: number): number {
   let lo = from;
   let hi = to - 1;
@@ -322,6 +375,10 @@ export class Bm25Index {
   private count = 0;
   private liveCount = 0;
   private normsDirty = true;
+  /** Bumped by every change to postings, liveness, numbering or parameters: a statistics view is valid for one. */
+  private mutations = 0;
+  /** Visible-statistics views by hidden-set key, least recently used first. */
+  private readonly views = new Map<string, StatisticsView>();
   // Per-query scratch, reused across queries to keep the hot path allocation-free.
   private acc = new Float64Array(INITIAL_CAPACITY);
   private touched = new Uint32Array(INITIAL_CAPACITY);
@@ -344,6 +401,12 @@ export class Bm25Index {
   setParams(params: Bm25Params): void {
     this.bm25Params = { ...params };
     this.normsDirty = true;
+    this.mutations++;
+  }
+
+  /** Changes with every add, remove, compaction and parameter change (cached statistics are per generation). */
+  get generation(): number {
+    return this.mutations;
   }
 
   get size(): number {
@@ -367,6 +430,7 @@ export class Bm25Index {
     for (const fp of this.fieldPostings) fp.add(doc, chunk.fields[fp.spec.name] ?? []);
     this.liveCount++;
     this.normsDirty = true;
+    this.mutations++;
     this.maybeMerge();
   }
 
@@ -379,6 +443,7 @@ export class Bm25Index {
     this.internalOf.delete(chunkId);
     this.liveCount--;
     this.normsDirty = true;
+    this.mutations++;
     return true;
   }
 
@@ -412,6 +477,7 @@ export class Bm25Index {
     }
     this.liveCount -= docs.length;
     this.normsDirty = true;
+    this.mutations++;
     return docs.length;
   }
 
@@ -446,15 +512,13 @@ export class Bm25Index {
     this.internalOf.clear();
     for (let d = 0; d < next; d++) this.internalOf.set(chunkIds[d]!, d);
     this.normsDirty = true;
+    // Internal numbers changed: every view's bitset is void.
+    this.mutations++;
+    this.views.clear();
   }
 
   private refreshNorms(): void {
-    const { k1, b } = this.params;
-    for (const fp of this.fieldPostings) {
-      const avgdl = this.liveCount > 0 ? fp.totalLength / this.liveCount : 1;
-      const safeAvg = avgdl > 0 ? avgdl : 1;
-      for (let i = 0; i < 256; i++) fp.normCache[i] = k1 * (1 - b + (b * LENGTH_TABLE[i]!) / safeAvg);
-    }
+    for (const fp of this.fieldPostings) fillNorms(fp.normCache, this.params, fp.totalLength, this.liveCount);
     if (this.acc.length < this.count) {
       this.acc = new Float64Array(this.chunkIds.length);
       this.touched = new Uint32Array(this.chunkIds.length);
@@ -490,9 +554,95 @@ export class Bm25Index {
     return fp === undefined || this.liveCount === 0 ? 0 : fp.totalLength / this.liveCount;
   }
 
-  /** Inverse document frequency of a term in a field, Lucene's formula. */
-  idf(df: number): number {
-    return Math.log(1 + (this.liveCount - df + 0.5) / (df + 0.5));
+  /** Inverse document frequency of a term in a field, Lucene's formula (N: live chunks unless given). */
+  idf(df: number, n: number = this.liveCount): number {
+    return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+  }
+
+  /**
+   * The statistics view for a hidden set, built on first use after a change (one pass over the chunks) and
+   * kept for the next searches of anyone with the same hidden set. Undefined when nothing is hidden: the
+   * store-wide statistics are then the visible ones.
+   */
+  private view(s: VisibleStatistics | undefined): StatisticsView | undefined {
+    if (s === undefined || s.hiddenGroups.size === 0) return undefined;
+    const known = this.views.get(s.key);
+    if (known !== undefined) {
+      this.views.delete(s.key);
+      if (known.generation === this.mutations) {
+        this.views.set(s.key, known);
+        return known;
+      }
+    }
+    const visible = this.alive.slice(0, this.count);
+    const hidden = s.hiddenGroups;
+    const groups = this.groups;
+    let liveCount = this.liveCount;
+    const totals = this.fieldPostings.map((fp) => fp.totalLength);
+    const lengths = this.fieldPostings.map((fp) => fp.lengths);
+    // Chunks of one document are contiguous mostly: remember the last group's verdict.
+    let lastGroup = -1;
+    let lastHidden = false;
+    for (let d = 0; d < this.count; d++) {
+      if (visible[d] === 0) continue;
+      const g = groups[d]!;
+      if (g !== lastGroup) {
+        lastGroup = g;
+        lastHidden = hidden.has(g);
+      }
+      if (!lastHidden) continue;
+      visible[d] = 0;
+      liveCount--;
+      for (let f = 0; f < totals.length; f++) totals[f]! -= lengths[f]![d]!;
+    }
+    const view: StatisticsView = {
+      generation: this.mutations,
+      visible,
+      liveCount,
+      fields: totals.map((totalLength) => {
+        const normCache = new Float64Array(256);
+        fillNorms(normCache, this.params, totalLength, liveCount);
+        return { totalLength, avgdl: meanLength(totalLength, liveCount), normCache, df: new Map() };
+      }),
+    };
+    this.views.set(s.key, view);
+    if (this.views.size > VIEW_CACHE_SIZE) this.views.delete(this.views.keys().next().value!);
+    return view;
+  }
+
+  /** Chunks visible in `view` that hold the term (counted over its postings once, then cached). */
+  private visibleDf(fp: FieldPostings, fv: VisibleFieldStats, termId: number, visible: Uint8Array): number {
+    let df = fv.df.get(termId);
+    if (df !== undefined) return df;
+    df = 0;
+    if (termId < fp.offsets.length - 1) {
+      const to = fp.offsets[termId + 1]!;
+      for (let i = fp.offsets[termId]!; i < to; i++) df += visible[fp.docs[i]!]!;
+    }
+    const p = fp.delta.get(termId);
+    if (p !== undefined) for (const d of p.docs) df += visible[d]!;
+    fv.df.set(termId, df);
+    return df;
+  }
+
+  /** idf of `term` in `field` over the chunks `statistics`' caller may read (store-wide when nothing is hidden). */
+  visibleIdf(field: string, term: string, statistics: VisibleStatistics | undefined): number {
+    const view = this.view(statistics);
+    const df = this.visibleDocumentFrequency(field, term, statistics);
+    return this.idf(df, view?.liveCount ?? this.liveCount);
+  }
+
+  /**
+   * Live document frequency of `term` in `field` as `statistics`' caller sees it (store-wide when nothing is
+   * hidden from it).
+   */
+  visibleDocumentFrequency(field: string, term: string, statistics: VisibleStatistics | undefined): number {
+    const view = this.view(statistics);
+    if (view === undefined) return this.documentFrequency(field, term);
+    const f = this.fieldPostings.findIndex((x) => x.spec.name === field);
+    const fp = this.fieldPostings[f];
+    const id = fp?.termIds.get(term);
+    return fp === undefined || id === undefined ? 0 : this.visibleDf(fp, view.fields[f]!, id, view.visible);
   }
 
   /**
@@ -503,19 +653,31 @@ export class Bm25Index {
     if (this.normsDirty) this.refreshNorms();
     const acc = this.acc;
     const touched = this.touched;
-    const alive = this.alive;
+    // With documents hidden from the caller, their chunks are neither counted nor scored: `alive` becomes
+    // the caller's visible set, and N, df and avgdl are taken over it.
+    const view = this.view(opts.statistics);
+    const alive = view?.visible ?? this.alive;
+    const n = view?.liveCount ?? this.liveCount;
     let nTouched = 0;
     const exact = this.params.lengthNorm === 'exact';
     const { k1, b } = this.params;
+    if (stats) {
+      stats.documents = n;
+      stats.statistics = view === undefined ? 'store' : 'visible';
+      stats.averageLengths = {};
+    }
 
-    for (const fp of this.fieldPostings) {
+    for (let f = 0; f < this.fieldPostings.length; f++) {
+      const fp = this.fieldPostings[f]!;
+      const fv = view?.fields[f];
       const terms = queryTerms[fp.spec.name];
       if (terms === undefined || terms.length === 0 || fp.spec.weight === 0) continue;
       const tw = opts.termWeights?.[fp.spec.name];
-      const normCache = fp.normCache;
+      const normCache = fv?.normCache ?? fp.normCache;
       const normBytes = fp.normBytes;
       const lengths = fp.lengths;
-      const avgdl = this.liveCount > 0 ? fp.totalLength / this.liveCount || 1 : 1;
+      const avgdl = fv?.avgdl ?? meanLength(fp.totalLength, this.liveCount);
+      if (stats?.averageLengths) stats.averageLengths[fp.spec.name] = avgdl;
       const nBase = fp.offsets.length - 1;
       for (let qi = 0; qi < terms.length; qi++) {
         const term = terms[qi]!;
@@ -533,9 +695,9 @@ export class Bm25Index {
         if (seenBefore) continue;
         const termId = fp.termIds.get(term);
         if (termId === undefined) continue;
-        const df = fp.df[termId]!;
+        const df = fv === undefined ? fp.df[termId]! : this.visibleDf(fp, fv, termId, alive);
         if (df === 0) continue;
-        const idf = this.idf(df);
+        const idf = this.idf(df, n);
         stats?.terms.push({ term, df, idf, field: fp.spec.name });
         const w = fp.spec.weight * count * idf;
         if (termId < nBase) {

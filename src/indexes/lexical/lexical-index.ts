@@ -9,7 +9,7 @@ import type { Vocabulary } from '../../query/understand.js';
 import type { DocumentStore, WriteOutcome } from '../../store/types.js';
 import type { StoredChunk } from '../../types.js';
 import { type Analyzer, type AnalyzerConfig, createAnalyzer, TOKENIZER_REVISION } from './analyzer.js';
-import type { GroupPredicate } from './bm25-index.js';
+import type { GroupPredicate, VisibleStatistics } from './bm25-index.js';
 import { Bm25Index, type Bm25Params, type FieldSpec, type IndexableChunk } from './bm25-index.js';
 import { TypoNeighbourhood } from './deletion-index.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
@@ -119,9 +119,13 @@ export class LexicalIndex {
     this.store.writeArtifact(SNAPSHOT_NAME, encodeSnapshot(this.index, this.version, this.fingerprint));
   }
 
-  /** idf of an analyzed term in the body text (what sentence scoring weighs terms by). */
-  idf(term: string): number {
+  /**
+   * idf of an analyzed term in the body text (what sentence scoring weighs terms by); with `statistics`, over
+   * the documents its caller may read.
+   */
+  idf(term: string, statistics?: VisibleStatistics): number {
     const field = this.layout === 'flat' ? 'contents' : 'body';
+    if (statistics !== undefined) return this.index.visibleIdf(field, term, statistics);
     return this.index.idf(this.index.documentFrequency(field, term));
   }
 
@@ -129,7 +133,7 @@ export class LexicalIndex {
    * The body vocabulary for typo correction. An unknown term's one-edit neighbourhood is probed by hash and
    * confirmed in the index's own dictionary (see `TypoNeighbourhood`): no deletion index to build or hold.
    */
-  vocabulary(allowGroup?: GroupPredicate): Vocabulary {
+  vocabulary(allowGroup?: GroupPredicate, statistics?: VisibleStatistics): Vocabulary {
     const field = this.layout === 'flat' ? 'contents' : 'body';
     const index = this.index;
     const dict = index.dictionary(field);
@@ -141,13 +145,19 @@ export class LexicalIndex {
     // A search that may return only some documents (a principal's, a filter's) must not be corrected towards
     // a word found only in the others: that would reveal a hidden document's words. A term counts as known
     // only if one document the search may return holds it (one single-term lookup, for the few terms asked).
+    // The frequency correction ranks candidates by is the caller's visible one, like BM25's (see
+    // `VisibleStatistics`): a hidden document's words must not tip a correction either.
+    // Cheapest test first: the store-wide df (a lookup), then whether a returnable document holds the term,
+    // and only then its visible df (a pass over its postings, cached per hidden set).
+    const frequency = (t: string, n: number): number =>
+      statistics === undefined ? n : index.visibleDocumentFrequency(field, t, statistics);
     const known =
       allowGroup === undefined
-        ? df
+        ? (t: string) => frequency(t, df(t))
         : (t: string) => {
             const n = df(t);
             if (n === 0) return 0;
-            return index.search({ [field]: [t] }, { k: 1, allowGroup }).length > 0 ? n : 0;
+            return index.search({ [field]: [t] }, { k: 1, allowGroup }).length > 0 ? frequency(t, n) : 0;
           };
     return {
       df: known,
