@@ -132,6 +132,8 @@ interface Sample {
 }
 const samples: Sample[] = [];
 const rss: Array<{ at: number; mib: number }> = [];
+/** V8 heap in use, read from the server's own /metrics: live data (and garbage not yet collected), not pages. */
+const heap: Array<{ at: number; mib: number }> = [];
 const agent = new Agent({ connections: burstSize + 512, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
 const json = { 'content-type': 'application/json' };
 let start = 0;
@@ -273,6 +275,16 @@ const sampler = setInterval(() => {
     // exited: reported below
   }
 }, 1000);
+const heapSampler = setInterval(async () => {
+  try {
+    const res = await request(`${server.url}/metrics`, { dispatcher: agent });
+    const text = await res.body.text();
+    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)$/m.exec(text);
+    if (m) heap.push({ at: now(), mib: Number(m[1]) / 2 ** 20 });
+  } catch {
+    // the server is busy or gone: a gap in the series
+  }
+}, 5000);
 let lastWindow = 0;
 const progress = setInterval(() => {
   const w = samples.filter((s) => s.at >= lastWindow && s.at < lastWindow + windowS);
@@ -299,6 +311,7 @@ for (const t of timers) clearInterval(t);
 await burst;
 await Promise.all(inflight);
 clearInterval(sampler);
+clearInterval(heapSampler);
 clearInterval(progress);
 const endAt = now();
 
@@ -339,16 +352,18 @@ for (let w = 0; w < endAt; w += windowS) {
   );
   windows.push(row);
 }
-const steady = rss.filter((r) => r.at >= 60 && r.at < burstAt);
-const slope = (() => {
+/** Least-squares slope in MiB per minute over the steady part, after a 1-minute warm-up. */
+const slopeOf = (series: Array<{ at: number; mib: number }>) => {
+  const steady = series.filter((r) => r.at >= 60 && r.at < burstAt);
   const n = steady.length;
   if (n < 2) return Number.NaN;
   const mx = steady.reduce((a, r) => a + r.at, 0) / n;
   const my = steady.reduce((a, r) => a + r.mib, 0) / n;
   const num = steady.reduce((a, r) => a + (r.at - mx) * (r.mib - my), 0);
   const den = steady.reduce((a, r) => a + (r.at - mx) ** 2, 0);
-  return (num / den) * 60; // MiB per minute
-})();
+  return (num / den) * 60;
+};
+const slope = slopeOf(rss);
 const soakPart = samples.filter((s) => !s.burst && s.at < burstAt);
 const burstPart = samples.filter((s) => s.burst);
 const afterBurst = samples.filter((s) => !s.burst && s.at >= burstAt);
@@ -392,6 +407,15 @@ const summary = {
       Math.max(...rss.filter((r) => r.at >= burstAt - 60 && r.at < burstAt).map((r) => r.mib)),
     ),
     rssSlopeMiBPerMinute: Math.round(slope * 100) / 100,
+    heapSlopeMiBPerMinute: Math.round(slopeOf(heap) * 100) / 100,
+    heapFirstMinuteMiB: Math.round(
+      Math.max(...heap.filter((r) => r.at >= 60 && r.at < 120).map((r) => r.mib)),
+    ),
+    heapLastMinuteMiB: Math.round(
+      Math.max(...heap.filter((r) => r.at >= burstAt - 60 && r.at < burstAt).map((r) => r.mib)),
+    ),
+    // Documents the soak added and kept: the data the index legitimately grew by.
+    documentsAddedAndKept: live.size,
   },
   burst: {
     requests: burstPart.length,
@@ -423,11 +447,13 @@ const summary = {
   serverExit: serverExit ?? null,
 };
 fs.mkdirSync(path.dirname(out), { recursive: true });
+const round = (xs: Array<{ at: number; mib: number }>) =>
+  xs.map((r) => ({ at: Math.round(r.at), mib: Math.round(r.mib) }));
 fs.writeFileSync(
   `${out}.json`,
-  `${JSON.stringify({ summary, windows, rss: rss.map((r) => ({ at: Math.round(r.at), mib: Math.round(r.mib) })) }, null, 1)}\n`,
+  `${JSON.stringify({ summary, windows, rss: round(rss), heap: round(heap) }, null, 1)}\n`,
 );
-fs.writeFileSync(`${out}.svg`, chart(windows, rss, burstAt, endAt, summary.command));
+fs.writeFileSync(`${out}.svg`, chart(windows, rss, heap, burstAt, endAt, summary.command));
 console.log(JSON.stringify(summary, null, 2));
 console.log(`wrote ${path.relative(repo, out)}.json and .svg`);
 
@@ -437,10 +463,11 @@ cleanup();
 const failed = serverExit !== undefined || lost + stale + resurrected > 0 || summary.soak.errorRate > 0.001;
 process.exit(failed ? 1 : 0);
 
-/** Three panels over time: p99 latency per kind, server RSS, errors and shed requests per window. */
+/** Three panels over time: p99 latency per kind, server memory, errors and shed requests per window. */
 function chart(
   ws: Array<Record<string, number>>,
   mem: Array<{ at: number; mib: number }>,
+  heapUsed: Array<{ at: number; mib: number }>,
   burstS: number,
   endS: number,
   caption: string,
@@ -511,8 +538,9 @@ function chart(
     { name: 'delete', color: '#9467bd', pts: lat('delete') },
   ]);
   const maxMem = Math.max(...mem.map((r) => r.mib)) * 1.2;
-  panel(250, 130, 'server RSS (MiB, sampled every second)', maxMem, 'MiB', [
+  panel(250, 130, 'server memory (MiB): RSS every second, V8 heap used every 5 s', maxMem, 'MiB', [
     { name: 'RSS', color: '#444', pts: mem.map((r) => [r.at, r.mib]) },
+    { name: 'heap used', color: '#17becf', pts: heapUsed.map((r) => [r.at, r.mib]) },
   ]);
   const maxBad = Math.max(1, ...ws.map((w) => w.shed! + w.errors!));
   panel(420, 130, 'errors and shed requests (503 OVERLOADED) per window', maxBad, 'requests', [

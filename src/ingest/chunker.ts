@@ -182,7 +182,7 @@ function trim(text: string, start: number, end: number): Range | undefined {
 }
 
 class Chunker {
-  private readonly memo = new Map<string, number>();
+  private readonly memo = new Map<number | string, number>();
 
   constructor(
     private readonly text: string,
@@ -190,9 +190,12 @@ class Chunker {
     private readonly topics?: Topics,
   ) {}
 
-  /** Token count of a slice, memoised: the same range is often a section, a unit and a piece at once. */
+  /**
+   * Token count of a slice, memoised: the same range is often a section, a unit and a piece at once. Keyed by
+   * one number (a string key per range cost ~100 bytes each, over a million of them for a 50 MB file).
+   */
   count(start: number, end: number): number {
-    const key = `${start}:${end}`;
+    const key = this.text.length < 94_000_000 ? start * (this.text.length + 1) + end : `${start}:${end}`;
     let n = this.memo.get(key);
     if (n === undefined) {
       n = this.counter(this.text.slice(start, end));
@@ -380,22 +383,27 @@ class Chunker {
     return out;
   }
 
-  /** Greedy runs of whole words, each the longest that fits (galloping + binary search on exact counts). */
+  /**
+   * Greedy runs of whole words, each the longest that fits (galloping + binary search on exact counts). Every
+   * word costs at least one token (see `exceeds`), so no run spans more than `limit` words: the words are read
+   * `limit + 1` at a time, never all at once (a 50 MB paragraph without sentence breaks has millions).
+   */
   private splitWords(r: Range, limit: number, out: Piece[]): void {
-    const words = wordRanges(this.text, r);
-    let i = 0;
-    while (i < words.length) {
-      const first = words[i]!;
+    let pos = r.start;
+    for (;;) {
+      const words = wordRanges(this.text, { start: pos, end: r.end }, limit + 1);
+      const first = words[0];
+      if (first === undefined) return;
       const alone = this.count(first.start, first.end);
       if (alone > limit) {
         this.splitChars(first, limit, out);
-        i++;
+        pos = first.end;
         continue;
       }
-      const j = this.longestFit(i, words.length - 1, limit, (k) => this.count(first.start, words[k]!.end));
+      const j = this.longestFit(0, words.length - 1, limit, (k) => this.count(first.start, words[k]!.end));
       const last = words[j]!;
       out.push({ start: first.start, end: last.end, tokens: this.count(first.start, last.end) });
-      i = j + 1;
+      pos = last.end;
     }
   }
 
@@ -522,12 +530,13 @@ function firstBlockEndingAfter(blocks: Block[], offset: number): number {
   return lo;
 }
 
-function wordRanges(text: string, r: Range): Range[] {
+/** The whitespace-separated words of `r` (at most `max` of them, from its start), as ranges of `text`. */
+function wordRanges(text: string, r: Range, max = Number.POSITIVE_INFINITY): Range[] {
   const words: Range[] = [];
   const re = /\S+/g;
-  const slice = text.slice(r.start, r.end);
-  for (let m = re.exec(slice); m !== null; m = re.exec(slice)) {
-    words.push({ start: r.start + m.index, end: r.start + m.index + m[0].length });
+  re.lastIndex = r.start;
+  for (let m = re.exec(text); m !== null && m.index < r.end && words.length < max; m = re.exec(text)) {
+    words.push({ start: m.index, end: Math.min(r.end, m.index + m[0].length) });
   }
   return words;
 }

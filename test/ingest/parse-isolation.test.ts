@@ -72,6 +72,16 @@ describe('parse workers through the library', () => {
     expect(ok.kind === 'document' && ok.doc.text).toMatch(/opens at nine/);
   });
 
+  it('a Markdown list nested 1,000 levels (over 20 s to parse) ends at the deadline with PARSE_TIMEOUT', async () => {
+    const limits = { memoryMb: 1024, timeoutMs: 2000, workers: 1 };
+    const nested = Array.from({ length: 1000 }, (_, i) => `${'  '.repeat(i)}- level ${i}`).join('\n');
+    const t0 = performance.now();
+    await expect(
+      parseFile('nested.md', Buffer.from(nested), { maxBytes: 50e6, isolation: limits }),
+    ).rejects.toMatchObject({ code: 'PARSE_TIMEOUT' });
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
   it('parser errors keep their codes across the thread boundary, and isolated output equals in-process output', async () => {
     const limits = { memoryMb: 256, timeoutMs: 30_000, workers: 1 };
     await expect(
