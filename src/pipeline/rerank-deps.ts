@@ -3,6 +3,7 @@
  * and dense vectors, as plain functions (the reranker never sees the store or index classes).
  */
 import type { DenseIndex } from '../indexes/dense/dense-index.js';
+import type { VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { LexicalIndex } from '../indexes/lexical/lexical-index.js';
 import { ChunkTermsCache, type LtrDeps, titleText } from '../rerank/ltr/features.js';
 import type { DocumentStore } from '../store/types.js';
@@ -21,35 +22,27 @@ export function ltrDepsFor(quarry: {
   dense: DenseIndex;
 }): LtrDeps {
   const lexical = quarry.lexical;
-  let cached: { version: number; value: { title: number; body: number } } | undefined;
+  // Per index version and hidden set ('' = store-wide): a few callers' views, dropped on every write.
+  let cachedVersion = -1;
+  const cached = new Map<string, { title: number; body: number }>();
   return {
     analyze: (t) => lexical.analyzer.analyze(t),
-    idf: (t) => lexical.idf(t),
+    idf: (t, statistics) => lexical.idf(t, statistics),
     bm25: { k1: lexical.bm25.params.k1, b: lexical.bm25.params.b },
-    avgLengths() {
-      if (cached?.version !== lexical.indexVersion) {
-        // BM25's own field statistics, not a pass over the corpus (that cost seconds after every write).
-        // The flat layout indexes title and body as one field: its title share comes from a sample of
-        // chunk titles, which are short and cheap to analyze.
-        const bm25 = lexical.bm25;
-        let body = bm25.averageLength('body');
-        let title = bm25.averageLength('title');
-        if (lexical.layout === 'flat') {
-          const stride = Math.max(1, Math.floor(bm25.size / TITLE_SAMPLE));
-          let n = 0;
-          let i = 0;
-          title = 0;
-          for (const c of quarry.store.iterateChunks()) {
-            if (i++ % stride !== 0) continue;
-            n++;
-            title += lexical.analyzer.analyze(titleText({ chunk: c })).length;
-          }
-          title = n > 0 ? title / n : 0;
-          body = Math.max(0, bm25.averageLength('contents') - title);
-        }
-        cached = { version: lexical.indexVersion, value: { title, body } };
+    avgLengths(statistics) {
+      if (cachedVersion !== lexical.indexVersion) {
+        cached.clear();
+        cachedVersion = lexical.indexVersion;
       }
-      return cached.value;
+      const hidden = statistics?.hiddenGroups;
+      const key = hidden === undefined || hidden.size === 0 ? '' : statistics!.key;
+      let value = cached.get(key);
+      if (value === undefined) {
+        value = averageLengths(quarry, key === '' ? undefined : statistics);
+        if (cached.size >= 16) cached.clear();
+        cached.set(key, value);
+      }
+      return value;
     },
     embedQuery(query) {
       if (!quarry.dense.ensure()) return undefined;
@@ -62,4 +55,32 @@ export function ltrDepsFor(quarry: {
     },
     chunkCache: new ChunkTermsCache(),
   };
+}
+
+/**
+ * Average title and body lengths from BM25's own field statistics (not a pass over the corpus: that cost
+ * seconds after every write), over what `statistics`' caller may read when given. The flat layout indexes
+ * title and body as one field: its title share comes from a sample of chunk titles (short and cheap to
+ * analyze), the caller's hidden documents left out of it.
+ */
+function averageLengths(
+  quarry: { lexical: LexicalIndex; store: DocumentStore },
+  statistics: VisibleStatistics | undefined,
+): { title: number; body: number } {
+  const { lexical } = quarry;
+  const bm25 = lexical.bm25;
+  if (lexical.layout !== 'flat')
+    return { title: bm25.averageLength('title', statistics), body: bm25.averageLength('body', statistics) };
+  const hidden = statistics?.hiddenGroups;
+  const stride = Math.max(1, Math.floor(bm25.size / TITLE_SAMPLE));
+  let n = 0;
+  let i = 0;
+  let title = 0;
+  for (const c of quarry.store.iterateChunks()) {
+    if (hidden?.has(c.docKey) === true || i++ % stride !== 0) continue;
+    n++;
+    title += lexical.analyzer.analyze(titleText({ chunk: c })).length;
+  }
+  title = n > 0 ? title / n : 0;
+  return { title, body: Math.max(0, bm25.averageLength('contents', statistics) - title) };
 }

@@ -133,10 +133,17 @@ export class QueryRunner {
     if (reranker === undefined) return { ...(await retrieve(options.k)), strategy: decision.strategy };
     const { pool, budgetMs, earlyExitGap } = this.config.rerank;
     const first = await retrieve(Math.max(k, pool));
+    const statistics = this.engine.statistics(requestPrincipal(options));
     const reranked = await rerank(
       { query, hits: first.hits, k },
       reranker,
-      { pool, budgetMs, earlyExitGap, onUsage: (u) => ctx.usage.add({ component: 'rerank', ...u }) },
+      {
+        pool,
+        budgetMs,
+        earlyExitGap,
+        statistics,
+        onUsage: (u) => ctx.usage.add({ component: 'rerank', ...u }),
+      },
       deadline.slice('rerank'),
       ctx,
     );

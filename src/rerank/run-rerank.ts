@@ -17,6 +17,8 @@ export interface RerankStageOptions {
    * Only meaningful for score scales where 0 means "no evidence" (BM25, min-max fused).
    */
   earlyExitGap?: number;
+  /** The caller's hidden documents, for corpus statistics (see `RerankRequest.statistics`). */
+  statistics?: RerankRequest['statistics'];
   /** Receives the usage of each billed call the reranker makes (see `RerankRequest.onUsage`). */
   onUsage?: RerankRequest['onUsage'];
 }
@@ -54,6 +56,7 @@ export async function rerankHits(
         hits: pool,
         signal: opts.signal,
         ...(opts.onUsage === undefined ? {} : { onUsage: opts.onUsage }),
+        ...(opts.statistics === undefined ? {} : { statistics: opts.statistics }),
       }),
       opts.signal,
     );

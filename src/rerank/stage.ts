@@ -21,6 +21,8 @@ export interface RerankOptions {
   earlyExitGap?: number | undefined;
   /** Receives the usage of each billed reranker call (the request's usage meter). */
   onUsage?: RerankRequest['onUsage'];
+  /** The caller's hidden documents, for rerankers that read corpus statistics. */
+  statistics?: RerankRequest['statistics'];
 }
 
 export interface Reranked {
@@ -46,6 +48,7 @@ export async function rerank(
           signal,
           earlyExitGap: opts.earlyExitGap,
           ...(opts.onUsage === undefined ? {} : { onUsage: opts.onUsage }),
+          ...(opts.statistics === undefined ? {} : { statistics: opts.statistics }),
         }),
       (o) => ({
         reranker: o.reranker,

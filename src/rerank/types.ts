@@ -4,6 +4,7 @@
  * `/rerank` APIs and LLM relevance scoring. The pipeline owns the pool size, the latency budget and the
  * fallback to the fused order.
  */
+import type { VisibleStatistics } from '../indexes/lexical/bm25-index.js';
 import type { SearchHit } from '../types.js';
 
 export interface RerankRequest {
@@ -14,6 +15,12 @@ export interface RerankRequest {
   signal?: AbortSignal;
   /** Called once per billed call (an LLM grading batch…) with its usage, for the request's accounting. */
   onUsage?: (usage: RerankUsage) => void;
+  /**
+   * The documents hidden from the caller, for rerankers that read corpus statistics (learning-to-rank: idf,
+   * average lengths): statistics over what the caller may read, so hidden documents do not shift its scores.
+   * Rerankers that read no corpus statistics ignore it.
+   */
+  statistics?: VisibleStatistics | undefined;
 }
 
 /** One billed call a reranker made. */

@@ -142,7 +142,8 @@ export class Admission {
         const reason: ShedReason = type === 'eventLoopDelay' ? 'event_loop_delay' : 'heap';
         const what =
           reason === 'event_loop_delay'
-            ? `event-loop delay ${Math.round(Number(value))} ms over ${maxEventLoopDelayMs} ms`
+            ? // No sample at all in an interval (the loop blocked throughout) reads as an infinite delay.
+              `event-loop delay ${Number.isFinite(Number(value)) ? `${Math.round(Number(value))} ms` : `longer than the ${sampleIntervalMs} ms sample`} over ${maxEventLoopDelayMs} ms`
             : `heap used ${Math.round(Number(value) / 2 ** 20)} MiB over ${Math.round(maxHeapFraction * 100)}% of the heap limit`;
         return Promise.reject(this.refusal(work, reason, what));
       },

@@ -90,8 +90,9 @@ function toQuarryError(e: unknown): QuarryError | undefined {
 
 export async function createApp(opts: AppOptions): Promise<QuarryServer> {
   const { config } = opts;
-  // The pipeline's series (stages, caches, tokens, scores, degradations) are served by /metrics too.
-  const pipelineMetrics = enableMetrics();
+  // The pipeline's series (stages, caches, tokens, scores, degradations) are served by /metrics too, with
+  // the process's own (resident memory, heap, event-loop lag, CPU): what an operator watches for leaks.
+  const pipelineMetrics = enableMetrics({ processMetrics: true });
   if (!extraRegistries.includes(pipelineMetrics)) extraRegistries.push(pipelineMetrics);
   const db = openServerDb(opts.store);
   const keys = new KeyStore(db);

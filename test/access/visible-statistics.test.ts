@@ -134,6 +134,26 @@ describe('BM25 statistics over the documents a caller may read', () => {
     without.close();
   });
 
+  it('hold for the learning-to-rank reranker, whose features read idf and average lengths', async () => {
+    const withHidden = open('visible');
+    await withHidden.addDocuments([...PUBLIC, ...HIDDEN]);
+    const without = open('visible');
+    await without.addDocuments(PUBLIC);
+    const reranked = async (q: Quarry, query: string, principal: Principal) =>
+      (await q.search(query, { principal, reranker: 'ltr', k: 10, cache: false })).hits.map(
+        (h) => [h.document.id, h.score] as [string, number],
+      );
+    let compared = 0;
+    for (const query of QUERIES) {
+      const seen = await reranked(withHidden, query, OUTSIDER);
+      if (seen.length > 1) compared++;
+      expectSameScores(seen, await reranked(without, query, TRUSTED_LOCAL));
+    }
+    expect(compared).toBeGreaterThan(1);
+    withHidden.close();
+    without.close();
+  });
+
   it('hold for query expansion (RM3) and exact matching too', async () => {
     const withHidden = open('visible', true);
     await withHidden.addDocuments([...PUBLIC, ...HIDDEN]);

@@ -548,10 +548,17 @@ export class Bm25Index {
     };
   }
 
-  /** Mean analyzed length of a field over live documents (BM25's avgdl); 0 for an unknown field. */
-  averageLength(field: string): number {
-    const fp = this.fieldPostings.find((f) => f.spec.name === field);
-    return fp === undefined || this.liveCount === 0 ? 0 : fp.totalLength / this.liveCount;
+  /**
+   * Mean analyzed length of a field over live documents (BM25's avgdl), or over those `statistics`' caller
+   * may read; 0 for an unknown field.
+   */
+  averageLength(field: string, statistics?: VisibleStatistics): number {
+    const f = this.fieldPostings.findIndex((x) => x.spec.name === field);
+    const fp = this.fieldPostings[f];
+    if (fp === undefined) return 0;
+    const view = this.view(statistics);
+    if (view !== undefined) return view.fields[f]!.avgdl;
+    return this.liveCount === 0 ? 0 : fp.totalLength / this.liveCount;
   }
 
   /** Inverse document frequency of a term in a field, Lucene's formula (N: live chunks unless given). */

@@ -4,6 +4,7 @@
  * scale varies from query to query are min-max normalized within the pool so one weight fits every query.
  */
 
+import type { VisibleStatistics } from '../../indexes/lexical/bm25-index.js';
 import { expandQuery } from '../../query/prf.js';
 import { extractEntities } from '../../query/understand.js';
 import type { SearchHit } from '../../types.js';
@@ -70,10 +71,10 @@ export const FEATURE_INDEX: ReadonlyMap<string, number> = new Map(FEATURE_NAMES.
 export interface LtrDeps {
   /** The lexical index's analyzer (the same chain that indexed the chunks). */
   analyze(text: string): string[];
-  /** idf of an analyzed term in the lexical index. */
-  idf(term: string): number;
+  /** idf of an analyzed term in the lexical index (over what `statistics`' caller may read, when given). */
+  idf(term: string, statistics?: VisibleStatistics): number;
   /** Average analyzed length of the title field (title + headings) and of the body over the corpus. */
-  avgLengths(): { title: number; body: number };
+  avgLengths(statistics?: VisibleStatistics): { title: number; body: number };
   /** BM25 parameters (default k1 0.9, b 0.4 as the lexical index). */
   bm25?: { k1: number; b: number };
   /** Query embedding in the dense index's space; undefined when there is no dense index. */

@@ -32,7 +32,13 @@ export function createLtrReranker(
     async rerank(request: RerankRequest): Promise<RerankScore[]> {
       aborted(request.signal);
       if (request.hits.length === 0) return [];
-      const { rows } = extractFeatures(request.query, request.hits, deps);
+      const s = request.statistics;
+      // Corpus statistics as the caller sees them: hidden documents must not move its feature values.
+      const d: LtrDeps =
+        s === undefined || s.hiddenGroups.size === 0
+          ? deps
+          : { ...deps, idf: (t) => deps.idf(t, s), avgLengths: () => deps.avgLengths(s) };
+      const { rows } = extractFeatures(request.query, request.hits, d);
       aborted(request.signal);
       return rows.map((row, index) => ({ index, score: compiled.score(row) }));
     },
