@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { Quarry } from '../src/pipeline/quarry.js';
-import { children, memoryOf, pct, repo, startChild, stopChildren } from './fixtures/processes.js';
+import { boundedRun, memoryOf, pct, startChild, stopChildren } from './fixtures/processes.js';
 
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,26 +33,7 @@ if (!fs.existsSync(path.join(dataset, 'corpus.jsonl'))) {
   console.log(`no dataset at ${dataset}; skipping`);
   process.exit(0);
 }
-if (!fs.existsSync(path.join(repo, 'dist'))) {
-  console.log('dist/ is missing: run `node scripts/build.mjs` first');
-  process.exit(1);
-}
-
-const store = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-streams-'));
-const cleanup = () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  fs.rmSync(store, { recursive: true, force: true });
-};
-const hardStop = setTimeout(() => {
-  console.error(`hard timeout after ${timeoutS} s: killing the server and the stand-in`);
-  cleanup();
-  process.exit(2);
-}, timeoutS * 1000);
-hardStop.unref();
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+const { store, cleanup } = boundedRun('quarry-streams-', timeoutS);
 
 // The load generator itself needs a descriptor per connection, as do the server (client + upstream
 // sockets) and the stand-in: a soft limit below that would fail connections with EMFILE, not Quarry.

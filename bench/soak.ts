@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { Quarry } from '../src/pipeline/quarry.js';
-import { children, memoryOf, pct, repo, startChild, stopChildren } from './fixtures/processes.js';
+import { boundedRun, memoryOf, pct, repo, startChild, stopChildren } from './fixtures/processes.js';
 
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,30 +43,8 @@ for (const d of [scifact, nfcorpus])
     console.log(`no dataset at ${d}; skipping`);
     process.exit(0);
   }
-if (!fs.existsSync(path.join(repo, 'dist'))) {
-  console.log('dist/ is missing: run `node scripts/build.mjs` first');
-  process.exit(1);
-}
-
-const store = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-soak-'));
-const cleanup = () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  fs.rmSync(store, { recursive: true, force: true });
-};
 const totalS = minutes * 60 + recoverS;
-const hardStop = setTimeout(
-  () => {
-    console.error('hard timeout: killing the server and the stand-in');
-    cleanup();
-    process.exit(2);
-  },
-  (totalS + 300) * 1000,
-);
-hardStop.unref();
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+const { store, cleanup } = boundedRun('quarry-soak-', totalS + 300);
 
 const readJsonl = (file: string) =>
   fs
