@@ -21,6 +21,7 @@ import { changeFingerprint, isUnchanged, type StoredHashes, sha256 } from './has
 import {
   isRecordFile,
   type ParsedDocumentFile,
+  type ParsedFile,
   type ParsedRecordsFile,
   parseFile,
   type RecordResult,
@@ -47,6 +48,8 @@ interface PathsRun {
   recordSources: Set<string>;
   /** Blank JSONL lines skipped in this run. */
   blankLines: number;
+  /** Files finish parsing in any order; their results are applied in the order they started. */
+  order: InOrder;
 }
 
 /**
@@ -116,6 +119,7 @@ export async function ingestPaths(
     claimed: new Map(),
     recordSources: new Set(),
     blankLines: 0,
+    order: new InOrder(),
   };
   const { concurrency, maxInFlightBytes } = ctx.config.ingest;
   await pool(files, concurrency, maxInFlightBytes, (task) => ingestTask(run, task));
@@ -139,11 +143,43 @@ function vanished(store: DocumentStore, roots: string[], run: PathsRun): Set<str
   return gone;
 }
 
-/** One file, its failure collected into the report rather than thrown. */
+/** Hands out turns in the order tasks start, whatever order their slow parts (parsing) finish in. */
+class InOrder {
+  private last: Promise<void> = Promise.resolve();
+
+  next(): { wait: Promise<void>; done: () => void } {
+    const wait = this.last;
+    let done!: () => void;
+    this.last = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    return { wait, done };
+  }
+}
+
+/** A file read, hashed and parsed (the part that may run in a worker thread), or found unchanged. */
+type Prepared = { unchanged: true } | { unchanged: false; parsed: ParsedFile; hash: string };
+
+/**
+ * One file, its failure collected into the report rather than thrown. Files parse concurrently (in worker
+ * threads for most formats) and finish in any order; what follows — chunking, the write batch, the report
+ * lines — runs in the order the files started, so that a run writes the same documents with the same chunk
+ * ids in the same order every time.
+ */
 async function ingestTask(run: PathsRun, task: FileTask): Promise<void> {
+  const turn = run.order.next();
   const records = run.progress.fileStarted();
+  let prepared: Prepared | undefined;
+  let failure: unknown;
   try {
-    await ingestFile(run, task, records);
+    prepared = await prepareFile(run, task);
+  } catch (e) {
+    failure = e;
+  }
+  await turn.wait;
+  try {
+    if (failure !== undefined) throw failure;
+    await applyFile(run, task, prepared!, records);
   } catch (e) {
     const d = describeError(e);
     run.errors.push({ path: task.source, code: d.code, message: d.message });
@@ -151,22 +187,22 @@ async function ingestTask(run: PathsRun, task: FileTask): Promise<void> {
     run.seen.add(task.source);
     for (const s of run.ctx.store.documentsUnderSource(task.source)) run.seen.add(s.id);
   }
-  run.progress.fileDone(records);
-  await run.writer.maybeFlush();
+  try {
+    run.progress.fileDone(records);
+    await run.writer.maybeFlush();
+  } finally {
+    turn.done();
+  }
 }
 
-async function ingestFile(run: PathsRun, task: FileTask, records: FileRecords): Promise<void> {
-  const { ctx, opts, fingerprint, writer } = run;
+async function prepareFile(run: PathsRun, task: FileTask): Promise<Prepared> {
+  const { ctx, opts, fingerprint } = run;
   const max = ctx.config.ingest.maxFileBytes;
   const bytes = readSource(task.abs, task.source, max);
-  if (!isRecordFile(task.abs)) {
-    run.seen.add(task.source);
-    const stored = ctx.store.documentStates([task.source]);
-    if (isUnchanged(stored, task.source, sha256(bytes, fingerprint))) {
-      writer.unchanged.push(task.source);
-      return;
-    }
-  }
+  // Record files are hashed record by record; a file that is one document, as a whole.
+  const hash = isRecordFile(task.abs) ? '' : sha256(bytes, fingerprint);
+  if (hash !== '' && isUnchanged(ctx.store.documentStates([task.source]), task.source, hash))
+    return { unchanged: true };
   const { maxInflatedBytes, maxCompressionRatio } = ctx.config.ingest;
   // Named by its source in messages (relative to the ingest root), never by a server path.
   const parsed = await parseFile(task.source, bytes, {
@@ -175,8 +211,23 @@ async function ingestFile(run: PathsRun, task: FileTask, records: FileRecords): 
     zip: { maxInflatedBytes, maxCompressionRatio },
     ...isolationOf(ctx.config.ingest),
   });
+  return { unchanged: false, parsed, hash };
+}
+
+async function applyFile(
+  run: PathsRun,
+  task: FileTask,
+  prepared: Prepared,
+  records: FileRecords,
+): Promise<void> {
+  if (!isRecordFile(task.abs)) run.seen.add(task.source);
+  if (prepared.unchanged) {
+    run.writer.unchanged.push(task.source);
+    return;
+  }
+  const { parsed, hash } = prepared;
   if (parsed.kind === 'records') return ingestRecords(run, task, parsed, records);
-  writer.upserts.push(chunkFile(run, task, parsed, sha256(bytes, fingerprint)));
+  run.writer.upserts.push(chunkFile(run, task, parsed, hash));
 }
 
 function chunkFile(run: PathsRun, task: FileTask, parsed: ParsedDocumentFile, hash: string): DocumentDraft {

@@ -101,6 +101,38 @@ describe('parse workers through the library', () => {
   });
 });
 
+describe('files parse concurrently but are written in the order they were found', () => {
+  it('a slow file first keeps the lower document key and chunk ids (the same on every run)', async () => {
+    const dir = makeTempDir();
+    try {
+      fs.mkdirSync(path.join(dir, 'docs'));
+      // The first file takes far longer to parse than the others, which finish first in their threads.
+      fs.writeFileSync(
+        path.join(dir, 'docs', 'a-slow.html'),
+        manyParagraphs(60_000).replace('a short line', 'zebra'),
+      );
+      fs.writeFileSync(path.join(dir, 'docs', 'b-quick.md'), '# Quick\n\nA quick note about a walrus.\n');
+      fs.writeFileSync(path.join(dir, 'docs', 'c-quick.md'), '# Also quick\n\nAnother note about a yak.\n');
+      const firstChunk = async (store: string) => {
+        const q = Quarry.open({ store, config: { ingest: { concurrency: 3 } } });
+        try {
+          await q.ingest([path.join(dir, 'docs')]);
+          const id = async (query: string) => (await q.search(query, { k: 1 })).hits[0]!.chunk.id;
+          return [await id('zebra'), await id('walrus'), await id('yak')];
+        } finally {
+          q.close();
+        }
+      };
+      const a = await firstChunk(path.join(dir, 's1'));
+      expect(a[0]).toBeLessThan(a[1]!);
+      expect(a[1]).toBeLessThan(a[2]!);
+      expect(await firstChunk(path.join(dir, 's2'))).toEqual(a);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('parse isolation through the CLI', () => {
   let dir: string;
   beforeAll(() => {
