@@ -1,5 +1,6 @@
 /**
- * A pool of `worker_threads` for CPU-bound model inference, so local models never run on the event loop.
+ * A pool of `worker_threads` for CPU-bound work off the event loop: local model inference (embedders, the
+ * cross-encoder) and isolated parsing (`src/ingest/parse-workers.ts`, with a heap limit and a per-task deadline).
  *
  * The worker script is a plain ES module (`.mjs`: Node 20 workers do not reliably inherit a TypeScript
  * loader) that speaks this protocol over `parentPort`:
@@ -28,11 +29,19 @@ export interface WorkerPoolOptions {
    * parent's loaders, e.g. tsx's, halves start-up time).
    */
   execArgv?: string[];
+  /** The error code for a worker that crashes, exits or cannot start (default EMBEDDING_FAILED). */
+  failureCode?: ErrorCode;
 }
 
 export interface RunOptions {
   signal?: AbortSignal;
   transfer?: readonly ArrayBuffer[];
+  /**
+   * Longest the task may run once a worker has it: past it the worker is terminated (and replaced) and the
+   * task rejects with `timeoutError()`. Unlike `signal`, this stops the work itself.
+   */
+  timeoutMs?: number;
+  timeoutError?: () => Error;
 }
 
 interface WireError {
@@ -52,6 +61,9 @@ interface Job {
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  timeoutMs: number | undefined;
+  timeoutError: (() => Error) | undefined;
+  timer?: NodeJS.Timeout;
 }
 
 interface Slot {
@@ -59,14 +71,14 @@ interface Slot {
   job: Job | undefined;
 }
 
-export function errorFromWire(e: WireError, what: string): Error {
+export function errorFromWire(e: WireError, what: string, fallback: ErrorCode = 'EMBEDDING_FAILED'): Error {
   if (e.code && Object.hasOwn(ERRORS, e.code)) {
     const code = e.code as ErrorCode;
     const prefix = `${ERRORS[code].message}: `;
     const detail = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
     return new QuarryError(code, detail, e.details ?? {});
   }
-  return new QuarryError('EMBEDDING_FAILED', `${what}: ${e.message}`, e.details ?? {});
+  return new QuarryError(fallback, `${what}: ${e.message}`, e.details ?? {});
 }
 
 export class WorkerPool<TTask, TResult, TInfo = unknown> {
@@ -136,38 +148,41 @@ export class WorkerPool<TTask, TResult, TInfo = unknown> {
           } else if ('type' in m && m.type === 'error') {
             ready = true;
             void worker.terminate();
-            reject(errorFromWire(m.error, 'worker failed to start'));
+            reject(errorFromWire(m.error, 'worker failed to start', this.code));
           }
           return;
         }
         if ('id' in m) this.settle(slot, m);
       });
-      worker.on('error', (e) => {
+      worker.on('error', (e: Error & { code?: string }) => {
+        // `workerError` carries Node's code, e.g. ERR_WORKER_OUT_OF_MEMORY past `resourceLimits`.
+        const details = e.code === undefined ? {} : { workerError: e.code };
         if (!ready) {
           ready = true;
           reject(
             new QuarryError(
-              'EMBEDDING_FAILED',
+              this.code,
               `worker failed to start: ${e.message}`,
-              { script: String(this.opts.script) },
+              { script: String(this.opts.script), ...details },
               e,
             ),
           );
           return;
         }
-        this.fail(slot, new QuarryError('EMBEDDING_FAILED', `inference worker crashed: ${e.message}`, {}, e));
+        this.fail(
+          slot,
+          new QuarryError(this.code, `worker crashed: ${e.message}`, { ...details, workerDied: true }, e),
+        );
       });
       worker.on('exit', (code) => {
         if (!ready) {
           ready = true;
-          reject(
-            new QuarryError('EMBEDDING_FAILED', `worker exited during start-up (code ${code})`, { code }),
-          );
+          reject(new QuarryError(this.code, `worker exited during start-up (code ${code})`, { code }));
           return;
         }
         this.fail(
           slot,
-          new QuarryError('EMBEDDING_FAILED', `inference worker exited (code ${code})`, { code }),
+          new QuarryError(this.code, `worker exited (code ${code})`, { code, workerDied: true }),
         );
       });
     });
@@ -209,13 +224,18 @@ export class WorkerPool<TTask, TResult, TInfo = unknown> {
     slot.job = undefined;
     slot.worker.unref();
     if (m.ok) this.finish(job, () => job.resolve(m.result));
-    else this.finish(job, () => job.reject(errorFromWire(m.error, 'inference failed')));
+    else this.finish(job, () => job.reject(errorFromWire(m.error, 'task failed', this.code)));
     this.dispatch();
   }
 
   private finish(job: Job, settle: () => void): void {
     if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    clearTimeout(job.timer);
     settle();
+  }
+
+  private get code(): ErrorCode {
+    return this.opts.failureCode ?? 'EMBEDDING_FAILED';
   }
 
   private dispatch(): void {
@@ -225,6 +245,15 @@ export class WorkerPool<TTask, TResult, TInfo = unknown> {
       if (!job) return;
       slot.job = job;
       slot.worker.ref();
+      if (job.timeoutMs !== undefined) {
+        job.timer = setTimeout(() => {
+          if (slot.job !== job) return;
+          const error =
+            job.timeoutError?.() ?? new QuarryError(this.code, `task ran past ${job.timeoutMs} ms`, {});
+          this.fail(slot, error);
+          void slot.worker.terminate();
+        }, job.timeoutMs);
+      }
       slot.worker.postMessage({ id: job.id, task: job.task }, job.transfer as ArrayBuffer[]);
     }
   }
@@ -232,7 +261,7 @@ export class WorkerPool<TTask, TResult, TInfo = unknown> {
   /** Runs one task on the next free worker. Aborting rejects at once; a running task's result is dropped. */
   run(task: TTask, opts: RunOptions = {}): Promise<TResult> {
     if (this.closed) {
-      return Promise.reject(new QuarryError('EMBEDDING_FAILED', 'the worker pool is closed', {}));
+      return Promise.reject(new QuarryError(this.code, 'the worker pool is closed', {}));
     }
     const { signal } = opts;
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -245,6 +274,8 @@ export class WorkerPool<TTask, TResult, TInfo = unknown> {
         reject,
         signal,
         onAbort: undefined,
+        timeoutMs: opts.timeoutMs,
+        timeoutError: opts.timeoutError,
       };
       if (signal) {
         job.onAbort = () => {
@@ -267,7 +298,7 @@ export class WorkerPool<TTask, TResult, TInfo = unknown> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const err = new QuarryError('EMBEDDING_FAILED', 'the worker pool was closed', {});
+    const err = new QuarryError(this.code, 'the worker pool was closed', {});
     for (const j of this.queue.splice(0)) this.finish(j, () => j.reject(err));
     const slots = this.slots.splice(0);
     for (const s of slots) {
